@@ -1,0 +1,12 @@
+import type { Config } from 'jest';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Every workspace with a jest config is a project; `bots/` may not exist yet in a fresh layout.
+const projects = ['packages', 'bots']
+  .filter((dir) => existsSync(join(__dirname, dir)))
+  .flatMap((dir) => readdirSync(join(__dirname, dir)).map((name) => join(__dirname, dir, name, 'jest.config.ts')))
+  .filter((file) => existsSync(file));
+
+const config: Config = { projects };
+export default config;

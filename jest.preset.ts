@@ -1,0 +1,31 @@
+import type { Config } from 'jest';
+import { basename } from 'node:path';
+
+// node-ipc 14 and its dependencies ship ES modules only. Node runs them through
+// require(esm), but jest's module loader does not (before Node 24.9), so jest compiles them to
+// CommonJS with babel; production code loads them untouched.
+const ESM_ONLY = ['node-ipc', 'event-pubsub', 'strong-type', 'js-message', 'js-queue', 'easy-stack'];
+
+/** The jest settings every package shares; each package's jest.config.ts calls this. */
+export function packageJestConfig(dir: string): Config {
+  return {
+    displayName: basename(dir),
+    rootDir: dir,
+    testEnvironment: 'node',
+    testMatch: ['<rootDir>/test/**/*.test.ts'],
+    transform: {
+      '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json' }],
+      [`/node_modules/(${ESM_ONLY.join('|')})/.+\\.js$`]: [
+        'babel-jest',
+        {
+          babelrc: false,
+          configFile: false,
+          plugins: [require.resolve('./scripts/jest/import-meta-url.cjs'), '@babel/plugin-transform-modules-commonjs'],
+        },
+      ],
+    },
+    transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
+    // Integration tests start real processes and sockets; give them room on a 2-core box.
+    testTimeout: 60_000,
+  };
+}

@@ -1,0 +1,250 @@
+import {
+  AppError,
+  type CatalogueShape,
+  currentTid,
+  type EventInput,
+  type EventName,
+  type EventPayload,
+  type Logger,
+  newTid,
+  type TaskName,
+  type TaskPayload,
+  type TaskReply,
+  taskApp,
+  withTid,
+} from '@steem-bot/config';
+import { randomUUID } from 'node:crypto';
+
+import { backoffDelay } from './backoff';
+import { type EventMeta, findForbiddenKey, type WireEvent, type WireTask } from './frames';
+import type { Transport, TransportServer, TransportSubscription } from './transport';
+
+/** What an event handler gets besides the payload. */
+export interface EventContext<N extends string = string> extends EventMeta {
+  name: N;
+}
+export type EventHandler<C extends CatalogueShape, N extends EventName<C>> = (
+  payload: EventPayload<C, N>,
+  ctx: EventContext<N>,
+) => void | Promise<void>;
+export type EventHandlers<C extends CatalogueShape> = { [N in EventName<C>]?: EventHandler<C, N> };
+
+/** What a task handler gets besides the payload. */
+export interface TaskContext {
+  tid: string;
+  /** The sender's idempotency key: the same key means the same task. */
+  key: string | undefined;
+}
+export type TaskHandler<C extends CatalogueShape, N extends TaskName<C>> = (
+  payload: TaskPayload<C, N>,
+  ctx: TaskContext,
+) => TaskReply<C, N> | Promise<TaskReply<C, N>>;
+
+export interface BusOptions<C extends CatalogueShape> {
+  /** This process's app name: its socket's name and the first segment of the tasks it handles. */
+  app: string;
+  catalogue: C;
+  transport: Transport;
+  logger: Logger;
+  /** Default wait for an acknowledgement or reply (BUS_TASK_TIMEOUT_MS). */
+  taskTimeoutMs?: number;
+}
+
+export interface ServeOptions {
+  /** Events at or below this position are not in the replay window; default: now (µs). */
+  floor?: number;
+  /** Source of events older than the replay window (see Transport's ServeHooks.backfill). */
+  backfill?: (after: number, until: number, names: ReadonlySet<string>) => AsyncIterable<WireEvent>;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this position (the last one handled); omit for live events only. */
+  from?: number | null;
+  /** Events in (after, resumeAt] are gone from the publisher's window and will not come. */
+  onGap?: (after: number | null, resumeAt: number) => void;
+}
+
+export interface SendOptions {
+  /** The receiver runs the task once per key; retries reuse it. Default: a fresh UUID per send. */
+  idempotencyKey?: string;
+  timeoutMs?: number;
+  /** Tries in all, on timeouts and retryable errors, with capped exponential backoff. Default 5. */
+  attempts?: number;
+}
+
+// Recently accepted task keys, so that a retry after a lost ack is not run twice.
+const DEDUPE_KEYS = 10_000;
+
+/**
+ * The typed bus of one app. `publish` reaches every subscriber of an event, `send` one app
+ * (resolved on its acknowledgement), `call` one app with a reply. Names and payloads are
+ * checked against the catalogue at compile time and at run time.
+ */
+export class Bus<C extends CatalogueShape> {
+  readonly app: string;
+  private readonly catalogue: C;
+  private readonly transport: Transport;
+  private readonly log: Logger;
+  private readonly taskTimeoutMs: number;
+  private readonly handlers = new Map<string, (payload: unknown, ctx: TaskContext) => unknown>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly accepted = new Map<string, unknown>();
+  private readonly subscriptions = new Set<TransportSubscription>();
+  private server: TransportServer | undefined;
+  private lastPosition = 0;
+
+  constructor(options: BusOptions<C>) {
+    this.app = options.app;
+    this.catalogue = options.catalogue;
+    this.transport = options.transport;
+    this.log = options.logger.child({ component: 'bus' });
+    this.taskTimeoutMs = options.taskTimeoutMs ?? 5_000;
+  }
+
+  /** Handle a task addressed to this app; resolve once the work is durably accepted. */
+  handle<N extends TaskName<C>>(name: N, handler: TaskHandler<C, N>): this {
+    if (!(name in this.catalogue.tasks)) throw new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${name}"`);
+    if (taskApp(name) !== this.app) throw new AppError('ERR_BUS_WRONG_APP', `${this.app} cannot handle ${name}`);
+    this.handlers.set(name, handler as (payload: unknown, ctx: TaskContext) => unknown);
+    return this;
+  }
+
+  /** Start serving this app's socket: subscribers, tasks and calls. */
+  async serve(options: ServeOptions = {}): Promise<void> {
+    this.server = await this.transport.serve(
+      this.app,
+      { onTask: (task) => this.runTask(task), ...(options.backfill ? { backfill: options.backfill } : {}) },
+      options.floor === undefined ? {} : { floor: options.floor },
+    );
+    if (options.floor !== undefined) this.lastPosition = options.floor;
+  }
+
+  /**
+   * Publish an event to every subscriber of its name. `position` must grow (default: a
+   * time-based one); the TID defaults to the one being handled, else a fresh one. Resolves when
+   * the publisher may go on: writes are paced by the subscribers' buffers.
+   */
+  publish<N extends EventName<C>>(name: N, payload: EventInput<C, N>, options: { position?: number; tid?: string } = {}): Promise<void> {
+    const server = this.server;
+    if (!server) return Promise.reject(new AppError('ERR_BUS_CLOSED', `${this.app} is not serving: call serve() first`));
+    const schema = this.catalogue.events[name];
+    if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`));
+    const result = schema.safeParse(payload);
+    if (!result.success) {
+      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+    }
+    const pos = options.position ?? Math.max(this.lastPosition + 1, Date.now() * 1000);
+    const event: WireEvent = { name, payload: payload as Record<string, unknown>, tid: options.tid ?? currentTid() ?? newTid(), pos, ts: Date.now() };
+    const done = server.publish(event);
+    this.lastPosition = Math.max(this.lastPosition, pos);
+    return done;
+  }
+
+  /** Subscribe to events of `app`, one handler per event name; handlers run one at a time, in order. */
+  subscribe(app: string, handlers: EventHandlers<C>, options: SubscribeOptions = {}): TransportSubscription {
+    const names = Object.keys(handlers);
+    for (const name of names) {
+      if (!(name in this.catalogue.events)) throw new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`);
+    }
+    const table = handlers as unknown as Record<string, (payload: unknown, ctx: EventContext) => unknown>;
+    const sub = this.transport.subscribe(app, names, options.from ?? null, {
+      onEvent: (event) =>
+        withTid(event.tid, async () => {
+          const handler = table[event.name];
+          if (!handler) return;
+          try {
+            await handler(event.payload, { name: event.name, tid: event.tid, pos: event.pos, ts: event.ts });
+          } catch (err) {
+            this.log.error({ err, event: event.name, pos: event.pos }, `handler for ${event.name} failed; moving on`);
+          }
+        }),
+      onGap: (after, resumeAt) => {
+        this.log.warn({ app, after, resumeAt }, `events after ${after} up to ${resumeAt} are gone from ${app}'s window`);
+        options.onGap?.(after, resumeAt);
+      },
+    });
+    this.subscriptions.add(sub);
+    return sub;
+  }
+
+  /** Send a task to the app its name starts with; resolves once that app acknowledged it. */
+  async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<void> {
+    const key = options.idempotencyKey ?? randomUUID();
+    const attempts = options.attempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.request(name, payload, key, options.timeoutMs);
+        return;
+      } catch (err) {
+        const retryable = err instanceof AppError && err.retryable;
+        if (!retryable || attempt >= attempts) throw err;
+        const delay = backoffDelay(attempt, 200, 5_000);
+        this.log.warn({ err, task: name, attempt }, `${name} not acknowledged; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Call the app a task name starts with and wait for its reply (one attempt, with a timeout). */
+  call<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: { timeoutMs?: number } = {}): Promise<TaskReply<C, N>> {
+    return this.request(name, payload, undefined, options.timeoutMs) as Promise<TaskReply<C, N>>;
+  }
+
+  async close(): Promise<void> {
+    for (const sub of this.subscriptions) sub.close();
+    this.subscriptions.clear();
+    await this.server?.close();
+    this.server = undefined;
+    await this.transport.close();
+  }
+
+  private request(name: string, payload: unknown, key: string | undefined, timeoutMs: number | undefined): Promise<unknown> {
+    const def = this.catalogue.tasks[name];
+    if (!def) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${name}"`));
+    const result = def.payload.safeParse(payload);
+    if (!result.success) {
+      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+    }
+    const task: WireTask = { name, payload, tid: currentTid() ?? newTid(), ...(key === undefined ? {} : { key }) };
+    return this.transport.request(taskApp(name), task, timeoutMs ?? this.taskTimeoutMs);
+  }
+
+  /** A task arrived: check it, dedupe by key, run its handler with the sender's TID. */
+  private runTask(task: WireTask): Promise<unknown> {
+    const def = this.catalogue.tasks[task.name];
+    if (!def) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${task.name}"`));
+    if (taskApp(task.name) !== this.app) {
+      return Promise.reject(new AppError('ERR_BUS_WRONG_APP', `${task.name} is not addressed to ${this.app}`));
+    }
+    const handler = this.handlers.get(task.name);
+    if (!handler) return Promise.reject(new AppError('ERR_BUS_NO_HANDLER', `${this.app} has no handler for ${task.name}`));
+    const forbidden = findForbiddenKey(task.payload);
+    const parsed = forbidden === undefined ? def.payload.safeParse(task.payload) : undefined;
+    if (!parsed?.success) {
+      const why = forbidden === undefined ? (parsed?.error.message ?? '') : `forbidden key "${forbidden}"`;
+      this.log.warn({ tid: task.tid, task: task.name }, `rejected ${task.name}: invalid payload`);
+      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${task.name}: ${why}`, { data: parsed?.error.issues }));
+    }
+    const key = task.key;
+    if (key !== undefined) {
+      if (this.accepted.has(key)) return Promise.resolve(this.accepted.get(key));
+      const running = this.inFlight.get(key);
+      if (running) return running;
+    }
+    const run = withTid(task.tid, () => Promise.resolve().then(() => handler(parsed.data, { tid: task.tid, key })));
+    if (key === undefined) return run;
+    this.inFlight.set(key, run);
+    return run.then(
+      (reply) => {
+        this.inFlight.delete(key);
+        this.accepted.set(key, reply);
+        if (this.accepted.size > DEDUPE_KEYS) this.accepted.delete(this.accepted.keys().next().value as string);
+        return reply;
+      },
+      (err: unknown) => {
+        this.inFlight.delete(key);
+        throw err;
+      },
+    );
+  }
+}

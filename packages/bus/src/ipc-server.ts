@@ -1,0 +1,252 @@
+import { AppError, type Logger, serializeError } from '@steem-bot/config';
+import type { Socket } from 'node:net';
+import { IPCModule } from 'node-ipc';
+
+import {
+  CONTROL,
+  type EventMeta,
+  findForbiddenKey,
+  type GapFrame,
+  isObject,
+  NODE_IPC_LIFECYCLE,
+  META_KEY,
+  type TaskFrame,
+  type WireEvent,
+} from './frames';
+import type { IpcOptions } from './ipc-options';
+import { ReplayWindow } from './replay-window';
+import type { ServeHooks, TransportServer } from './transport';
+
+/** One connected client. Until it subscribes it is a plain node-ipc client and gets every event live. */
+interface Peer {
+  readonly socket: Socket;
+  names: Set<string> | null;
+  /** Receives live events directly; false while it is being caught up from the window. */
+  live: boolean;
+}
+
+const CATCH_UP_BATCH = 256;
+
+/** The node-ipc server of one app: subscribers with replay and bounded buffers, tasks with acks. */
+export class IpcServer implements TransportServer {
+  private readonly ipc = new IPCModule();
+  private readonly peers = new Map<Socket, Peer>();
+  private readonly window: ReplayWindow;
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(
+    private readonly app: string,
+    private readonly hooks: ServeHooks,
+    private readonly options: IpcOptions,
+    floor: number,
+  ) {
+    this.window = new ReplayWindow(options.replayBytes, floor);
+    this.log = options.logger.child({ component: 'bus-server' });
+    Object.assign(this.ipc.config, {
+      id: app,
+      appspace: options.appspace,
+      socketRoot: `${options.socketDir}/`,
+      parser: 'guarded',
+      silent: true,
+      maxMessageSize: options.maxMessageBytes,
+      // Our own limit (bufferBytes) cuts a slow subscriber first; node-ipc's is the backstop.
+      maxPendingBytes: options.bufferBytes + options.maxMessageBytes * 2,
+      maxConnections: options.maxConnections,
+    });
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ipc.serve(() => resolve());
+      const server = this.ipc.server;
+      server.on('connect', (socket: Socket) => this.peers.set(socket, { socket, names: null, live: true }));
+      server.on('socket.disconnected', (socket: Socket) => this.peers.delete(socket));
+      server.on('error', (err: Error & { code?: string }) => {
+        // Protocol violations close only the offending connection; node-ipc has done that already.
+        this.log.warn({ err, code: err.code }, `rejected a connection's input: ${err.message}`);
+      });
+      server.on('*', (type: string, data: unknown, socket: Socket) => {
+        if (!NODE_IPC_LIFECYCLE.has(type)) this.receive(type, data, socket);
+      });
+      try {
+        server.start();
+      } catch (err) {
+        reject(err);
+      }
+      const net = server.server;
+      if (net) net.once('error', reject);
+    });
+  }
+
+  async publish(event: WireEvent): Promise<void> {
+    if (this.closed) throw new AppError('ERR_BUS_CLOSED', `${this.app}: the bus is closed`);
+    if (!Number.isSafeInteger(event.pos) || event.pos <= this.window.last) {
+      throw new AppError('ERR_BUS_POSITION', `position ${event.pos} is not above the last one (${this.window.last})`);
+    }
+    const meta: EventMeta = { tid: event.tid, pos: event.pos, ts: event.ts };
+    const frame = this.encode(event.name, { ...event.payload, [META_KEY]: meta });
+    this.window.push({ pos: event.pos, name: event.name, frame });
+    let waiting: Socket[] | undefined;
+    let writers = 0;
+    for (const peer of this.peers.values()) {
+      if (!peer.live || (peer.names !== null && !peer.names.has(event.name))) continue;
+      if (!this.write(peer, frame)) continue;
+      writers++;
+      if (peer.socket.writableNeedDrain) (waiting ??= []).push(peer.socket);
+    }
+    // Pace to the fastest subscriber: wait only when every one of them is full. A slower one
+    // falls behind until its buffer limit cuts it off, and it resumes from its position.
+    if (waiting !== undefined && waiting.length === writers) await firstDrain(waiting, this.options.stallMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const net = this.ipc.server.server;
+    this.ipc.server.stop();
+    if (net) await new Promise<void>((resolve) => (net.listening ? net.close(() => resolve()) : resolve()));
+    this.peers.clear();
+  }
+
+  private encode(name: string, data: unknown): string {
+    try {
+      return this.ipc.server.encode(name, data);
+    } catch (err) {
+      throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${name}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Write within the subscriber's buffer limit; a subscriber past it is cut off (it will resume). */
+  private write(peer: Peer, frame: string): boolean {
+    const socket = peer.socket;
+    if (socket.destroyed) return false;
+    if (socket.writableLength + frame.length > this.options.bufferBytes) {
+      this.log.warn(
+        { buffered: socket.writableLength, limit: this.options.bufferBytes },
+        'cut off a slow subscriber: its buffer is full; it resumes from its position when it reconnects',
+      );
+      socket.destroy();
+      this.peers.delete(socket);
+      return false;
+    }
+    return this.ipc.server.write(socket, frame);
+  }
+
+  private receive(type: string, data: unknown, socket: Socket): void {
+    if (type === CONTROL.subscribe) this.subscribe(data, socket);
+    else if (type === CONTROL.task) void this.task(data, socket);
+    else {
+      this.log.warn({ type }, 'closed a connection that sent an unknown frame type');
+      socket.destroy();
+    }
+  }
+
+  private subscribe(data: unknown, socket: Socket): void {
+    const peer = this.peers.get(socket);
+    const names = isObject(data) && Array.isArray(data.names) ? data.names : undefined;
+    const from = isObject(data) ? data.from : undefined;
+    if (!peer || !names || !names.every((n) => typeof n === 'string') || !(from === null || Number.isSafeInteger(from))) {
+      this.log.warn('closed a connection that sent a malformed subscribe frame');
+      socket.destroy();
+      return;
+    }
+    peer.names = new Set(names as string[]);
+    this.ipc.server.write(socket, this.encode(CONTROL.subscribed, {}));
+    if (from === null) {
+      peer.live = true;
+      return;
+    }
+    peer.live = false;
+    this.catchUp(peer, from as number).catch((err: unknown) => {
+      this.log.warn({ err }, 'catch-up failed; closed the subscriber so that it resumes');
+      socket.destroy();
+    });
+  }
+
+  /** Give a resuming subscriber what it missed (backfill, window), then switch it to live. */
+  private async catchUp(peer: Peer, from: number): Promise<void> {
+    let cursor = from;
+    const names = peer.names as Set<string>;
+    if (cursor < this.window.floor) {
+      const until = this.window.floor;
+      if (this.hooks.backfill) {
+        for await (const event of this.hooks.backfill(cursor, until, names)) {
+          const meta: EventMeta = { tid: event.tid, pos: event.pos, ts: event.ts };
+          if (!(await this.writePaced(peer, this.encode(event.name, { ...event.payload, [META_KEY]: meta })))) return;
+        }
+      } else {
+        const gap: GapFrame = { after: cursor, resumeAt: until };
+        this.log.info(gap, 'a subscriber resumed from before the replay window: sent it a gap signal');
+        if (!(await this.writePaced(peer, this.encode(CONTROL.gap, gap)))) return;
+      }
+      cursor = until;
+    }
+    for (;;) {
+      if (cursor < this.window.floor) return this.catchUp(peer, cursor); // evicted meanwhile
+      const batch = this.window.after(cursor, CATCH_UP_BATCH);
+      if (batch.length === 0) break;
+      for (const entry of batch) {
+        cursor = entry.pos;
+        if (names.has(entry.name) && !(await this.writePaced(peer, entry.frame))) return;
+      }
+    }
+    // Nothing after the cursor and no await since the check: live from the next publish on.
+    peer.live = true;
+  }
+
+  private async writePaced(peer: Peer, frame: string): Promise<boolean> {
+    if (!this.peers.has(peer.socket) || !this.write(peer, frame)) return false;
+    if (peer.socket.writableNeedDrain) await firstDrain([peer.socket], this.options.stallMs);
+    return this.peers.has(peer.socket);
+  }
+
+  private async task(data: unknown, socket: Socket): Promise<void> {
+    const frame = data as TaskFrame;
+    if (!isObject(data) || !Number.isSafeInteger(frame.id) || typeof frame.name !== 'string' || typeof frame.tid !== 'string') {
+      this.log.warn('closed a connection that sent a malformed task frame');
+      socket.destroy();
+      return;
+    }
+    try {
+      const forbidden = findForbiddenKey(frame.payload);
+      if (forbidden !== undefined) {
+        throw new AppError('ERR_BUS_INVALID_PAYLOAD', `${frame.name}: forbidden key "${forbidden}" in the payload`);
+      }
+      const task = { name: frame.name, payload: frame.payload, tid: frame.tid, ...(typeof frame.key === 'string' ? { key: frame.key } : {}) };
+      const reply = await this.hooks.onTask(task);
+      this.reply(socket, CONTROL.ack, { id: frame.id, reply });
+    } catch (err) {
+      this.reply(socket, CONTROL.nack, { id: frame.id, error: serializeError(err) });
+    }
+  }
+
+  private reply(socket: Socket, type: string, data: unknown): void {
+    if (socket.destroyed) return;
+    try {
+      this.ipc.server.write(socket, this.ipc.server.encode(type, data));
+    } catch (err) {
+      const error = serializeError(new AppError('ERR_BUS_FRAME_TOO_LARGE', `reply: ${(err as Error).message}`));
+      this.ipc.server.write(socket, this.ipc.server.encode(CONTROL.nack, { id: (data as { id: number }).id, error }));
+    }
+  }
+}
+
+/** Resolve when any of the sockets drains or closes, or after `timeoutMs`. */
+function firstDrain(sockets: Socket[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const s of sockets) {
+        s.off('drain', done);
+        s.off('close', done);
+      }
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    for (const s of sockets) {
+      s.once('drain', done);
+      s.once('close', done);
+    }
+  });
+}

@@ -1,0 +1,82 @@
+import { catalogue, type Catalogue, type Config, createLogger, loadConfigOrExit, type Logger } from '@steem-bot/config';
+
+import type { Bus } from './bus';
+import { createIpcBus } from './create';
+
+/** What an app's `start` gets: the frozen config, the root logger and its bus. */
+export interface AppContext {
+  config: Config;
+  logger: Logger;
+  bus: Bus<Catalogue>;
+}
+
+/** A running app: `stop` stops intake and finishes in-flight work. */
+export interface RunningApp {
+  stop(): Promise<void>;
+}
+
+export interface RunAppOptions {
+  app: string;
+  start(ctx: AppContext): Promise<RunningApp>;
+  /** Upper bound of a graceful stop; keep it below PM2's kill_timeout. Default 5000 ms. */
+  drainMs?: number;
+}
+
+/**
+ * The whole of a `main.ts`: load config, create logger and bus, start the app, tell PM2 it is
+ * ready; on the first SIGINT/SIGTERM drain within `drainMs` and exit 0, on the second exit 1.
+ */
+export async function runApp(options: RunAppOptions): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ app: options.app, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+  const bus = createIpcBus(options.app, catalogue, config, logger);
+  const drainMs = options.drainMs ?? 5_000;
+  let stopping = false;
+
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; exiting so that PM2 restarts the app');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection; exiting so that PM2 restarts the app');
+    process.exit(1);
+  });
+
+  let running: RunningApp;
+  try {
+    running = await options.start({ config, logger, bus });
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    process.exit(1);
+  }
+
+  const shutdown = (signal: string): void => {
+    if (stopping) {
+      logger.warn(`second ${signal}: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info(`${signal}: draining (at most ${drainMs} ms)`);
+    const timer = setTimeout(() => {
+      logger.error(`drain took longer than ${drainMs} ms; exiting`);
+      process.exit(1);
+    }, drainMs);
+    timer.unref();
+    running
+      .stop()
+      .then(() => bus.close())
+      .then(() => {
+        logger.info('stopped cleanly');
+        process.exit(0);
+      })
+      .catch((err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  logger.info({ pid: process.pid }, 'ready');
+  process.send?.('ready');
+}

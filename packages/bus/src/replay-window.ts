@@ -1,0 +1,70 @@
+/** One retained event: its position, name and encoded frame. */
+export interface WindowEntry {
+  readonly pos: number;
+  readonly name: string;
+  readonly frame: string;
+}
+
+/**
+ * The last events a publishing app sent, bounded in bytes, so that a subscriber that
+ * reconnects can be given what it missed. Positions only grow.
+ */
+export class ReplayWindow {
+  private entries: WindowEntry[] = [];
+  private head = 0; // index of the oldest retained entry
+  private bytes = 0;
+  /**
+   * Every event with a position at or below the floor is gone (never held, or evicted).
+   * Starts at the position the stream resumed from.
+   */
+  floor: number;
+
+  constructor(
+    private readonly maxBytes: number,
+    floor: number,
+  ) {
+    this.floor = floor;
+  }
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  get byteSize(): number {
+    return this.bytes;
+  }
+
+  /** Position of the newest event, or the floor when empty. */
+  get last(): number {
+    return this.size > 0 ? (this.entries[this.entries.length - 1] as WindowEntry).pos : this.floor;
+  }
+
+  push(entry: WindowEntry): void {
+    this.entries.push(entry);
+    this.bytes += entry.frame.length;
+    while (this.bytes > this.maxBytes && this.size > 1) {
+      const old = this.entries[this.head] as WindowEntry;
+      this.entries[this.head] = undefined as unknown as WindowEntry;
+      this.head++;
+      this.bytes -= old.frame.length;
+      this.floor = old.pos;
+    }
+    // Compact once the dead prefix dominates, so the array never grows without bound.
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The retained entries after `pos`, oldest first, at most `limit` of them. */
+  after(pos: number, limit: number): WindowEntry[] {
+    let lo = this.head;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.entries[mid] as WindowEntry).pos <= pos) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.entries.slice(lo, Math.min(lo + limit, this.entries.length));
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Every stable error code the project raises, with whether a caller may retry and what it means.
+ * The README's "Error codes" table is checked against this map by a test.
+ */
+export const errorCodes = {
+  ERR_CONFIG_INVALID: { retryable: false, doc: 'The environment or .env has invalid values.' },
+  ERR_SOCKET_DIR_INSECURE: {
+    retryable: false,
+    doc: 'SOCKET_DIR is group- or world-writable, owned by another user, or not a directory.',
+  },
+  ERR_BUS_UNKNOWN_NAME: { retryable: false, doc: 'An event or task name is not in the catalogue.' },
+  ERR_BUS_INVALID_PAYLOAD: {
+    retryable: false,
+    doc: 'A payload does not match its catalogue schema, or carries a forbidden key.',
+  },
+  ERR_BUS_WRONG_APP: { retryable: false, doc: 'A task reached an app its first segment does not name.' },
+  ERR_BUS_NO_HANDLER: { retryable: true, doc: 'The app is up but has no handler for the task (yet).' },
+  ERR_BUS_HANDLER_FAILED: { retryable: true, doc: 'The task handler threw; the task was not accepted.' },
+  ERR_BUS_TIMEOUT: { retryable: true, doc: 'No acknowledgement or reply arrived within the timeout.' },
+  ERR_BUS_CLOSED: { retryable: false, doc: 'The bus was closed while the operation was pending.' },
+  ERR_BUS_POSITION: {
+    retryable: false,
+    doc: 'An event position is not a safe integer above the last published one.',
+  },
+  ERR_BUS_FRAME_TOO_LARGE: { retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
+} as const satisfies Record<string, { retryable: boolean; doc: string }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+/** A plain-object form of an error, for logs and for crossing the bus. */
+export interface SerializedError {
+  name: string;
+  code: string;
+  message: string;
+  retryable: boolean;
+  data?: unknown;
+}
+
+/** Base error: a stable `code`, whether the operation may be retried, and structured `data`. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly data: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { data?: unknown; retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? errorCodes[code].retryable;
+    this.data = options.data;
+  }
+
+  toJSON(): SerializedError {
+    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, data: this.data };
+  }
+}
+
+/** Turn anything thrown into the wire form; unknown errors become ERR_BUS_HANDLER_FAILED. */
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof AppError) return err.toJSON();
+  const message = err instanceof Error ? err.message : String(err);
+  const retryable = (err as { retryable?: unknown } | null)?.retryable;
+  return {
+    name: err instanceof Error ? err.name : 'Error',
+    code: 'ERR_BUS_HANDLER_FAILED',
+    message,
+    retryable: typeof retryable === 'boolean' ? retryable : true,
+  };
+}
+
+/** Rebuild an error that crossed the bus; unknown codes keep their text under ERR_BUS_HANDLER_FAILED. */
+export function deserializeError(wire: SerializedError): AppError {
+  const code: ErrorCode = wire.code in errorCodes ? (wire.code as ErrorCode) : 'ERR_BUS_HANDLER_FAILED';
+  const err = new AppError(code, wire.message, { data: wire.data, retryable: wire.retryable });
+  return err;
+}

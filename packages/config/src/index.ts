@@ -1,0 +1,17 @@
+export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, TaskName, TaskPayload, TaskReply } from './catalogue-shape';
+export { defineCatalogue, taskApp } from './catalogue-shape';
+export type { Catalogue } from './catalogue';
+export { catalogue } from './catalogue';
+export type { ChainOpName, OtherOpName } from './chain-ops';
+export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
+export type { ErrorCode, SerializedError } from './errors';
+export { AppError, deserializeError, errorCodes, serializeError } from './errors';
+export type { ConfigProblem, LoadOptions } from './load';
+export { loadConfig, loadConfigOrExit } from './load';
+export type { Logger, LoggerOptions } from './logger';
+export { createLogger } from './logger';
+export { projectRoot, resolveProjectPath } from './paths';
+export { checkPrivateDir } from './secure-dir';
+export { currentTid, newTid, withTid } from './tid';
+export type { Config, VariableDef, VariableName } from './variables';
+export { variables } from './variables';
