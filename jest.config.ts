@@ -8,5 +8,6 @@ const projects = ['packages', 'bots']
   .flatMap((dir) => readdirSync(join(__dirname, dir)).map((name) => join(__dirname, dir, name, 'jest.config.ts')))
   .filter((file) => existsSync(file));
 
-const config: Config = { projects };
+// Integration tests start real processes and sockets; give them room on a 2-core box.
+const config: Config = { projects, testTimeout: 60_000 };
 export default config;

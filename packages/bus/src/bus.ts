@@ -148,16 +148,19 @@ export class Bus<C extends CatalogueShape> {
     }
     const table = handlers as unknown as Record<string, (payload: unknown, ctx: EventContext) => unknown>;
     const sub = this.transport.subscribe(app, names, options.from ?? null, {
-      onEvent: (event) =>
-        withTid(event.tid, async () => {
-          const handler = table[event.name];
-          if (!handler) return;
-          try {
-            await handler(event.payload, { name: event.name, tid: event.tid, pos: event.pos, ts: event.ts });
-          } catch (err) {
-            this.log.error({ err, event: event.name, pos: event.pos }, `handler for ${event.name} failed; moving on`);
-          }
-        }),
+      onEvent: (event) => {
+        const handler = table[event.name];
+        if (!handler) return undefined;
+        const failed = (err: unknown): void =>
+          withTid(event.tid, () => this.log.error({ err, event: event.name, pos: event.pos }, `handler for ${event.name} failed; moving on`));
+        try {
+          const result = withTid(event.tid, () => handler(event.payload, { name: event.name, tid: event.tid, pos: event.pos, ts: event.ts }));
+          return result instanceof Promise ? result.then(() => undefined, failed) : undefined;
+        } catch (err) {
+          failed(err);
+          return undefined;
+        }
+      },
       onGap: (after, resumeAt) => {
         this.log.warn({ app, after, resumeAt }, `events after ${after} up to ${resumeAt} are gone from ${app}'s window`);
         options.onGap?.(after, resumeAt);

@@ -16,6 +16,7 @@ export function createIpcBus<C extends CatalogueShape>(app: string, catalogue: C
     replayBytes: config.BUS_REPLAY_BYTES,
     maxConnections: 256,
     stallMs: 1_000,
+    graceMs: 25,
     logger,
   });
   return new Bus({ app, catalogue, transport, logger, taskTimeoutMs: config.BUS_TASK_TIMEOUT_MS });

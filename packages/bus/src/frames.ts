@@ -81,6 +81,18 @@ export const NODE_IPC_LIFECYCLE: ReadonlySet<string> = new Set([
   'data',
 ]);
 
+/**
+ * One event frame, as node-ipc would write it (`{"type":name,"data":{...payload,"$bus":meta}}\f`),
+ * built by splicing the envelope into the payload's JSON rather than copying the payload.
+ * `name` must be a catalogue name (checked by defineCatalogue), so it needs no escaping checks.
+ */
+export function encodeEvent(name: string, payload: Record<string, unknown>, meta: EventMeta): string {
+  const body = JSON.stringify(payload);
+  const envelope = `"${META_KEY}":{"tid":${JSON.stringify(meta.tid)},"pos":${meta.pos},"ts":${meta.ts}}`;
+  const data = body === '{}' ? `{${envelope}}` : `${body.slice(0, -1)},${envelope}}`;
+  return `{"type":${JSON.stringify(name)},"data":${data}}\f`;
+}
+
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** The path of the first `__proto__`/`constructor`/`prototype` key anywhere in `value`, if any. */

@@ -167,6 +167,8 @@ export class IpcConnection {
 /** One subscription over a connection: subscribes (again) from the position reached. */
 class Subscription implements TransportSubscription {
   private readonly delivery: OrderedDelivery;
+  readonly ready: Promise<void>;
+  private confirm: () => void = () => undefined;
   /** Set once the server confirmed the subscription on the current connection. */
   private confirmed = false;
   private stopped = false;
@@ -177,6 +179,7 @@ class Subscription implements TransportSubscription {
     from: number | null,
     handlers: SubscribeHandlers,
   ) {
+    this.ready = new Promise((resolve) => (this.confirm = resolve));
     this.delivery = new OrderedDelivery(handlers, from, {
       pause: () => conn.setReading(false),
       resume: () => conn.setReading(true),
@@ -213,6 +216,7 @@ class Subscription implements TransportSubscription {
   receive(type: string, data: unknown): void {
     if (type === CONTROL.subscribed) {
       this.confirmed = true;
+      this.confirm();
     } else if (!this.confirmed) {
       // Before the confirmation the server still treats us as a plain client: those events are not ours.
     } else if (type === CONTROL.gap) {

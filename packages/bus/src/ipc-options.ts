@@ -11,5 +11,7 @@ export interface IpcOptions {
   maxConnections: number;
   /** How long a publisher waits for full subscribers to drain before it goes on regardless. */
   stallMs: number;
+  /** Once one subscriber has drained, how much longer the others are waited for (see IpcServer.pace). */
+  graceMs: number;
   logger: Logger;
 }

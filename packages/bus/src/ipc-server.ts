@@ -4,12 +4,11 @@ import { IPCModule } from 'node-ipc';
 
 import {
   CONTROL,
-  type EventMeta,
+  encodeEvent,
   findForbiddenKey,
   type GapFrame,
   isObject,
   NODE_IPC_LIFECYCLE,
-  META_KEY,
   type TaskFrame,
   type WireEvent,
 } from './frames';
@@ -23,6 +22,8 @@ interface Peer {
   names: Set<string> | null;
   /** Receives live events directly; false while it is being caught up from the window. */
   live: boolean;
+  /** Fell behind the others: the publisher stops waiting for it until its buffer drains. */
+  lagging: boolean;
 }
 
 const CATCH_UP_BATCH = 256;
@@ -31,7 +32,7 @@ const CATCH_UP_BATCH = 256;
 export class IpcServer implements TransportServer {
   private readonly ipc = new IPCModule();
   private readonly peers = new Map<Socket, Peer>();
-  private readonly window: ReplayWindow;
+  private readonly window: ReplayWindow<string>;
   private readonly log: Logger;
   private closed = false;
 
@@ -41,7 +42,7 @@ export class IpcServer implements TransportServer {
     private readonly options: IpcOptions,
     floor: number,
   ) {
-    this.window = new ReplayWindow(options.replayBytes, floor);
+    this.window = new ReplayWindow<string>(options.replayBytes, floor);
     this.log = options.logger.child({ component: 'bus-server' });
     Object.assign(this.ipc.config, {
       id: app,
@@ -60,7 +61,11 @@ export class IpcServer implements TransportServer {
     return new Promise((resolve, reject) => {
       this.ipc.serve(() => resolve());
       const server = this.ipc.server;
-      server.on('connect', (socket: Socket) => this.peers.set(socket, { socket, names: null, live: true }));
+      server.on('connect', (socket: Socket) => {
+        const peer: Peer = { socket, names: null, live: true, lagging: false };
+        this.peers.set(socket, peer);
+        socket.on('drain', () => (peer.lagging = false));
+      });
       server.on('socket.disconnected', (socket: Socket) => this.peers.delete(socket));
       server.on('error', (err: Error & { code?: string }) => {
         // Protocol violations close only the offending connection; node-ipc has done that already.
@@ -84,20 +89,31 @@ export class IpcServer implements TransportServer {
     if (!Number.isSafeInteger(event.pos) || event.pos <= this.window.last) {
       throw new AppError('ERR_BUS_POSITION', `position ${event.pos} is not above the last one (${this.window.last})`);
     }
-    const meta: EventMeta = { tid: event.tid, pos: event.pos, ts: event.ts };
-    const frame = this.encode(event.name, { ...event.payload, [META_KEY]: meta });
+    const frame = this.encodeEvent(event);
     this.window.push({ pos: event.pos, name: event.name, frame });
     let waiting: Socket[] | undefined;
-    let writers = 0;
     for (const peer of this.peers.values()) {
       if (!peer.live || (peer.names !== null && !peer.names.has(event.name))) continue;
-      if (!this.write(peer, frame)) continue;
-      writers++;
-      if (peer.socket.writableNeedDrain) (waiting ??= []).push(peer.socket);
+      if (this.write(peer, frame) && !peer.lagging && peer.socket.writableNeedDrain) (waiting ??= []).push(peer.socket);
     }
-    // Pace to the fastest subscriber: wait only when every one of them is full. A slower one
-    // falls behind until its buffer limit cuts it off, and it resumes from its position.
-    if (waiting !== undefined && waiting.length === writers) await firstDrain(waiting, this.options.stallMs);
+    if (waiting !== undefined) await this.pace(waiting);
+  }
+
+  /**
+   * Wait for full subscribers to drain, so that none is flooded. Once the first has drained the
+   * others get `graceMs` more (at most `stallMs` in all): one that misses it is lagging, is no
+   * longer waited for, and is cut off when its buffer limit is reached. So subscribers of about
+   * the same speed pace the publisher together, and a slow or stalled one does not hold back the rest.
+   */
+  private async pace(sockets: Socket[]): Promise<void> {
+    const late = await drained(sockets, this.options.graceMs, this.options.stallMs);
+    for (const socket of late) {
+      const peer = this.peers.get(socket);
+      if (peer && !peer.lagging) {
+        peer.lagging = true;
+        this.log.debug({ buffered: socket.writableLength }, 'a subscriber is lagging; not waiting for it');
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -109,16 +125,30 @@ export class IpcServer implements TransportServer {
     this.peers.clear();
   }
 
-  private encode(name: string, data: unknown): string {
+  /** Encode an event once; every subscriber gets the same frame, and the window keeps it. */
+  private encodeEvent(event: WireEvent): string {
+    const frame = encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts });
+    // One byte per char for ASCII; only a frame that might be too large is measured exactly.
+    if (frame.length * 3 > this.options.maxMessageBytes && Buffer.byteLength(frame) - 1 > this.options.maxMessageBytes) {
+      throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${event.name}: ${Buffer.byteLength(frame) - 1} bytes exceeds ${this.options.maxMessageBytes}`);
+    }
+    return frame;
+  }
+
+  /** Encode a control frame (node-ipc checks the name and size). */
+  private encode(name: string, data: unknown): Buffer {
     try {
-      return this.ipc.server.encode(name, data);
+      return Buffer.from(this.ipc.server.encode(name, data));
     } catch (err) {
       throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${name}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** Write within the subscriber's buffer limit; a subscriber past it is cut off (it will resume). */
-  private write(peer: Peer, frame: string): boolean {
+  /**
+   * Write within the subscriber's buffer limit; a subscriber past it is cut off (it will resume).
+   * False when the peer is gone; check `writableNeedDrain` for pacing.
+   */
+  private write(peer: Peer, frame: string | Buffer): boolean {
     const socket = peer.socket;
     if (socket.destroyed) return false;
     if (socket.writableLength + frame.length > this.options.bufferBytes) {
@@ -130,7 +160,13 @@ export class IpcServer implements TransportServer {
       this.peers.delete(socket);
       return false;
     }
-    return this.ipc.server.write(socket, frame);
+    // Batch the frames written in one turn of the event loop into one system call.
+    if (socket.writableCorked === 0) {
+      socket.cork();
+      process.nextTick(() => socket.uncork());
+    }
+    this.ipc.server.write(socket, frame);
+    return !socket.destroyed;
   }
 
   private receive(type: string, data: unknown, socket: Socket): void {
@@ -172,8 +208,7 @@ export class IpcServer implements TransportServer {
       const until = this.window.floor;
       if (this.hooks.backfill) {
         for await (const event of this.hooks.backfill(cursor, until, names)) {
-          const meta: EventMeta = { tid: event.tid, pos: event.pos, ts: event.ts };
-          if (!(await this.writePaced(peer, this.encode(event.name, { ...event.payload, [META_KEY]: meta })))) return;
+          if (!(await this.writePaced(peer, this.encodeEvent(event)))) return;
         }
       } else {
         const gap: GapFrame = { after: cursor, resumeAt: until };
@@ -195,9 +230,9 @@ export class IpcServer implements TransportServer {
     peer.live = true;
   }
 
-  private async writePaced(peer: Peer, frame: string): Promise<boolean> {
+  private async writePaced(peer: Peer, frame: string | Buffer): Promise<boolean> {
     if (!this.peers.has(peer.socket) || !this.write(peer, frame)) return false;
-    if (peer.socket.writableNeedDrain) await firstDrain([peer.socket], this.options.stallMs);
+    if (peer.socket.writableNeedDrain) await drained([peer.socket], 0, this.options.stallMs);
     return this.peers.has(peer.socket);
   }
 
@@ -232,19 +267,32 @@ export class IpcServer implements TransportServer {
   }
 }
 
-/** Resolve when any of the sockets drains or closes, or after `timeoutMs`. */
-function firstDrain(sockets: Socket[], timeoutMs: number): Promise<void> {
+/**
+ * Resolve when every socket has drained (or closed), with the ones that had not: at most
+ * `graceMs` after the first one drained, and at most `capMs` in all.
+ */
+function drained(sockets: Socket[], graceMs: number, capMs: number): Promise<Socket[]> {
   return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const s of sockets) {
-        s.off('drain', done);
-        s.off('close', done);
+    const pending = new Set(sockets);
+    let grace: NodeJS.Timeout | undefined;
+    const listeners = new Map<Socket, () => void>();
+    const finish = (): void => {
+      clearTimeout(cap);
+      clearTimeout(grace);
+      for (const [s, l] of listeners) {
+        s.off('drain', l);
+        s.off('close', l);
       }
-      resolve();
+      resolve([...pending]);
     };
-    const timer = setTimeout(done, timeoutMs);
+    const cap = setTimeout(finish, capMs);
     for (const s of sockets) {
+      const done = (): void => {
+        pending.delete(s);
+        if (pending.size === 0) finish();
+        else grace ??= setTimeout(finish, graceMs);
+      };
+      listeners.set(s, done);
       s.once('drain', done);
       s.once('close', done);
     }

@@ -31,7 +31,7 @@ export class MemoryHub {
 }
 
 class MemoryServer implements TransportServer {
-  readonly window: ReplayWindow;
+  readonly window: ReplayWindow<string>;
   readonly subs = new Set<MemorySub>();
 
   constructor(
@@ -41,7 +41,7 @@ class MemoryServer implements TransportServer {
     floor: number,
     replayBytes: number,
   ) {
-    this.window = new ReplayWindow(replayBytes, floor);
+    this.window = new ReplayWindow<string>(replayBytes, floor);
   }
 
   publish(event: WireEvent): Promise<void> {
@@ -107,8 +107,14 @@ export class MemoryTransport implements Transport {
       delivery: new OrderedDelivery(handlers, from, { pause: () => undefined, resume: () => undefined }),
       live: false,
     };
-    this.hub.whenServed(app, (server) => void server.attach(sub, from));
+    let confirm: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (confirm = resolve));
+    this.hub.whenServed(app, (server) => {
+      confirm();
+      void server.attach(sub, from);
+    });
     return {
+      ready,
       get position() {
         return sub.delivery.position;
       },

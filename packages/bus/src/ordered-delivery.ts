@@ -15,8 +15,9 @@ export interface FlowControl {
 
 /**
  * The subscriber side of a subscription, shared by the transports: events are handled one at a
- * time in arrival order, the position advances after each handler resolves, and anything at or
+ * time in arrival order, the position advances after each handler settles, and anything at or
  * below the position (or the one in flight) is dropped, so overlapping replays are harmless.
+ * `onEvent` must not throw; the Bus wraps handlers to log their errors.
  */
 export class OrderedDelivery {
   position: number | null;
@@ -56,30 +57,41 @@ export class OrderedDelivery {
     if (this.stopped) return;
     this.queue.push(item);
     if (this.queue.length >= QUEUE_HIGH) this.flow.pause();
-    if (!this.draining) void this.drain();
+    if (!this.draining) this.drain();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Handle queued items in order. Synchronous while handlers return plain values; a handler
+   * that returns a promise suspends the loop until it settles (this keeps sync handlers fast).
+   */
+  private drain(): void {
     this.draining = true;
-    try {
-      for (let item = this.queue.shift(); item !== undefined && !this.stopped; item = this.queue.shift()) {
-        if ('gap' in item) {
-          this.handlers.onGap?.(item.gap.after, item.gap.resumeAt);
-          this.position = Math.max(this.position ?? -1, item.gap.resumeAt);
-        } else {
-          this.inFlight = item.event.pos;
-          try {
-            await this.handlers.onEvent(item.event);
-          } finally {
-            this.inFlight = null;
-          }
-          this.position = Math.max(this.position ?? -1, item.event.pos);
-        }
-        if (this.queue.length === QUEUE_LOW) this.flow.resume();
+    for (let item = this.queue.shift(); item !== undefined && !this.stopped; item = this.queue.shift()) {
+      if ('gap' in item) {
+        this.handlers.onGap?.(item.gap.after, item.gap.resumeAt);
+        this.advance(item.gap.resumeAt);
+        continue;
       }
-    } finally {
-      this.draining = false;
-      this.flow.resume();
+      const pos = item.event.pos;
+      this.inFlight = pos;
+      const result = this.handlers.onEvent(item.event);
+      if (result instanceof Promise) {
+        const resume = (): void => {
+          this.advance(pos);
+          this.drain();
+        };
+        result.then(resume, resume);
+        return;
+      }
+      this.advance(pos);
     }
+    this.draining = false;
+    this.flow.resume();
+  }
+
+  private advance(pos: number): void {
+    this.inFlight = null;
+    this.position = Math.max(this.position ?? -1, pos);
+    if (this.queue.length === QUEUE_LOW) this.flow.resume();
   }
 }

@@ -1,16 +1,16 @@
-/** One retained event: its position, name and encoded frame. */
-export interface WindowEntry {
+/** One retained event: its position, name and encoded frame (whatever the transport writes). */
+export interface WindowEntry<F extends { length: number } = Buffer> {
   readonly pos: number;
   readonly name: string;
-  readonly frame: string;
+  readonly frame: F;
 }
 
 /**
  * The last events a publishing app sent, bounded in bytes, so that a subscriber that
  * reconnects can be given what it missed. Positions only grow.
  */
-export class ReplayWindow {
-  private entries: WindowEntry[] = [];
+export class ReplayWindow<F extends { length: number } = Buffer> {
+  private entries: WindowEntry<F>[] = [];
   private head = 0; // index of the oldest retained entry
   private bytes = 0;
   /**
@@ -36,15 +36,15 @@ export class ReplayWindow {
 
   /** Position of the newest event, or the floor when empty. */
   get last(): number {
-    return this.size > 0 ? (this.entries[this.entries.length - 1] as WindowEntry).pos : this.floor;
+    return this.size > 0 ? (this.entries[this.entries.length - 1] as WindowEntry<F>).pos : this.floor;
   }
 
-  push(entry: WindowEntry): void {
+  push(entry: WindowEntry<F>): void {
     this.entries.push(entry);
     this.bytes += entry.frame.length;
     while (this.bytes > this.maxBytes && this.size > 1) {
-      const old = this.entries[this.head] as WindowEntry;
-      this.entries[this.head] = undefined as unknown as WindowEntry;
+      const old = this.entries[this.head] as WindowEntry<F>;
+      this.entries[this.head] = undefined as unknown as WindowEntry<F>;
       this.head++;
       this.bytes -= old.frame.length;
       this.floor = old.pos;
@@ -57,12 +57,12 @@ export class ReplayWindow {
   }
 
   /** The retained entries after `pos`, oldest first, at most `limit` of them. */
-  after(pos: number, limit: number): WindowEntry[] {
+  after(pos: number, limit: number): WindowEntry<F>[] {
     let lo = this.head;
     let hi = this.entries.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.entries[mid] as WindowEntry).pos <= pos) lo = mid + 1;
+      if ((this.entries[mid] as WindowEntry<F>).pos <= pos) lo = mid + 1;
       else hi = mid;
     }
     return this.entries.slice(lo, Math.min(lo + limit, this.entries.length));

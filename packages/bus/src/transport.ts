@@ -33,6 +33,8 @@ export interface SubscribeHandlers {
 export interface TransportSubscription {
   /** Position of the last event handled. */
   readonly position: number | null;
+  /** Resolves once the publisher has confirmed the subscription (first connection). */
+  readonly ready: Promise<void>;
   close(): void;
 }
 

@@ -34,7 +34,7 @@ declare module 'node-ipc' {
     /** Encode one frame (throws IPCProtocolError ERR_IPC_FRAME_TOO_LARGE past maxMessageSize). */
     encode(type: string, data: unknown): string;
     /** Write an encoded frame to one socket, within maxPendingBytes; false when the socket is full. */
-    write(socket: Socket, frame: string): boolean;
+    write(socket: Socket, frame: string | Buffer): boolean;
     emit(socket: Socket, type: string, data: unknown): boolean;
   }
 

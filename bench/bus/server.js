@@ -1,0 +1,64 @@
+'use strict';
+// Benchmark publisher: KIND=bus (the project's bus over node-ipc) or KIND=raw (node:net NDJSON,
+// paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
+const net = require('node:net');
+const { catalogue, createLogger } = require('@steem-bot/config');
+const { Bus, IpcTransport } = require('@steem-bot/bus');
+const { makeEvent, drive, peakRssMb } = require('./common');
+
+const { KIND, SOCKET_DIR } = process.env;
+
+async function busServer() {
+  const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
+  const transport = new IpcTransport({
+    socketDir: SOCKET_DIR,
+    appspace: 'app.',
+    maxMessageBytes: 1024 * 1024,
+    bufferBytes: 4 * 1024 * 1024,
+    replayBytes: 16 * 1024 * 1024,
+    maxConnections: 64,
+    stallMs: 1000,
+    graceMs: 25,
+    logger,
+  });
+  const bus = new Bus({ app: 'bench', catalogue, transport, logger });
+  await bus.serve({ floor: 0 });
+  return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });
+}
+
+async function rawServer() {
+  const sockets = new Set();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+  });
+  await new Promise((r) => server.listen(`${SOCKET_DIR}/raw.sock`, r));
+  return (i) => {
+    const line = JSON.stringify({ type: 'comment', data: makeEvent(i) }) + '\n';
+    const full = [];
+    for (const s of sockets) if (!s.write(line)) full.push(s);
+    return full.length > 0 ? Promise.all(full.map(drainOrClose)) : undefined;
+  };
+}
+
+function drainOrClose(socket) {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+(KIND === 'bus' ? busServer() : rawServer()).then((publish) => {
+  process.on('message', (msg) => {
+    if (msg.cmd === 'run') {
+      drive(msg.count, msg.rate, publish).then((ms) => process.send({ done: true, ms, rssMb: peakRssMb() }));
+    }
+  });
+  process.send('ready');
+});

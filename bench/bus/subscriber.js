@@ -1,0 +1,53 @@
+'use strict';
+// Benchmark subscriber: counts `comment` events, measures latency, reports when COUNT arrived.
+const net = require('node:net');
+const { catalogue, createLogger } = require('@steem-bot/config');
+const { Bus, IpcTransport } = require('@steem-bot/bus');
+const { now, percentile } = require('./common');
+
+const { KIND, SOCKET_DIR } = process.env;
+const COUNT = Number(process.env.COUNT);
+const latencies = new Float64Array(COUNT);
+let received = 0;
+let missed = 0;
+let first = 0;
+
+/** `last` is true for the final event (position COUNT on the bus, the COUNT-th line raw). */
+function onEvent(data, last) {
+  const t = now();
+  if (received === 0) first = t;
+  latencies[received++] = t - data.sent;
+  if (last) {
+    const sorted = Array.from(latencies.subarray(0, received)).sort((a, b) => a - b);
+    const msgsPerSec = ((received + missed) / (t - first)) * 1000;
+    process.send({ received, missed, msgsPerSec, p50: percentile(sorted, 50), p99: percentile(sorted, 99) });
+  }
+}
+
+if (KIND === 'bus') {
+  const logger = createLogger({ app: 'bench-sub', level: 'warn', format: 'json' });
+  const transport = new IpcTransport({
+    socketDir: SOCKET_DIR,
+    appspace: 'app.',
+    maxMessageBytes: 1024 * 1024,
+    bufferBytes: 4 * 1024 * 1024,
+    replayBytes: 1024,
+    maxConnections: 4,
+    stallMs: 1000,
+    graceMs: 25,
+    logger,
+  });
+  const bus = new Bus({ app: `bench-sub-${process.pid}`, catalogue, transport, logger });
+  // Resumes by itself if cut off; what fell out of the window meanwhile is reported as missed.
+  const onGap = (after, resumeAt) => (missed += resumeAt - (after ?? 0));
+  bus.subscribe('bench', { comment: (p, ctx) => onEvent(p, ctx.pos === COUNT) }, { onGap }).ready.then(() => process.send('ready'));
+} else {
+  const socket = net.connect(`${SOCKET_DIR}/raw.sock`, () => process.send('ready'));
+  socket.setEncoding('utf8');
+  let rest = '';
+  socket.on('data', (chunk) => {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop();
+    for (const line of lines) onEvent(JSON.parse(line).data, received + 1 === COUNT);
+  });
+}
