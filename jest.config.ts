@@ -1,6 +1,7 @@
-import type { Config } from 'jest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+import type { Config } from 'jest';
 
 // Every workspace with a jest config is a project; `bots/` may not exist yet in a fresh layout.
 const projects = ['packages', 'bots']

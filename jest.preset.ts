@@ -1,5 +1,6 @@
-import type { Config } from 'jest';
 import { basename } from 'node:path';
+
+import type { Config } from 'jest';
 
 // node-ipc 14 and its dependencies ship ES modules only. Node runs them through
 // require(esm), but jest's module loader does not (before Node 24.9), so jest compiles them to

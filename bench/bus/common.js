@@ -1,7 +1,6 @@
 'use strict';
 // Shared by the bus benchmark's processes: the event, wall-clock time in ms with µs resolution,
 // and percentiles.
-const { performance } = require('node:perf_hooks');
 
 const now = () => performance.timeOrigin + performance.now();
 

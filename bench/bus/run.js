@@ -49,7 +49,17 @@ async function scenario(kind, subs, rate, stalled = 0) {
   rmSync(dir, { recursive: true, force: true });
   const avg = (k) => results.reduce((s, r) => s + r[k], 0) / results.length;
   const max = (k) => Math.max(...results.map((r) => r[k]));
-  return { kind, subs, mode: rate ? `paced ${rate}/s` : 'burst', stalled, msgsPerSec: avg('msgsPerSec'), p50: avg('p50'), p99: max('p99'), rssMb: done.rssMb, missed: results.reduce((s, r) => s + r.missed, 0) };
+  return {
+    kind,
+    subs,
+    mode: rate ? `paced ${rate}/s` : 'burst',
+    stalled,
+    msgsPerSec: avg('msgsPerSec'),
+    p50: avg('p50'),
+    p99: max('p99'),
+    rssMb: done.rssMb,
+    missed: results.reduce((s, r) => s + r.missed, 0),
+  };
 }
 
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -64,15 +74,22 @@ const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, 
     }
   }
   const stalled = await scenario('bus', 4, 0, 1);
-  console.log(`\nbus benchmark: ${COUNT.toLocaleString()} events, Node ${process.version}, ${cpus().length} x ${cpus()[0].model}, ${new Date().toISOString()}\n`);
+  console.log(
+    `\nbus benchmark: ${COUNT.toLocaleString()} events, Node ${process.version}, ${cpus().length} x ${cpus()[0].model}, ${new Date().toISOString()}\n`,
+  );
   console.log('| transport | subscribers | mode | msgs/s per subscriber | p50 ms | p99 ms | server peak RSS MB | missed (gaps) |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     if (r.ratio) console.log(`| **bus / raw** | ${r.subs} | ${r.mode} | **${fmt(r.tput, 2)}x** | | ${fmt(r.p99, 2)}x | |`);
-    else console.log(`| ${r.kind} | ${r.subs} | ${r.mode} | ${fmt(r.msgsPerSec)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.rssMb)} | ${r.missed ?? 0} |`);
+    else
+      console.log(
+        `| ${r.kind} | ${r.subs} | ${r.mode} | ${fmt(r.msgsPerSec)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.rssMb)} | ${r.missed ?? 0} |`,
+      );
   }
   const s = stalled;
-  console.log(`| bus, 1 of 4 stalled | 3 live | ${s.mode} | ${fmt(s.msgsPerSec)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.rssMb)} | ${s.missed} |`);
+  console.log(
+    `| bus, 1 of 4 stalled | 3 live | ${s.mode} | ${fmt(s.msgsPerSec)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.rssMb)} | ${s.missed} |`,
+  );
 })().catch((err) => {
   console.error(err);
   process.exit(1);

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import {
   AppError,
   type CatalogueShape,
@@ -7,13 +9,12 @@ import {
   type EventPayload,
   type Logger,
   newTid,
+  taskApp,
   type TaskName,
   type TaskPayload,
   type TaskReply,
-  taskApp,
   withTid,
 } from '@steem-bot/config';
-import { randomUUID } from 'node:crypto';
 
 import { backoffDelay } from './backoff';
 import { type EventMeta, findForbiddenKey, type WireEvent, type WireTask } from './frames';
@@ -134,7 +135,13 @@ export class Bus<C extends CatalogueShape> {
       return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
     }
     const pos = options.position ?? Math.max(this.lastPosition + 1, Date.now() * 1000);
-    const event: WireEvent = { name, payload: payload as Record<string, unknown>, tid: options.tid ?? currentTid() ?? newTid(), pos, ts: Date.now() };
+    const event: WireEvent = {
+      name,
+      payload: payload as Record<string, unknown>,
+      tid: options.tid ?? currentTid() ?? newTid(),
+      pos,
+      ts: Date.now(),
+    };
     const done = server.publish(event);
     this.lastPosition = Math.max(this.lastPosition, pos);
     return done;
@@ -152,9 +159,13 @@ export class Bus<C extends CatalogueShape> {
         const handler = table[event.name];
         if (!handler) return undefined;
         const failed = (err: unknown): void =>
-          withTid(event.tid, () => this.log.error({ err, event: event.name, pos: event.pos }, `handler for ${event.name} failed; moving on`));
+          withTid(event.tid, () =>
+            this.log.error({ err, event: event.name, pos: event.pos }, `handler for ${event.name} failed; moving on`),
+          );
         try {
-          const result = withTid(event.tid, () => handler(event.payload, { name: event.name, tid: event.tid, pos: event.pos, ts: event.ts }));
+          const result = withTid(event.tid, () =>
+            handler(event.payload, { name: event.name, tid: event.tid, pos: event.pos, ts: event.ts }),
+          );
           return result instanceof Promise ? result.then(() => undefined, failed) : undefined;
         } catch (err) {
           failed(err);

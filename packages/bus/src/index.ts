@@ -1,6 +1,16 @@
-export type { BusOptions, EventContext, EventHandler, EventHandlers, SendOptions, ServeOptions, SubscribeOptions, TaskContext, TaskHandler } from './bus';
-export { Bus } from './bus';
 export { backoffDelay } from './backoff';
+export type {
+  BusOptions,
+  EventContext,
+  EventHandler,
+  EventHandlers,
+  SendOptions,
+  ServeOptions,
+  SubscribeOptions,
+  TaskContext,
+  TaskHandler,
+} from './bus';
+export { Bus } from './bus';
 export { APPSPACE, createIpcBus } from './create';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';

@@ -8,16 +8,15 @@ import {
   type EventMeta,
   type GapFrame,
   isObject,
-  NODE_IPC_LIFECYCLE,
   META_KEY,
   type NackFrame,
+  NODE_IPC_LIFECYCLE,
   type SubscribeFrame,
   type WireTask,
 } from './frames';
 import type { IpcOptions } from './ipc-options';
 import { OrderedDelivery } from './ordered-delivery';
 import type { SubscribeHandlers, TransportSubscription } from './transport';
-
 
 interface Pending {
   resolve(reply: unknown): void;
@@ -62,7 +61,9 @@ export class IpcConnection {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new AppError('ERR_BUS_TIMEOUT', `${task.name}: no answer from ${this.app} within ${timeoutMs} ms`, { data: { app: this.app } }));
+        reject(
+          new AppError('ERR_BUS_TIMEOUT', `${task.name}: no answer from ${this.app} within ${timeoutMs} ms`, { data: { app: this.app } }),
+        );
       }, timeoutMs);
       const entry: Pending = {
         frame: { ...task, id },

@@ -1,17 +1,9 @@
-import { AppError, type Logger, serializeError } from '@steem-bot/config';
 import type { Socket } from 'node:net';
+
+import { AppError, type Logger, serializeError } from '@steem-bot/config';
 import { IPCModule } from 'node-ipc';
 
-import {
-  CONTROL,
-  encodeEvent,
-  findForbiddenKey,
-  type GapFrame,
-  isObject,
-  NODE_IPC_LIFECYCLE,
-  type TaskFrame,
-  type WireEvent,
-} from './frames';
+import { CONTROL, encodeEvent, type GapFrame, isObject, NODE_IPC_LIFECYCLE, type TaskFrame, type WireEvent } from './frames';
 import type { IpcOptions } from './ipc-options';
 import { ReplayWindow } from './replay-window';
 import type { ServeHooks, TransportServer } from './transport';
@@ -130,7 +122,10 @@ export class IpcServer implements TransportServer {
     const frame = encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts });
     // One byte per char for ASCII; only a frame that might be too large is measured exactly.
     if (frame.length * 3 > this.options.maxMessageBytes && Buffer.byteLength(frame) - 1 > this.options.maxMessageBytes) {
-      throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${event.name}: ${Buffer.byteLength(frame) - 1} bytes exceeds ${this.options.maxMessageBytes}`);
+      throw new AppError(
+        'ERR_BUS_FRAME_TOO_LARGE',
+        `${event.name}: ${Buffer.byteLength(frame) - 1} bytes exceeds ${this.options.maxMessageBytes}`,
+      );
     }
     return frame;
   }
@@ -244,11 +239,12 @@ export class IpcServer implements TransportServer {
       return;
     }
     try {
-      const forbidden = findForbiddenKey(frame.payload);
-      if (forbidden !== undefined) {
-        throw new AppError('ERR_BUS_INVALID_PAYLOAD', `${frame.name}: forbidden key "${forbidden}" in the payload`);
-      }
-      const task = { name: frame.name, payload: frame.payload, tid: frame.tid, ...(typeof frame.key === 'string' ? { key: frame.key } : {}) };
+      const task = {
+        name: frame.name,
+        payload: frame.payload,
+        tid: frame.tid,
+        ...(typeof frame.key === 'string' ? { key: frame.key } : {}),
+      };
       const reply = await this.hooks.onTask(task);
       this.reply(socket, CONTROL.ack, { id: frame.id, reply });
     } catch (err) {

@@ -1,8 +1,8 @@
+import type { WireTask } from './frames';
 import { IpcConnection } from './ipc-connection';
 import type { IpcOptions } from './ipc-options';
 import { IpcServer } from './ipc-server';
 import type { ServeHooks, ServeOptions, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
-import type { WireTask } from './frames';
 
 /** The embedded transport: one node-ipc Unix socket per serving app, in a private directory. */
 export class IpcTransport implements Transport {

@@ -1,4 +1,4 @@
-import { catalogue, type Catalogue, type Config, createLogger, loadConfigOrExit, type Logger } from '@steem-bot/config';
+import { type Catalogue, catalogue, type Config, createLogger, loadConfigOrExit, type Logger } from '@steem-bot/config';
 
 import type { Bus } from './bus';
 import { createIpcBus } from './create';

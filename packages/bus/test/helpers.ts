@@ -1,8 +1,9 @@
-import { createLogger, defineCatalogue, type Logger } from '@steem-bot/config';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+
+import { createLogger, defineCatalogue, type Logger } from '@steem-bot/config';
 import { z } from 'zod';
 
 /** A small catalogue for the bus's own tests. */

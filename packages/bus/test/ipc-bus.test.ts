@@ -1,9 +1,10 @@
-import { currentTid, withTid } from '@steem-bot/config';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { currentTid, withTid } from '@steem-bot/config';
+
 import { Bus, IpcTransport } from '../src';
-import { memoryLogger, tempDir, testCatalogue, type TestCatalogue, waitFor } from './helpers';
+import { memoryLogger, tempDir, type TestCatalogue, testCatalogue, waitFor } from './helpers';
 import { type Proc, startJs, startTs } from './processes';
 
 const FIXTURE = join(__dirname, 'fixtures', 'bus-proc.ts');
@@ -66,10 +67,14 @@ describe('bus over real node-ipc sockets and processes', () => {
     const client = localBus();
     const got: number[] = [];
     const tids: string[] = [];
-    client.subscribe('alpha', {
-      comment: (_p, ctx) => void got.push(ctx.pos),
-      'tick.happened': (_p, ctx) => void tids.push(ctx.tid),
-    }, { from: 0 });
+    client.subscribe(
+      'alpha',
+      {
+        comment: (_p, ctx) => void got.push(ctx.pos),
+        'tick.happened': (_p, ctx) => void tids.push(ctx.tid),
+      },
+      { from: 0 },
+    );
     server.send({ cmd: 'publish', from: 0, count: 5000 });
     await waitFor(() => got.length === 5000, 20_000, '5000 events');
     expect(got).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));

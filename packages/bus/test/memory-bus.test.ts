@@ -1,7 +1,7 @@
 import { AppError, currentTid } from '@steem-bot/config';
 
 import { Bus, MemoryHub, MemoryTransport } from '../src';
-import { memoryLogger, testCatalogue, type TestCatalogue, waitFor } from './helpers';
+import { memoryLogger, type TestCatalogue, testCatalogue, waitFor } from './helpers';
 
 function pair(replayBytes?: number): { hub: MemoryHub; alpha: Bus<TestCatalogue>; client: Bus<TestCatalogue> } {
   const hub = new MemoryHub();
@@ -89,7 +89,11 @@ describe('bus over the in-memory transport', () => {
     const { alpha, client } = pair();
     alpha.handle('alpha.job.run', (p) => ({ doubled: p.n }));
     await alpha.serve();
-    const code = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: AppError) => e.code);
+    const code = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => 'resolved',
+        (e: AppError) => e.code,
+      );
     // @ts-expect-error an unknown task name does not compile
     await expect(code(client.call('alpha.nope.run', {}))).resolves.toBe('ERR_BUS_UNKNOWN_NAME');
     // @ts-expect-error a wrong payload does not compile
@@ -121,12 +125,16 @@ describe('bus over the in-memory transport', () => {
     const client = new Bus({ app: 'client', catalogue: testCatalogue, transport: new MemoryTransport(hub), logger });
     await alpha.serve({ floor: 0 });
     const got: number[] = [];
-    client.subscribe('alpha', {
-      'tick.happened': (p) => {
-        if (p.n === 2) throw new Error('boom');
-        got.push(p.n);
+    client.subscribe(
+      'alpha',
+      {
+        'tick.happened': (p) => {
+          if (p.n === 2) throw new Error('boom');
+          got.push(p.n);
+        },
       },
-    }, { from: 0 });
+      { from: 0 },
+    );
     for (let n = 1; n <= 3; n++) await alpha.publish('tick.happened', { n }, { position: n, tid: `tid-${n}` });
     await waitFor(() => got.length === 2);
     expect(got).toEqual([1, 3]);

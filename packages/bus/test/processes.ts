@@ -41,7 +41,8 @@ export class Proc {
     for (;;) {
       const found = this.messages.find(pred);
       if (found !== undefined) return found as T;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode})`);
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`process exited (${this.child.exitCode ?? this.child.signalCode})`);
       if (Date.now() > deadline) throw new Error(`no matching message within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -3,10 +3,9 @@
  * The README's "Error codes" table is checked against this map by a test.
  */
 export const errorCodes = {
-  ERR_CONFIG_INVALID: { retryable: false, doc: 'The environment or .env has invalid values.' },
-  ERR_SOCKET_DIR_INSECURE: {
+  ERR_CONFIG_INVALID: {
     retryable: false,
-    doc: 'SOCKET_DIR is group- or world-writable, owned by another user, or not a directory.',
+    doc: 'The environment or .env has invalid values, or SOCKET_DIR/DATA_DIR is unsafe (every problem is listed in `data`).',
   },
   ERR_BUS_UNKNOWN_NAME: { retryable: false, doc: 'An event or task name is not in the catalogue.' },
   ERR_BUS_INVALID_PAYLOAD: {

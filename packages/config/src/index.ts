@@ -1,7 +1,7 @@
-export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, TaskName, TaskPayload, TaskReply } from './catalogue-shape';
-export { defineCatalogue, taskApp } from './catalogue-shape';
 export type { Catalogue } from './catalogue';
 export { catalogue } from './catalogue';
+export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, TaskName, TaskPayload, TaskReply } from './catalogue-shape';
+export { defineCatalogue, taskApp } from './catalogue-shape';
 export type { ChainOpName, OtherOpName } from './chain-ops';
 export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
 export type { ErrorCode, SerializedError } from './errors';

@@ -1,6 +1,7 @@
-import { parse as parseDotenv } from 'dotenv';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { parse as parseDotenv } from 'dotenv';
 
 import { AppError } from './errors';
 import { projectRoot, resolveProjectPath } from './paths';

@@ -34,8 +34,8 @@ export function createLogger(options: LoggerOptions): Logger {
           singleLine: true,
           colorize: false,
           translateTime: 'SYS:HH:MM:ss.l',
-          ignore: 'pid,hostname,app,component',
-          messageFormat: '{app}{if component}/{component}{end} {msg}',
+          ignore: 'pid,hostname,app,component,tid',
+          messageFormat: '{app}{if component}/{component}{end}{if tid} [{tid}]{end} {msg}',
         });
   return pino(
     {

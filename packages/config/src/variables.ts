@@ -13,13 +13,22 @@ function variable<T>(doc: string, defaultValue: string | undefined, schema: z.Zo
   return { doc, default: defaultValue, schema };
 }
 
-const positiveInt = z.string().regex(/^\d+$/, 'a whole number').transform(Number).pipe(z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
+const positiveInt = z
+  .string()
+  .regex(/^\d+$/, 'a whole number')
+  .transform(Number)
+  .pipe(z.number().int().positive().max(Number.MAX_SAFE_INTEGER));
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 
 const urlList = z
   .string()
-  .transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((u) => u.trim())
+      .filter((u) => u.length > 0),
+  )
   .pipe(z.array(httpUrl).min(1, 'at least one URL'));
 
 const startBlock = z.union(
@@ -41,7 +50,7 @@ export const variables = {
     'var/run',
     z.string().min(1),
   ),
-  DATA_DIR: variable('Directory of the apps\' SQLite files and checkpoints.', 'var/data', z.string().min(1)),
+  DATA_DIR: variable("Directory of the apps' SQLite files and checkpoints.", 'var/data', z.string().min(1)),
   LOG_LEVEL: variable(
     'Lowest level logged: trace, debug, info, warn, error, fatal or silent.',
     'info',
@@ -74,7 +83,11 @@ export const variables = {
     '16777216',
     positiveInt,
   ),
-  BUS_TASK_TIMEOUT_MS: variable('How long a task or call waits for its acknowledgement or reply before it is retried or fails.', '5000', positiveInt),
+  BUS_TASK_TIMEOUT_MS: variable(
+    'How long a task or call waits for its acknowledgement or reply before it is retried or fails.',
+    '5000',
+    positiveInt,
+  ),
 } as const satisfies Record<string, VariableDef>;
 
 export type VariableName = keyof typeof variables;
