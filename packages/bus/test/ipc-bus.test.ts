@@ -148,7 +148,6 @@ describe('bus over real node-ipc sockets and processes', () => {
     // growth: replay window (16 MiB) + subscriber buffers (4 MiB each) + slack. bench:bus measures
     // the absolute RSS of a compiled server.
     const growth = (await server.peakRssMb()) - baseline;
-    console.log({ baseline, growth });
     expect(growth).toBeLessThan(80);
     void fast;
 
