@@ -69,7 +69,12 @@ export class Chain {
   private canonical(num: number): ApiBlock {
     const index = num - this.first;
     if (index < this.real.length) return this.real[index] as ApiBlock;
-    return this.cached(`c${num}`, () => this.synthetic.block(num, num - 1 < this.first + this.real.length ? (this.real[index - 1] as ApiBlock).block_id : this.synthetic.id(num - 1)));
+    return this.cached(`c${num}`, () =>
+      this.synthetic.block(
+        num,
+        num - 1 < this.first + this.real.length ? (this.real[index - 1] as ApiBlock).block_id : this.synthetic.id(num - 1),
+      ),
+    );
   }
 
   /** An active `fork` fault whose range covers `num`. */

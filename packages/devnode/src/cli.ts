@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { createLogger } from '@steem-bot/config';
 import { parseArgs } from 'node:util';
+
+import { createLogger } from '@steem-bot/config';
 
 import { DevNode } from './devnode';
 import { type FaultSpec, parseFault } from './faults';
@@ -15,7 +16,11 @@ Fault SPEC: kind[,rate=0..1][,method=TEXT][,fromBlock=N][,forMs=N][,ms=N][,depth
          wrong-block malformed reset stale fork
   e.g.   --fault http502,rate=0.3,method=get_block   --fault stale,fromBlock=1000100,forMs=60000`;
 
-const log = createLogger({ app: 'devnode', level: process.env.LOG_LEVEL ?? 'info', format: process.env.LOG_FORMAT === 'json' ? 'json' : 'pretty' });
+const log = createLogger({
+  app: 'devnode',
+  level: process.env.LOG_LEVEL ?? 'info',
+  format: process.env.LOG_FORMAT === 'json' ? 'json' : 'pretty',
+});
 
 async function main(argv: string[]): Promise<void> {
   const smtp = argv[0] === 'smtp';
@@ -63,7 +68,10 @@ async function main(argv: string[]): Promise<void> {
       opsPerBlock: [min, max],
       faults,
     });
-    log.info({ url: node.url, first: node.chain.first, last: node.chain.last, faults }, `Steem devnode serving blocks ${node.chain.first}-${node.chain.last} at ${node.url}`);
+    log.info(
+      { url: node.url, first: node.chain.first, last: node.chain.last, faults },
+      `Steem devnode serving blocks ${node.chain.first}-${node.chain.last} at ${node.url}`,
+    );
     stop = () => node.stop();
   }
   process.send?.('ready');

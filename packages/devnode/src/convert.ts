@@ -98,6 +98,48 @@ export function condenserOp(op: { type: string; value: Record<string, unknown> }
   return [op.type.replace(/_operation$/, ''), toLegacy(op.value) as Record<string, unknown>];
 }
 
+const opJson = new WeakMap<object, string>();
+const derived = new WeakMap<object, { base: object; from: string; to: string }>();
+
+/**
+ * Mark `op` as `base` with one string field changed (`from` -> `to`): its rendering is then the
+ * base's cached rendering with that one string replaced (synthetic comments, unique permlinks).
+ */
+export function deriveOp<T extends object>(op: T, base: object, from: string, to: string): T {
+  derived.set(op, { base, from: JSON.stringify(from), to: JSON.stringify(to) });
+  return op;
+}
+
+function renderOp(op: ApiTransaction['operations'][number]): string {
+  let text = opJson.get(op);
+  if (text !== undefined) return text;
+  const d = derived.get(op);
+  text = d ? renderOp(d.base as ApiTransaction['operations'][number]).replace(d.from, d.to) : JSON.stringify(condenserOp(op));
+  if (!d) opJson.set(op, text);
+  return text;
+}
+
+/**
+ * `JSON.stringify(condenserBlock(block))` (keys in another order), assembled from per-op
+ * renderings cached by op object, since synthetic blocks share their ops.
+ */
+export function condenserBlockJson(block: ApiBlock): string {
+  const num = blockNumFromId(block.block_id);
+  let out = `${JSON.stringify({ ...block, transactions: undefined }).slice(0, -1)},"transactions":[`;
+  let headerKey = '';
+  let header = '';
+  for (let i = 0; i < block.transactions.length; i++) {
+    const trx = block.transactions[i] as ApiTransaction;
+    const key = `${trx.ref_block_num}|${trx.ref_block_prefix}|${trx.expiration}|${trx.extensions.length}|${trx.signatures.join()}`;
+    if (key !== headerKey) {
+      headerKey = key;
+      header = JSON.stringify({ ...trx, operations: undefined }).slice(0, -1);
+    }
+    if (i > 0) out += ',';
+    out += `${header},"operations":[${trx.operations.map(renderOp).join(',')}],"transaction_id":${JSON.stringify(block.transaction_ids[i])},"block_num":${num},"transaction_num":${i}}`;
+  }
+  return `${out}]}`;
+}
 /** The block number encoded in a block id: its first 8 hex digits. */
 export function blockNumFromId(id: string): number {
   return Number.parseInt(id.slice(0, 8), 16);

@@ -26,6 +26,8 @@ export interface DevNodeOptions {
   faults?: FaultSpec[];
   /** Injectable clock (ms). */
   now?: () => number;
+  /** Called for every JSON-RPC call served (after faults), e.g. to see what a client asked for. */
+  onCall?: (method: string, params: unknown) => void;
 }
 
 const MAX_BODY = 1024 * 1024;
@@ -103,11 +105,17 @@ export class DevNode {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.stats.requests++;
-    if (req.method === 'GET') return this.send(res, 200, JSON.stringify({ status: 'OK', head: this.chain.head(), source: 'steem-devnode' }));
-    if (req.method !== 'POST') return this.send(res, 405, JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest('use POST'), id: null }));
+    if (req.method === 'GET')
+      return this.send(res, 200, JSON.stringify({ status: 'OK', head: this.chain.head(), source: 'steem-devnode' }));
+    if (req.method !== 'POST')
+      return this.send(res, 405, JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest('use POST'), id: null }));
     const body = await readBody(req);
     if (body === undefined) {
-      return this.send(res, 413, JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest(`body over ${MAX_BODY} bytes`), id: null }));
+      return this.send(
+        res,
+        413,
+        JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest(`body over ${MAX_BODY} bytes`), id: null }),
+      );
     }
     let parsed: unknown;
     try {
@@ -117,7 +125,8 @@ export class DevNode {
     }
     const batch = Array.isArray(parsed);
     const items: unknown[] = batch ? (parsed as unknown[]) : [parsed];
-    if (batch && items.length === 0) return this.send(res, 200, JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest('empty batch'), id: null }));
+    if (batch && items.length === 0)
+      return this.send(res, 200, JSON.stringify({ jsonrpc: '2.0', error: rpcErrors.invalidRequest('empty batch'), id: null }));
     if (items.length > MAX_BATCH) {
       const error = rpcErrors.invalidRequest(`request batch size is too large: ${items.length} > ${MAX_BATCH}`);
       return this.send(res, 200, JSON.stringify({ jsonrpc: '2.0', error, id: null }));
@@ -131,6 +140,7 @@ export class DevNode {
     const answers = requests.map((r) => {
       if ('error' in r) return answer(r.id, { error: r.error });
       this.stats.calls++;
+      this.options.onCall?.(r.method, r.params);
       const hit = (kind: string): boolean => active.some((f) => f.spec.kind === kind && f.hits(r.method, this.rand));
       if (hit('rpc-error')) return answer(r.id, { error: rpcErrors.fcAssert(r.method) });
       if (hit('jussi-error')) return answer(r.id, { error: rpcErrors.jussiUpstream() });
@@ -203,19 +213,24 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
 
 /** Both request forms: `{method: "api.method", params}` and the legacy `{method: "call", params: [api, method, args]}`. */
 function toRequest(item: unknown): RpcRequest | { id: unknown; error: RpcError } {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) return { id: null, error: rpcErrors.invalidRequest('a request must be an object') };
+  if (typeof item !== 'object' || item === null || Array.isArray(item))
+    return { id: null, error: rpcErrors.invalidRequest('a request must be an object') };
   const { method, params, id } = item as Record<string, unknown>;
   if (typeof method !== 'string') return { id: id ?? null, error: rpcErrors.invalidRequest('method must be a string') };
   if (method === 'call') {
     if (!Array.isArray(params) || typeof params[0] !== 'string' || typeof params[1] !== 'string') {
       return { id: id ?? null, error: rpcErrors.invalidParams('call expects [api, method, args]') };
     }
-    return { method: `${params[0]}.${params[1]}`, params: params[2] ?? [], id: id ?? null };
+    // Like jussi: the pre-appbase namespace of a legacy call (steem-js 0.7's default) is condenser_api.
+    const api = params[0] === 'database_api' ? 'condenser_api' : params[0];
+    return { method: `${api}.${params[1]}`, params: params[2] ?? [], id: id ?? null };
   }
   return { method, params: params ?? [], id: id ?? null };
 }
 
 function answer(id: unknown, result: Result): string {
   const rid = JSON.stringify(id ?? null);
-  return 'error' in result ? `{"jsonrpc":"2.0","error":${JSON.stringify(result.error)},"id":${rid}}` : `{"jsonrpc":"2.0","result":${result.json},"id":${rid}}`;
+  return 'error' in result
+    ? `{"jsonrpc":"2.0","error":${JSON.stringify(result.error)},"id":${rid}}`
+    : `{"jsonrpc":"2.0","result":${result.json},"id":${rid}}`;
 }

@@ -67,7 +67,8 @@ export function parseFault(text: string): FaultSpec {
     if (key === 'method') spec.method = value;
     else if (key === 'rate' || key === 'fromBlock' || key === 'forMs' || key === 'ms' || key === 'depth') {
       const n = Number(value);
-      if (!Number.isFinite(n) || n < 0 || (key === 'rate' && n > 1)) throw new Error(`fault "${text}": ${key} must be a number${key === 'rate' ? ' in 0..1' : ' >= 0'}`);
+      if (!Number.isFinite(n) || n < 0 || (key === 'rate' && n > 1))
+        throw new Error(`fault "${text}": ${key} must be a number${key === 'rate' ? ' in 0..1' : ' >= 0'}`);
       spec[key] = n;
     } else throw new Error(`fault "${text}": unknown key "${key}" (rate, method, fromBlock, forMs, ms, depth)`);
   }

@@ -11,7 +11,10 @@ export function loadRealBlocks(): ApiBlock[] {
 }
 
 export function loadGlobalProps(): Record<string, unknown> {
-  return JSON.parse(readFileSync(join(FIXTURES, 'condenser-get-dynamic-global-properties-17000000.json'), 'utf8')) as Record<string, unknown>;
+  return JSON.parse(readFileSync(join(FIXTURES, 'condenser-get-dynamic-global-properties-17000000.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
 }
 
 export function cloudflare502(): string {

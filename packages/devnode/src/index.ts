@@ -1,5 +1,5 @@
 export type { ApiBlock, ApiTransaction, CondenserBlock, CondenserOp, CondenserTransaction } from './convert';
-export { blockNumFromId, condenserBlock, condenserOp, legacyAsset, naiAsset, opsInBlock, toLegacy } from './convert';
+export { blockNumFromId, condenserBlock, condenserBlockJson, condenserOp, legacyAsset, naiAsset, opsInBlock, toLegacy } from './convert';
 export type { DevNodeOptions } from './devnode';
 export { DevNode } from './devnode';
 export type { FaultKind, FaultSpec } from './faults';

@@ -1,5 +1,5 @@
 import type { Chain } from './chain';
-import { type ApiBlock, condenserBlock, naiAsset, opsInBlock } from './convert';
+import { type ApiBlock, condenserBlockJson, naiAsset, opsInBlock } from './convert';
 import { type RpcError, rpcErrors } from './rpc';
 
 /** Per-request data faults the handlers apply. */
@@ -37,15 +37,27 @@ export class Methods {
         return this.withBlockNum(params, faults, (block) => (block ? { json: this.condenserJson(block) } : json(null)));
       case 'condenser_api.get_block_header':
         return this.withBlockNum(params, faults, (b) =>
-          json(b && { previous: b.previous, timestamp: b.timestamp, witness: b.witness, transaction_merkle_root: b.transaction_merkle_root, extensions: b.extensions }),
+          json(
+            b && {
+              previous: b.previous,
+              timestamp: b.timestamp,
+              witness: b.witness,
+              transaction_merkle_root: b.transaction_merkle_root,
+              extensions: b.extensions,
+            },
+          ),
         );
       case 'condenser_api.get_ops_in_block': {
-        if (Array.isArray(params) && params.length === 2 && typeof params[1] !== 'boolean') return { error: rpcErrors.invalidParams('only_virtual must be a boolean') };
+        if (Array.isArray(params) && params.length === 2 && typeof params[1] !== 'boolean')
+          return { error: rpcErrors.invalidParams('only_virtual must be a boolean') };
         const onlyVirtual = Array.isArray(params) && params[1] === true;
-        return this.withBlockNum(Array.isArray(params) ? params.slice(0, 1) : params, faults, (b) => json(b && !onlyVirtual ? opsInBlock(b) : []));
+        return this.withBlockNum(Array.isArray(params) ? params.slice(0, 1) : params, faults, (b) =>
+          json(b && !onlyVirtual ? opsInBlock(b) : []),
+        );
       }
       case 'block_api.get_block': {
-        if (typeof params !== 'object' || params === null || Array.isArray(params)) return { error: rpcErrors.invalidParams('expected {"block_num": n}') };
+        if (typeof params !== 'object' || params === null || Array.isArray(params))
+          return { error: rpcErrors.invalidParams('expected {"block_num": n}') };
         const n = (params as { block_num?: unknown }).block_num;
         return this.withBlockNum([n], faults, (b) => (b ? { json: `{"block":${JSON.stringify(b)}}` } : json({})));
       }
@@ -70,7 +82,8 @@ export class Methods {
 
   private databaseProps(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(this.props())) out[k] = typeof v === 'string' && /^-?\d+\.\d+ (STEEM|SBD|VESTS)$/.test(v) ? naiAsset(v) : v;
+    for (const [k, v] of Object.entries(this.props()))
+      out[k] = typeof v === 'string' && /^-?\d+\.\d+ (STEEM|SBD|VESTS)$/.test(v) ? naiAsset(v) : v;
     return out;
   }
 
@@ -87,7 +100,7 @@ export class Methods {
   private condenserJson(block: ApiBlock): string {
     let text = this.rendered.get(block.block_id);
     if (text === undefined) {
-      text = JSON.stringify(condenserBlock(block));
+      text = condenserBlockJson(block);
       this.rendered.set(block.block_id, text);
       if (this.rendered.size > 4096) this.rendered.delete(this.rendered.keys().next().value as string);
     }

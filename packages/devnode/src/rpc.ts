@@ -23,7 +23,14 @@ export const rpcErrors = {
       message: 'Assert Exception',
       stack: [
         {
-          context: { level: 'error', file: 'database_api.cpp', line: 57, method, hostname: '', timestamp: new Date().toISOString().slice(0, 19) },
+          context: {
+            level: 'error',
+            file: 'database_api.cpp',
+            line: 57,
+            method,
+            hostname: '',
+            timestamp: new Date().toISOString().slice(0, 19),
+          },
           format: '_db.head_block_num() > 0: Unable to acquire database lock',
           data: {},
         },

@@ -1,7 +1,8 @@
-import { simpleParser } from 'mailparser';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+
+import { simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 /** How the sink misbehaves: `tempfail` 421, `reject` 550, `drop` the connection, `slow` replies. */

@@ -1,7 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { type ApiBlock, blockNumFromId, condenserBlock, FIXTURES, legacyAsset, loadRealBlocks, naiAsset, opsInBlock } from '../src';
+import {
+  type ApiBlock,
+  blockNumFromId,
+  condenserBlock,
+  condenserBlockJson,
+  DevNode,
+  FIXTURES,
+  legacyAsset,
+  loadRealBlocks,
+  naiAsset,
+  opsInBlock,
+} from '../src';
 
 const blocks = loadRealBlocks();
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8'));
@@ -29,7 +40,10 @@ describe('block_api -> condenser_api rendering', () => {
     expect(text).not.toMatch(/"nai"|_operation"|"[a-z_]*(hbd|hive)[a-z_]*":/);
     expect(seen.get('transfer')).toEqual({ amount: '10.000 STEEM', from: 'openledger', memo: '', to: 'register' });
     expect(seen.get('withdraw_vesting')?.vesting_shares).toMatch(/^\d+\.\d{6} VESTS$/);
-    expect(seen.get('feed_publish')?.exchange_rate).toEqual({ base: expect.stringMatching(/ SBD$/), quote: expect.stringMatching(/ STEEM$/) });
+    expect(seen.get('feed_publish')?.exchange_rate).toEqual({
+      base: expect.stringMatching(/ SBD$/),
+      quote: expect.stringMatching(/ STEEM$/),
+    });
     expect(seen.get('pow')?.props).toHaveProperty('sbd_interest_rate');
   });
 
@@ -39,7 +53,11 @@ describe('block_api -> condenser_api rendering', () => {
     const ours = condenserBlock(withTrx);
     expect(Object.keys(ours).sort()).toEqual(Object.keys(real).sort());
     expect(Object.keys(ours.transactions[0] as object).sort()).toEqual(Object.keys(real.transactions[0] as object).sort());
-    expect(ours.transactions[0]).toMatchObject({ transaction_id: withTrx.transaction_ids[0], block_num: blockNumFromId(withTrx.block_id), transaction_num: 0 });
+    expect(ours.transactions[0]).toMatchObject({
+      transaction_id: withTrx.transaction_ids[0],
+      block_num: blockNumFromId(withTrx.block_id),
+      transaction_num: 0,
+    });
   });
 
   test('get_ops_in_block entries have the shape a real Steem node serves', () => {
@@ -47,6 +65,18 @@ describe('block_api -> condenser_api rendering', () => {
     const withTrx = blocks.find((b) => b.transactions.length > 0) as ApiBlock;
     const ours = opsInBlock(withTrx)[0] as Record<string, unknown>;
     expect(Object.keys(ours).sort()).toEqual(Object.keys(real).sort());
+  });
+
+  test('the fast JSON rendering equals the plain one, for real and synthetic blocks', async () => {
+    const node = await DevNode.start({ intervalMs: 0, synthetic: 20 });
+    try {
+      for (const n of [1_000_000, 1_000_333, 1_000_999, 1_001_000, 1_001_019]) {
+        const block = node.chain.block(n) as ApiBlock;
+        expect(JSON.parse(condenserBlockJson(block))).toEqual(condenserBlock(block));
+      }
+    } finally {
+      await node.stop();
+    }
   });
 
   test('assets convert both ways, including precision 6 and small amounts', () => {

@@ -1,6 +1,10 @@
 /** POST a JSON-RPC body to a devnode and return the HTTP status, raw text and parsed JSON (if any). */
 export async function rpc(url: string, body: unknown): Promise<{ status: number; text: string; json: unknown }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await res.text();
   let json: unknown;
   try {

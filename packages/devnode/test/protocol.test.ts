@@ -15,7 +15,9 @@ describe('JSON-RPC protocol', () => {
     const ops = (await rpc(node.url, call('condenser_api.get_ops_in_block', [1_000_012, false]))).json as { result: unknown[] };
     expect(ops.result.length).toBeGreaterThan(0);
     expect((await rpc(node.url, call('condenser_api.get_ops_in_block', [1_000_012, true]))).json).toMatchObject({ result: [] });
-    const api = (await rpc(node.url, call('block_api.get_block', { block_num: 1_000_001 }))).json as { result: { block: { block_id: string } } };
+    const api = (await rpc(node.url, call('block_api.get_block', { block_num: 1_000_001 }))).json as {
+      result: { block: { block_id: string } };
+    };
     expect(api.result.block.block_id.startsWith('000f4241')).toBe(true);
     const db = (await rpc(node.url, call('database_api.get_dynamic_global_properties', {}))).json as { result: Record<string, unknown> };
     expect(db.result.current_supply).toEqual({ amount: expect.any(String), precision: 3, nai: '@@000000021' });
@@ -26,7 +28,9 @@ describe('JSON-RPC protocol', () => {
     const res = (await rpc(node.url, batch)).json as Array<{ id: number; result: { block_id: string } }>;
     expect(res.map((r) => r.id)).toEqual(batch.map((b) => b.id));
     expect(res[49]?.result.block_id.startsWith((1_000_049).toString(16).padStart(8, '0'))).toBe(true);
-    expect((await rpc(node.url, [...batch, call('condenser_api.get_block', [1])])).json).toMatchObject({ error: { code: -32600, data: { message: /batch size is too large: 51 > 50/ } } });
+    expect((await rpc(node.url, [...batch, call('condenser_api.get_block', [1])])).json).toMatchObject({
+      error: { code: -32600, data: { message: /batch size is too large: 51 > 50/ } },
+    });
     expect((await rpc(node.url, [])).json).toMatchObject({ error: { code: -32600 } });
   });
 
