@@ -72,6 +72,28 @@ export const variables = {
     'irreversible',
     z.enum(['irreversible', 'head']),
   ),
+  BROADCASTER_RPC_TIMEOUT_MS: variable('Per-call timeout of a JSON-RPC request to a Steem node.', '5000', positiveInt),
+  BROADCASTER_POLL_MS: variable(
+    'How often every node is asked for its head (stale detection, and the wait when caught up).',
+    '3000',
+    positiveInt,
+  ),
+  BROADCASTER_STALE_BLOCKS: variable(
+    'A node whose head is more than this many blocks behind the best one is left as stale.',
+    '30',
+    positiveInt,
+  ),
+  BROADCASTER_STALE_MS: variable(
+    "A node whose head has not moved for this long while another's has is left as stale.",
+    '60000',
+    positiveInt,
+  ),
+  BROADCASTER_BATCH: variable('Blocks per JSON-RPC batch while catching up (public nodes allow up to 50).', '50', positiveInt),
+  BROADCASTER_AHEAD_BLOCKS: variable(
+    'Blocks fetched ahead of the one being published while catching up (bounds memory).',
+    '500',
+    positiveInt,
+  ),
   BUS_MAX_MESSAGE_BYTES: variable('Largest bus frame accepted or sent, in bytes.', '1048576', positiveInt),
   BUS_SUBSCRIBER_BUFFER_BYTES: variable(
     'Unsent bytes a subscriber may fall behind before it is cut off (it then resumes from its position).',

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 
 import { Chain } from './chain';
-import { Fault, type FaultSpec } from './faults';
+import { Fault, type FaultKind, type FaultSpec } from './faults';
 import { cloudflare502, loadGlobalProps, loadRealBlocks } from './fixtures';
 import { type DataFaults, Methods, type Result } from './methods';
 import { prng } from './random';
@@ -31,6 +31,7 @@ export interface DevNodeOptions {
 }
 
 const MAX_BODY = 1024 * 1024;
+const TRANSPORT_FAULTS: ReadonlySet<FaultKind> = new Set(['latency', 'timeout', 'http502', 'http503', 'http429', 'malformed', 'reset']);
 
 interface RpcRequest {
   method: string;
@@ -45,7 +46,7 @@ interface RpcRequest {
 export class DevNode {
   readonly chain: Chain;
   /** Requests served (one per HTTP request; a batch counts once), by first method. */
-  readonly stats = { requests: 0, calls: 0 };
+  readonly stats = { requests: 0, calls: 0, faults: {} as Partial<Record<FaultKind, number>> };
   private readonly methods: Methods;
   private readonly server: Server;
   private readonly held = new Set<ServerResponse>();
@@ -141,7 +142,11 @@ export class DevNode {
       if ('error' in r) return answer(r.id, { error: r.error });
       this.stats.calls++;
       this.options.onCall?.(r.method, r.params);
-      const hit = (kind: string): boolean => active.some((f) => f.spec.kind === kind && f.hits(r.method, this.rand));
+      const hit = (kind: FaultKind): boolean => {
+        const yes = active.some((f) => f.spec.kind === kind && f.hits(r.method, this.rand));
+        if (yes) this.count(kind);
+        return yes;
+      };
       if (hit('rpc-error')) return answer(r.id, { error: rpcErrors.fcAssert(r.method) });
       if (hit('jussi-error')) return answer(r.id, { error: rpcErrors.jussiUpstream() });
       const faults: DataFaults = { nullBlock: hit('null-block'), wrongBlock: hit('wrong-block') };
@@ -155,7 +160,8 @@ export class DevNode {
     const now = (this.options.now ?? Date.now)();
     const head = this.chain.head();
     for (const f of this.chain.faults) {
-      if (!f.active(head, now) || !f.hits(method, this.rand)) continue;
+      if (!f.active(head, now) || !TRANSPORT_FAULTS.has(f.spec.kind) || !f.hits(method, this.rand)) continue;
+      this.count(f.spec.kind);
       switch (f.spec.kind) {
         case 'latency':
           await new Promise((r) => setTimeout(r, f.spec.ms ?? 1000));
@@ -185,6 +191,10 @@ export class DevNode {
       }
     }
     return false;
+  }
+
+  private count(kind: FaultKind): void {
+    this.stats.faults[kind] = (this.stats.faults[kind] ?? 0) + 1;
   }
 
   private send(res: ServerResponse, status: number, body: string, type = 'application/json'): void {

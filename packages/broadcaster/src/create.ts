@@ -1,0 +1,33 @@
+import { backoffDelay, type Bus } from '@steem-bot/bus';
+import type { Catalogue, Config, Logger } from '@steem-bot/config';
+
+import { Broadcaster } from './broadcaster';
+import { CheckpointFile } from './checkpoint';
+import { BlockFetcher } from './fetcher';
+import { NodePool } from './nodes';
+
+/** Wire a broadcaster from the validated config. */
+export function createBroadcaster(config: Config, logger: Logger, bus: Bus<Catalogue>, checkpointPath: string): Broadcaster {
+  const pool = new NodePool(config.STEEM_NODES, {
+    timeoutMs: config.BROADCASTER_RPC_TIMEOUT_MS,
+    staleBlocks: config.BROADCASTER_STALE_BLOCKS,
+    staleMs: config.BROADCASTER_STALE_MS,
+    logger,
+  });
+  const fetcher = new BlockFetcher(pool, {
+    batch: config.BROADCASTER_BATCH,
+    ahead: config.BROADCASTER_AHEAD_BLOCKS,
+    logger,
+    retryDelay: (attempt) => backoffDelay(attempt, 250, 30_000),
+  });
+  return new Broadcaster({
+    bus,
+    pool,
+    fetcher,
+    checkpoint: new CheckpointFile(checkpointPath),
+    mode: config.STEEM_MODE,
+    startBlock: config.STEEM_START_BLOCK,
+    pollMs: config.BROADCASTER_POLL_MS,
+    logger,
+  });
+}

@@ -1,0 +1,15 @@
+export type { BroadcasterOptions } from './broadcaster';
+export { Broadcaster } from './broadcaster';
+export type { ChainBlock, ChainProps } from './chain-types';
+export { blockNumFromId, blockProblem } from './chain-types';
+export type { Checkpoint } from './checkpoint';
+export { CheckpointFile } from './checkpoint';
+export { createBroadcaster } from './create';
+export type { BlockEvent } from './events';
+export { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf,POSITIONS_PER_BLOCK } from './events';
+export type { FetcherOptions } from './fetcher';
+export { BlockFetcher } from './fetcher';
+export type { NodeHealth, PoolOptions } from './nodes';
+export { AllNodesFailed, NodePool } from './nodes';
+export type { FailureKind, RpcCall } from './rpc';
+export { NodeFailure, rpcBatch } from './rpc';
