@@ -132,11 +132,14 @@ export class NodePool {
     throw new AllNodesFailed(reasons.length > 0 ? reasons : ['no usable node']);
   }
 
-  /** Healthy nodes in configured order; failing that, the ones worth a trial (half-open or stale). */
+  /**
+   * In configured order: healthy nodes and open ones whose cool-down is over (a half-open trial);
+   * when none of those is left, stale nodes too (a stale answer beats none; it is still checked).
+   */
   private usable(): Node[] {
-    const healthy = this.nodes.filter((n) => n.state === 'healthy');
-    if (healthy.length > 0) return healthy;
-    return this.nodes.filter((n) => n.state === 'stale' || n.openUntil <= this.now());
+    const now = this.now();
+    const ready = this.nodes.filter((n) => n.state === 'healthy' || (n.state === 'open' && n.openUntil <= now));
+    return ready.length > 0 ? ready : this.nodes.filter((n) => n.state === 'stale');
   }
 
   private succeeded(node: Node): void {
