@@ -1,4 +1,4 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 
 import type { Config } from 'jest';
 
@@ -15,7 +15,7 @@ export function packageJestConfig(dir: string): Config {
     testEnvironment: 'node',
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     transform: {
-      '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.test.json' }],
+      '^.+\\.ts$': ['ts-jest', { tsconfig: join(__dirname, 'tsconfig.test.json') }],
       [`/node_modules/(${ESM_ONLY.join('|')})/.+\\.js$`]: [
         'babel-jest',
         {

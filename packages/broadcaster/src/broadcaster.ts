@@ -40,6 +40,7 @@ export class Broadcaster {
   private poller: NodeJS.Timeout | undefined;
   private reporter: NodeJS.Timeout | undefined;
   private target: number | undefined;
+  private savedAt = 0;
 
   constructor(private readonly options: BroadcasterOptions) {
     this.log = options.logger.child({ component: 'stream' });
@@ -75,6 +76,7 @@ export class Broadcaster {
     clearInterval(this.poller);
     clearInterval(this.reporter);
     await this.loop;
+    this.saveCheckpoint(true);
   }
 
   status(): {
@@ -158,11 +160,22 @@ export class Broadcaster {
     }
     this.last = { block_num: num, block_id: block.block_id, position };
     this.lastTimestamp = block.timestamp;
-    this.options.checkpoint.save(this.last);
+    this.saveCheckpoint(num >= (this.target ?? num));
     if (this.options.mode === 'head') {
       this.recent.push({ num, id: block.block_id });
       if (this.recent.length > RECENT) this.recent.shift();
     }
+  }
+
+  /**
+   * Persist the last published block: at once when caught up, at most every 250 ms while
+   * catching up (a rename per block would cost more than publishing it). After a crash the
+   * blocks published since are published again; subscribers drop them by position.
+   */
+  private saveCheckpoint(now: boolean): void {
+    if (!this.last || (!now && Date.now() - this.savedAt < 250)) return;
+    this.options.checkpoint.save(this.last);
+    this.savedAt = Date.now();
   }
 
   /**
@@ -192,7 +205,7 @@ export class Broadcaster {
         { position: (this.last?.position ?? 0) + 1, tid: newTid() },
       );
       this.last = { block_num: top.num - 1, block_id: canonical.previous, position: (this.last?.position ?? 0) + 1 };
-      this.options.checkpoint.save(this.last);
+      this.saveCheckpoint(true);
       this.log.warn({ block: top.num, reverted: top.id, by: canonical.block_id }, `fork: block ${top.num} reverted`);
     }
     return (this.last?.block_num ?? num - 1) + 1;

@@ -24,7 +24,7 @@ const CATCH_UP_BATCH = 256;
 export class IpcServer implements TransportServer {
   private readonly ipc = new IPCModule();
   private readonly peers = new Map<Socket, Peer>();
-  private readonly window: ReplayWindow<string>;
+  private readonly window: ReplayWindow<Buffer>;
   private readonly log: Logger;
   private closed = false;
 
@@ -34,7 +34,7 @@ export class IpcServer implements TransportServer {
     private readonly options: IpcOptions,
     floor: number,
   ) {
-    this.window = new ReplayWindow<string>(options.replayBytes, floor);
+    this.window = new ReplayWindow<Buffer>(options.replayBytes, floor);
     this.log = options.logger.child({ component: 'bus-server' });
     Object.assign(this.ipc.config, {
       id: app,
@@ -82,7 +82,9 @@ export class IpcServer implements TransportServer {
       throw new AppError('ERR_BUS_POSITION', `position ${event.pos} is not above the last one (${this.window.last})`);
     }
     const frame = this.encodeEvent(event);
-    this.window.push({ pos: event.pos, name: event.name, frame });
+    // The window keeps a flat copy off the V8 heap: its byte bound is then the memory it holds
+    // (a concatenated string can hold several times its length).
+    this.window.push({ pos: event.pos, name: event.name, frame: Buffer.from(frame) });
     let waiting: Socket[] | undefined;
     for (const peer of this.peers.values()) {
       if (!peer.live || (peer.names !== null && !peer.names.has(event.name))) continue;
@@ -117,7 +119,7 @@ export class IpcServer implements TransportServer {
     this.peers.clear();
   }
 
-  /** Encode an event once; every subscriber gets the same frame, and the window keeps it. */
+  /** Encode an event once; every live subscriber gets the same frame. */
   private encodeEvent(event: WireEvent): string {
     const frame = encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts });
     // One byte per char for ASCII; only a frame that might be too large is measured exactly.
