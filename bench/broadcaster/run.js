@@ -23,7 +23,18 @@ function start(file, args, env, execArgv = []) {
 
 async function devnode(intervalMs = 0) {
   const port = 30_000 + Math.floor(Math.random() * 20_000);
-  const args = ['--port', String(port), '--interval-ms', String(intervalMs), '--synthetic', String(BLOCKS + 10), '--ops-per-block', OPS, '--lib-distance', '0'];
+  const args = [
+    '--port',
+    String(port),
+    '--interval-ms',
+    String(intervalMs),
+    '--synthetic',
+    String(BLOCKS + 10),
+    '--ops-per-block',
+    OPS,
+    '--lib-distance',
+    '0',
+  ];
   if (LATENCY > 0) args.push('--fault', `latency,ms=${LATENCY}`);
   const node = start(join(ROOT, 'packages/devnode/dist/cli.js'), args, { LOG_LEVEL: 'warn' });
   await node.next((m) => m === 'ready');
@@ -34,7 +45,14 @@ const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/sta
 
 async function broadcaster(url) {
   const dir = mkdtempSync(join(tmpdir(), 'sbbb-'));
-  const env = { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), STEEM_NODES: url, STEEM_START_BLOCK: String(FIRST), LOG_LEVEL: 'warn', LAST_BLOCK: String(LAST) };
+  const env = {
+    SOCKET_DIR: join(dir, 'run'),
+    DATA_DIR: join(dir, 'data'),
+    STEEM_NODES: url,
+    STEEM_START_BLOCK: String(FIRST),
+    LOG_LEVEL: 'warn',
+    LAST_BLOCK: String(LAST),
+  };
   // The subscriber first (it connects as soon as the broadcaster serves), then the broadcaster.
   const sub = start(join(__dirname, 'subscriber.js'), [], { ...env, FROM: String((FIRST - 1) * 1e6 + 999_999) });
   const started = Date.now();
@@ -85,7 +103,13 @@ async function steemjs(url) {
 async function idleAtHead() {
   const node = await devnode(3000);
   const dir = mkdtempSync(join(tmpdir(), 'sbbi-'));
-  const env = { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), STEEM_NODES: node.url, STEEM_START_BLOCK: 'head', LOG_LEVEL: 'warn' };
+  const env = {
+    SOCKET_DIR: join(dir, 'run'),
+    DATA_DIR: join(dir, 'data'),
+    STEEM_NODES: node.url,
+    STEEM_START_BLOCK: 'head',
+    LOG_LEVEL: 'warn',
+  };
   const b = start(join(ROOT, 'packages/broadcaster/dist/main.js'), [], env);
   await b.next((m) => m === 'ready');
   await new Promise((r) => setTimeout(r, 15_000));
@@ -100,19 +124,27 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
 (async () => {
   const results = {};
-  const runs = [['steem-js getBlock loop', steemjs], ['dsteem getOperationsStream', dsteem], ['broadcaster -> bus -> subscriber', broadcaster]];
+  const runs = [
+    ['steem-js getBlock loop', steemjs],
+    ['dsteem getOperationsStream', dsteem],
+    ['broadcaster -> bus -> subscriber', broadcaster],
+  ];
   for (const [name, run] of process.env.BENCH_ONLY ? runs.filter(([n]) => n.startsWith(process.env.BENCH_ONLY)) : runs) {
     const node = await devnode(); // a fresh devnode each: nobody profits from another's render cache
     results[name] = await run(node.url);
     node.child.kill();
   }
   const best = Math.max(results['steem-js getBlock loop']?.blocksPerSec ?? 0, results['dsteem getOperationsStream']?.blocksPerSec ?? 0);
-  console.log(`\nbroadcaster benchmark: catch-up over ${BLOCKS.toLocaleString()} synthetic blocks (${OPS} ops each) from devnode, Node ${process.version}, ${cpus().length} x ${cpus()[0].model}, ${new Date().toISOString()}\n`);
+  console.log(
+    `\nbroadcaster benchmark: catch-up over ${BLOCKS.toLocaleString()} synthetic blocks (${OPS} ops each) from devnode, Node ${process.version}, ${cpus().length} x ${cpus()[0].model}, ${new Date().toISOString()}\n`,
+  );
   console.log('| client | blocks/s | ops/s | ops | vs the faster of steem-js/dsteem |');
   console.log('|---|---|---|---|---|');
-  for (const [name, r] of Object.entries(results)) console.log(`| ${name} | ${fmt(r.blocksPerSec)} | ${fmt(r.opsPerSec)} | ${fmt(r.ops)} | ${(r.blocksPerSec / best).toFixed(2)}x |`);
+  for (const [name, r] of Object.entries(results))
+    console.log(`| ${name} | ${fmt(r.blocksPerSec)} | ${fmt(r.opsPerSec)} | ${fmt(r.ops)} | ${(r.blocksPerSec / best).toFixed(2)}x |`);
   const b = results['broadcaster -> bus -> subscriber'];
-  if (b) console.log(`\nbroadcaster: ops out of order at the subscriber: ${b.disorder}; RSS 5 s after the catch-up: ${b.idleRss.toFixed(1)} MB`);
+  if (b)
+    console.log(`\nbroadcaster: ops out of order at the subscriber: ${b.disorder}; RSS 5 s after the catch-up: ${b.idleRss.toFixed(1)} MB`);
   if (LATENCY > 0) console.log(`every devnode answer was delayed by ${LATENCY} ms`);
   else console.log(`broadcaster idle at the head (a block every 3 s): RSS ${(await idleAtHead()).toFixed(1)} MB`);
 })().catch((err) => {

@@ -1,10 +1,11 @@
-import { APPLIED_INDEX, positionOf } from '@steem-bot/broadcaster';
-import { createIpcBus } from '@steem-bot/bus';
-import { catalogue, createLogger, loadConfig } from '@steem-bot/config';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { APPLIED_INDEX, positionOf } from '@steem-bot/broadcaster';
+import { createIpcBus } from '@steem-bot/bus';
+import { catalogue, createLogger, loadConfig } from '@steem-bot/config';
 
 // The apps under the project's own PM2 (node_modules/pm2), with a private PM2_HOME: SIGKILL one,
 // PM2 restarts it, the others keep working, and the stream goes on with no gap.
@@ -81,7 +82,11 @@ test('PM2 restarts a SIGKILLed app; the others keep working; nothing is lost', a
     const before = app('broadcaster');
     const devnodePid = app('devnode').pid;
     process.kill(before.pid, 'SIGKILL');
-    await until(() => app('broadcaster').pm2_env.restart_time === before.pm2_env.restart_time + 1 && app('broadcaster').pm2_env.status === 'online', 30_000, 'the restart');
+    await until(
+      () => app('broadcaster').pm2_env.restart_time === before.pm2_env.restart_time + 1 && app('broadcaster').pm2_env.status === 'online',
+      30_000,
+      'the restart',
+    );
     expect(app('broadcaster').pid).not.toBe(before.pid);
     expect(app('devnode')).toMatchObject({ pid: devnodePid, pm2_env: { status: 'online', restart_time: 0 } });
     const atRestart = blocks.length;

@@ -6,7 +6,7 @@ export type { Checkpoint } from './checkpoint';
 export { CheckpointFile } from './checkpoint';
 export { createBroadcaster } from './create';
 export type { BlockEvent } from './events';
-export { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf,POSITIONS_PER_BLOCK } from './events';
+export { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf, POSITIONS_PER_BLOCK } from './events';
 export type { FetcherOptions } from './fetcher';
 export { BlockFetcher } from './fetcher';
 export type { NodeHealth, PoolOptions } from './nodes';

@@ -1,7 +1,7 @@
 import type { Logger } from '@steem-bot/config';
 
 import { type ChainProps, propsProblem } from './chain-types';
-import { NodeFailure, rpcBatch,type RpcCall } from './rpc';
+import { NodeFailure, rpcBatch, type RpcCall } from './rpc';
 
 export interface NodeHealth {
   url: string;

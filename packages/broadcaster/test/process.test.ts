@@ -25,7 +25,11 @@ function startProcess(env: Record<string, string>, file = MAIN): Promise<ChildPr
   });
 }
 
-async function synthetic(blocks: number, seed = 5, timing: { intervalMs: number; initialBlocks?: number } = { intervalMs: 0 }): Promise<DevNode> {
+async function synthetic(
+  blocks: number,
+  seed = 5,
+  timing: { intervalMs: number; initialBlocks?: number } = { intervalMs: 0 },
+): Promise<DevNode> {
   const node = await DevNode.start({ ...timing, synthetic: blocks, opsPerBlock: [20, 40], libDistance: 0, seed });
   cleanups.push(() => node.stop());
   return node;
@@ -36,7 +40,13 @@ describe('the broadcaster process', () => {
     const node = await synthetic(3000);
     const { config, cleanup } = testConfig([node.url]);
     cleanups.push(cleanup);
-    const env = { SOCKET_DIR: config.SOCKET_DIR, DATA_DIR: config.DATA_DIR, STEEM_NODES: node.url, STEEM_START_BLOCK: '1000000', LOG_LEVEL: 'warn' };
+    const env = {
+      SOCKET_DIR: config.SOCKET_DIR,
+      DATA_DIR: config.DATA_DIR,
+      STEEM_NODES: node.url,
+      STEEM_START_BLOCK: '1000000',
+      LOG_LEVEL: 'warn',
+    };
     const { logger } = keptLogger('observer');
     const blocks: number[] = [];
     const obs = observer(config, logger);
@@ -58,10 +68,19 @@ describe('the broadcaster process', () => {
     const node = await synthetic(2000, 5, { intervalMs: 50, initialBlocks: 1001 });
     const { config, cleanup } = testConfig([node.url]);
     cleanups.push(cleanup);
-    const env = { SOCKET_DIR: config.SOCKET_DIR, DATA_DIR: config.DATA_DIR, STEEM_NODES: node.url, STEEM_START_BLOCK: '1001000', LOG_LEVEL: 'warn' };
+    const env = {
+      SOCKET_DIR: config.SOCKET_DIR,
+      DATA_DIR: config.DATA_DIR,
+      STEEM_NODES: node.url,
+      STEEM_START_BLOCK: '1001000',
+      LOG_LEVEL: 'warn',
+    };
     // Plain clients get live events only: it connects once the broadcaster serves, and gets the
     // comments of the blocks that come after.
-    const bot = fork(join(__dirname, 'fixtures', 'seed-bot.cjs'), [], { env: { ...process.env, SOCKET_DIR: config.SOCKET_DIR }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const bot = fork(join(__dirname, 'fixtures', 'seed-bot.cjs'), [], {
+      env: { ...process.env, SOCKET_DIR: config.SOCKET_DIR },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     cleanups.push(() => void bot.kill('SIGKILL'));
     const got: Array<Record<string, unknown>> = [];
     bot.on('message', (m) => {
@@ -72,7 +91,12 @@ describe('the broadcaster process', () => {
     await ready;
     await waitFor(() => got.length > 0, 30_000, 'comments');
     for (const c of got) {
-      expect(c).toEqual({ author: expect.any(String), permlink: expect.any(String), parent_author: expect.any(String), block_num: expect.any(Number) });
+      expect(c).toEqual({
+        author: expect.any(String),
+        permlink: expect.any(String),
+        parent_author: expect.any(String),
+        block_num: expect.any(Number),
+      });
     }
   });
 
@@ -101,14 +125,18 @@ describe('the broadcaster process', () => {
     sub.close();
     const checkpoint = seen.at(-1) as number;
     // The broadcaster goes on without it for 500 blocks or more.
-    for (let s = await obs.call('broadcaster.status.get', {}); (s.current_block ?? 0) < Math.floor(checkpoint / 1e6) + 500; ) {
+    for (let s = await obs.call('broadcaster.status.get', {}); (s.current_block ?? 0) < Math.floor(checkpoint / 1e6) + 500;) {
       await new Promise((r) => setTimeout(r, 50));
       s = await obs.call('broadcaster.status.get', {});
     }
     const resumed: number[] = [];
     const again = observer(config, logger);
     cleanups.push(() => again.close());
-    again.subscribe('broadcaster', Object.fromEntries(chainOpNames.map((n) => [n, (_p: unknown, ctx: { pos: number }) => void resumed.push(ctx.pos)])), { from: checkpoint });
+    again.subscribe(
+      'broadcaster',
+      Object.fromEntries(chainOpNames.map((n) => [n, (_p: unknown, ctx: { pos: number }) => void resumed.push(ctx.pos)])),
+      { from: checkpoint },
+    );
     await waitFor(() => resumed.some((p) => p >= positionOf(1_002_499, 0)), 60_000, 'block 1002499');
     const expected: number[] = [];
     for (let n = Math.floor(checkpoint / 1e6); n <= 1_002_499; n++) {
