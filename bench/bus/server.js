@@ -10,17 +10,7 @@ const { KIND, SOCKET_DIR } = process.env;
 
 async function busServer() {
   const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({
-    socketDir: SOCKET_DIR,
-    appspace: 'app.',
-    maxMessageBytes: 1024 * 1024,
-    bufferBytes: 4 * 1024 * 1024,
-    replayBytes: 16 * 1024 * 1024,
-    maxConnections: 64,
-    stallMs: 1000,
-    graceMs: 25,
-    logger,
-  });
+  const transport = new IpcTransport({ socketDir: SOCKET_DIR, logger });
   const bus = new Bus({ app: 'bench', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
   return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });

@@ -26,17 +26,7 @@ function onEvent(data, last) {
 
 if (KIND === 'bus') {
   const logger = createLogger({ app: 'bench-sub', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({
-    socketDir: SOCKET_DIR,
-    appspace: 'app.',
-    maxMessageBytes: 1024 * 1024,
-    bufferBytes: 4 * 1024 * 1024,
-    replayBytes: 1024,
-    maxConnections: 4,
-    stallMs: 1000,
-    graceMs: 25,
-    logger,
-  });
+  const transport = new IpcTransport({ socketDir: SOCKET_DIR, replayBytes: 1024, logger });
   const bus = new Bus({ app: `bench-sub-${process.pid}`, catalogue, transport, logger });
   // Resumes by itself if cut off; what fell out of the window meanwhile is reported as missed.
   const onGap = (after, resumeAt) => (missed += resumeAt - (after ?? 0));

@@ -25,6 +25,11 @@ function startProcess(env: Record<string, string>, file = MAIN): Promise<ChildPr
   });
 }
 
+/** The environment of a broadcaster process with `config`'s directories, reading `node`. */
+function appEnv(config: { SOCKET_DIR: string; DATA_DIR: string }, node: DevNode, extra: Record<string, string>): Record<string, string> {
+  return { SOCKET_DIR: config.SOCKET_DIR, DATA_DIR: config.DATA_DIR, STEEM_NODES: node.url, LOG_LEVEL: 'warn', ...extra };
+}
+
 async function synthetic(
   blocks: number,
   seed = 5,
@@ -40,13 +45,7 @@ describe('the broadcaster process', () => {
     const node = await synthetic(3000);
     const { config, cleanup } = testConfig([node.url]);
     cleanups.push(cleanup);
-    const env = {
-      SOCKET_DIR: config.SOCKET_DIR,
-      DATA_DIR: config.DATA_DIR,
-      STEEM_NODES: node.url,
-      STEEM_START_BLOCK: '1000000',
-      LOG_LEVEL: 'warn',
-    };
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_REPLAY_BYTES: '65536' });
     const { logger } = keptLogger('observer');
     const blocks: number[] = [];
     const obs = observer(config, logger);

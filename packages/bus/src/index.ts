@@ -11,10 +11,11 @@ export type {
   TaskHandler,
 } from './bus';
 export { Bus } from './bus';
-export { APPSPACE, createIpcBus } from './create';
+export { createIpcBus } from './create';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';
-export type { IpcOptions } from './ipc-options';
+export type { IpcOptions, IpcTransportOptions } from './ipc-options';
+export { IPC_DEFAULTS } from './ipc-options';
 export { IpcTransport } from './ipc-transport';
 export type { AppContext, RunAppOptions, RunningApp } from './lifecycle';
 export { runApp } from './lifecycle';

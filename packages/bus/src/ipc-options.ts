@@ -15,3 +15,17 @@ export interface IpcOptions {
   graceMs: number;
   logger: Logger;
 }
+
+/** What `new IpcTransport()` needs: where and how to log; everything else has a default. */
+export type IpcTransportOptions = Pick<IpcOptions, 'socketDir' | 'logger'> & Partial<IpcOptions>;
+
+/** The defaults (the same as the config's defaults for the BUS_* variables). */
+export const IPC_DEFAULTS: Omit<IpcOptions, 'socketDir' | 'logger'> = {
+  appspace: 'app.',
+  maxMessageBytes: 1024 * 1024,
+  bufferBytes: 4 * 1024 * 1024,
+  replayBytes: 16 * 1024 * 1024,
+  maxConnections: 256,
+  stallMs: 1_000,
+  graceMs: 25,
+};

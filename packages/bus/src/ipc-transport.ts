@@ -1,6 +1,6 @@
 import type { WireTask } from './frames';
 import { IpcConnection } from './ipc-connection';
-import type { IpcOptions } from './ipc-options';
+import { IPC_DEFAULTS, type IpcOptions, type IpcTransportOptions } from './ipc-options';
 import { IpcServer } from './ipc-server';
 import type { ServeHooks, ServeOptions, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
 
@@ -10,7 +10,11 @@ export class IpcTransport implements Transport {
   private readonly connections = new Set<IpcConnection>();
   private readonly requesters = new Map<string, IpcConnection>();
 
-  constructor(private readonly options: IpcOptions) {}
+  private readonly options: IpcOptions;
+
+  constructor(options: IpcTransportOptions) {
+    this.options = { ...IPC_DEFAULTS, ...options };
+  }
 
   async serve(app: string, hooks: ServeHooks, options: ServeOptions = {}): Promise<TransportServer> {
     const server = new IpcServer(app, hooks, this.options, options.floor ?? Date.now() * 1000);

@@ -12,17 +12,7 @@ let lines: Array<Record<string, unknown>>;
 let runs: number;
 
 function transport(logger: ReturnType<typeof memoryLogger>['logger'], maxConnections = 16): IpcTransport {
-  return new IpcTransport({
-    socketDir: join(tmp.dir, 'run'),
-    appspace: 'app.',
-    maxMessageBytes: 64 * 1024,
-    bufferBytes: 1024 * 1024,
-    replayBytes: 1024 * 1024,
-    maxConnections,
-    stallMs: 1000,
-    graceMs: 25,
-    logger,
-  });
+  return new IpcTransport({ socketDir: join(tmp.dir, 'run'), maxMessageBytes: 64 * 1024, maxConnections, logger });
 }
 
 beforeEach(async () => {

@@ -37,17 +37,7 @@ async function proc(role: 'serve' | 'subscribe', env: Record<string, string> = {
 
 function localBus(app = 'local'): Bus<TestCatalogue> {
   const { logger } = memoryLogger(app);
-  const transport = new IpcTransport({
-    socketDir: socketDir(),
-    appspace: 'app.',
-    maxMessageBytes: 1024 * 1024,
-    bufferBytes: 4 * 1024 * 1024,
-    replayBytes: 16 * 1024 * 1024,
-    maxConnections: 64,
-    stallMs: 1000,
-    graceMs: 25,
-    logger,
-  });
+  const transport = new IpcTransport({ socketDir: socketDir(), logger });
   const bus = new Bus({ app, catalogue: testCatalogue, transport, logger, taskTimeoutMs: 2000 });
   buses.push(bus);
   return bus;
