@@ -45,7 +45,7 @@ describe('the broadcaster process', () => {
     const node = await synthetic(3000);
     const { config, cleanup } = testConfig([node.url]);
     cleanups.push(cleanup);
-    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_REPLAY_BYTES: '65536' });
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000' });
     const { logger } = keptLogger('observer');
     const blocks: number[] = [];
     const obs = observer(config, logger);
@@ -67,13 +67,7 @@ describe('the broadcaster process', () => {
     const node = await synthetic(2000, 5, { intervalMs: 50, initialBlocks: 1001 });
     const { config, cleanup } = testConfig([node.url]);
     cleanups.push(cleanup);
-    const env = {
-      SOCKET_DIR: config.SOCKET_DIR,
-      DATA_DIR: config.DATA_DIR,
-      STEEM_NODES: node.url,
-      STEEM_START_BLOCK: '1001000',
-      LOG_LEVEL: 'warn',
-    };
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1001000' });
     // Plain clients get live events only: it connects once the broadcaster serves, and gets the
     // comments of the blocks that come after.
     const bot = fork(join(__dirname, 'fixtures', 'seed-bot.cjs'), [], {
@@ -104,14 +98,7 @@ describe('the broadcaster process', () => {
     // A tiny replay window: what it missed must be refetched from the chain (backfill).
     const { config, cleanup } = testConfig([node.url], { BUS_REPLAY_BYTES: '65536' });
     cleanups.push(cleanup);
-    const env = {
-      SOCKET_DIR: config.SOCKET_DIR,
-      DATA_DIR: config.DATA_DIR,
-      STEEM_NODES: node.url,
-      STEEM_START_BLOCK: '1000000',
-      BUS_REPLAY_BYTES: '65536',
-      LOG_LEVEL: 'warn',
-    };
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_REPLAY_BYTES: '65536' });
     const { logger } = keptLogger('observer');
     const seen: number[] = [];
     const record = (_p: unknown, ctx: { pos: number }): void => void seen.push(ctx.pos);
