@@ -13,6 +13,5 @@ const projects = ['packages', 'bots', 'e2e']
   )
   .filter((file) => existsSync(file));
 
-// Integration tests start real processes and sockets; give them room on a 2-core box.
-const config: Config = { projects, testTimeout: 60_000 };
+const config: Config = { projects };
 export default config;

@@ -26,7 +26,6 @@ export function packageJestConfig(dir: string): Config {
       ],
     },
     transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
-    // Integration tests start real processes and sockets; give them room on a 2-core box.
-    testTimeout: 60_000,
+    setupFilesAfterEnv: [join(__dirname, 'scripts', 'jest', 'setup.ts')],
   };
 }

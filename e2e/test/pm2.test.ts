@@ -9,6 +9,8 @@ import { catalogue, createLogger, loadConfig } from '@steem-bot/config';
 
 // The apps under the project's own PM2 (node_modules/pm2), with a private PM2_HOME: SIGKILL one,
 // PM2 restarts it, the others keep working, and the stream goes on with no gap.
+jest.setTimeout(180_000);
+
 const ROOT = join(__dirname, '..', '..');
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
