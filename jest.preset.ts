@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { Config } from 'jest';
 
 // node-ipc 14 and its dependencies ship ES modules only. Node runs them through
-// require(esm), but jest's module loader does not (before Node 24.9), so jest compiles them to
+// require(esm), but jest's module loader does not, so jest compiles them to
 // CommonJS with babel; production code loads them untouched.
 const ESM_ONLY = ['node-ipc', 'event-pubsub', 'strong-type', 'js-message', 'js-queue', 'easy-stack'];
 
