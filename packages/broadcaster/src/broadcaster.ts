@@ -108,6 +108,7 @@ export class Broadcaster {
     for (let attempt = 0; ; attempt++) {
       const best = this.options.pool.best();
       if (best) return start === 'head' ? best.head : best.lib;
+      if (attempt === 0) this.log.warn(`no node answers yet: waiting for one to resolve STEEM_START_BLOCK=${start} (not ready until then)`);
       await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
       await this.options.pool.pollHeads();
     }

@@ -82,9 +82,7 @@ export class IpcServer implements TransportServer {
       throw new AppError('ERR_BUS_POSITION', `position ${event.pos} is not above the last one (${this.window.last})`);
     }
     const frame = this.encodeEvent(event);
-    // The window keeps a flat copy off the V8 heap: its byte bound is then the memory it holds
-    // (a concatenated string can hold several times its length).
-    this.window.push({ pos: event.pos, name: event.name, frame: Buffer.from(frame) });
+    this.window.push({ pos: event.pos, name: event.name, frame });
     let waiting: Socket[] | undefined;
     for (const peer of this.peers.values()) {
       if (!peer.live || (peer.names !== null && !peer.names.has(event.name))) continue;
@@ -119,15 +117,13 @@ export class IpcServer implements TransportServer {
     this.peers.clear();
   }
 
-  /** Encode an event once; every live subscriber gets the same frame. */
-  private encodeEvent(event: WireEvent): string {
-    const frame = encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts });
-    // One byte per char for ASCII; only a frame that might be too large is measured exactly.
-    if (frame.length * 3 > this.options.maxMessageBytes && Buffer.byteLength(frame) - 1 > this.options.maxMessageBytes) {
-      throw new AppError(
-        'ERR_BUS_FRAME_TOO_LARGE',
-        `${event.name}: ${Buffer.byteLength(frame) - 1} bytes exceeds ${this.options.maxMessageBytes}`,
-      );
+  /** Encode an event once, checking its size. */
+  private encodeEvent(event: WireEvent): Buffer {
+    // One Buffer per event, shared by every subscriber's socket and kept by the window: off the
+    // V8 heap, so the window's byte bound is the memory it holds.
+    const frame = Buffer.from(encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts }));
+    if (frame.length - 1 > this.options.maxMessageBytes) {
+      throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${event.name}: ${frame.length - 1} bytes exceeds ${this.options.maxMessageBytes}`);
     }
     return frame;
   }
@@ -145,7 +141,7 @@ export class IpcServer implements TransportServer {
    * Write within the subscriber's buffer limit; a subscriber past it is cut off (it will resume).
    * False when the peer is gone; check `writableNeedDrain` for pacing.
    */
-  private write(peer: Peer, frame: string | Buffer): boolean {
+  private write(peer: Peer, frame: Buffer): boolean {
     const socket = peer.socket;
     if (socket.destroyed) return false;
     if (socket.writableLength + frame.length > this.options.bufferBytes) {
@@ -227,7 +223,7 @@ export class IpcServer implements TransportServer {
     peer.live = true;
   }
 
-  private async writePaced(peer: Peer, frame: string | Buffer): Promise<boolean> {
+  private async writePaced(peer: Peer, frame: Buffer): Promise<boolean> {
     if (!this.peers.has(peer.socket) || !this.write(peer, frame)) return false;
     if (peer.socket.writableNeedDrain) await drained([peer.socket], 0, this.options.stallMs);
     return this.peers.has(peer.socket);
