@@ -41,6 +41,8 @@ export class Broadcaster {
   private reporter: NodeJS.Timeout | undefined;
   private target: number | undefined;
   private savedAt = 0;
+  /** Position of the last event the bus accepted: a block retried after an error skips what went out. */
+  private published = 0;
 
   constructor(private readonly options: BroadcasterOptions) {
     this.log = options.logger.child({ component: 'stream' });
@@ -59,8 +61,9 @@ export class Broadcaster {
       this.log.info({ block: first }, `no checkpoint: starting at block ${first} (STEEM_START_BLOCK=${this.options.startBlock})`);
     }
     bus.handle('broadcaster.status.get', () => this.status());
+    this.published = this.last?.position ?? positionOf(first - 1, APPLIED_INDEX);
     await bus.serve({
-      floor: this.last?.position ?? positionOf(first - 1, APPLIED_INDEX),
+      floor: this.published,
       backfill: (after, until, names) => this.backfill(after, until, names),
     });
     this.poller = setInterval(() => void pool.pollHeads(), this.options.pollMs);
@@ -148,16 +151,17 @@ export class Broadcaster {
     for (const event of blockEvents(block, num)) {
       // After a fork the replacement blocks continue above the reverted ones (positions only grow).
       position = Math.max(position + 1, event.pos);
+      if (position <= this.published) continue; // went out before this block was interrupted
       try {
         // Op names come from the chain: the bus checks them against the catalogue at run time.
         await this.options.bus.publish(event.name as 'comment', event.payload as never, { position, tid: newTid() });
       } catch (err) {
-        if (err instanceof AppError && err.code === 'ERR_BUS_UNKNOWN_NAME') {
-          this.log.error({ op: event.name, block: num }, `op type ${event.name} is not in the catalogue; not published`);
-          continue;
+        if (!(err instanceof AppError) || err.code !== 'ERR_BUS_UNKNOWN_NAME') {
+          throw Object.assign(err as Error, { block: num, op: event.name, position });
         }
-        throw err;
+        this.log.error({ op: event.name, block: num }, `op type ${event.name} is not in the catalogue; not published`);
       }
+      this.published = position;
     }
     this.last = { block_num: num, block_id: block.block_id, position };
     this.lastTimestamp = block.timestamp;
@@ -200,12 +204,14 @@ export class Broadcaster {
       const canonical = await this.options.fetcher.block(top.num, () => this.stopping);
       if (canonical.block_id === top.id) break;
       this.recent.pop();
+      const position = this.published + 1;
       await this.options.bus.publish(
         'block.reverted',
         { block_num: top.num, block_id: top.id, replaced_by: canonical.block_id },
-        { position: (this.last?.position ?? 0) + 1, tid: newTid() },
+        { position, tid: newTid() },
       );
-      this.last = { block_num: top.num - 1, block_id: canonical.previous, position: (this.last?.position ?? 0) + 1 };
+      this.published = position;
+      this.last = { block_num: top.num - 1, block_id: canonical.previous, position };
       this.saveCheckpoint(true);
       this.log.warn({ block: top.num, reverted: top.id, by: canonical.block_id }, `fork: block ${top.num} reverted`);
     }
