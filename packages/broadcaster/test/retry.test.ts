@@ -1,9 +1,10 @@
-import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { AppError, type Catalogue, catalogue } from '@steem-bot/config';
-import { DevNode } from '@steem-bot/devnode';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { AppError, type Catalogue, catalogue } from '@steem-bot/config';
+import { DevNode } from '@steem-bot/devnode';
 
 import { APPLIED_INDEX, BlockFetcher, Broadcaster, CheckpointFile, NodePool, positionOf } from '../src';
 import { keptLogger, waitFor } from './harness';
