@@ -28,20 +28,21 @@ function start(file, env) {
   return { child, next };
 }
 
-async function scenario(kind, subs, rate, stalled = 0) {
+/** `stalled` subscribers are SIGSTOPped, `slow` ones busy-wait 1 ms per event; the rest are measured. */
+async function scenario(kind, subs, rate, stalled = 0, slow = 0) {
   const dir = mkdtempSync(join(tmpdir(), 'sbb-'));
   const env = { KIND: kind, SOCKET_DIR: dir, COUNT: String(COUNT) };
   const server = start('server.js', env);
   await server.next((m) => m === 'ready');
   const clients = [];
   for (let i = 0; i < subs; i++) {
-    const c = start('subscriber.js', env);
+    const c = start('subscriber.js', i >= stalled && i < stalled + slow ? { ...env, SLOW_MS: '1' } : env);
     await c.next((m) => m === 'ready');
     clients.push(c);
   }
   for (const c of clients.slice(0, stalled)) c.child.kill('SIGSTOP');
   server.child.send({ cmd: 'run', count: COUNT, rate });
-  const live = clients.slice(stalled);
+  const live = clients.slice(stalled + slow);
   const results = await Promise.all(live.map((c) => c.next((m) => m && m.received)));
   const done = await server.next((m) => m && m.done);
   for (const c of clients) c.child.kill('SIGKILL');
@@ -74,6 +75,7 @@ const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, 
     }
   }
   const stalled = await scenario('bus', 4, 0, 1);
+  const slowOne = await scenario('bus', 4, 0, 0, 1);
   console.log(
     `\nbus benchmark: ${COUNT.toLocaleString()} events, Node ${process.version}, ${cpus().length} x ${cpus()[0].model}, ${new Date().toISOString()}\n`,
   );
@@ -86,10 +88,14 @@ const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, 
         `| ${r.kind} | ${r.subs} | ${r.mode} | ${fmt(r.msgsPerSec)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.rssMb)} | ${r.missed ?? 0} |`,
       );
   }
-  const s = stalled;
-  console.log(
-    `| bus, 1 of 4 stalled | 3 live | ${s.mode} | ${fmt(s.msgsPerSec)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.rssMb)} | ${s.missed} |`,
-  );
+  for (const [label, live, s] of [
+    ['bus, 1 of 4 stalled (SIGSTOP)', '3 live', stalled],
+    ['bus, 1 of 4 slow (1 ms per event)', '3 fast', slowOne],
+  ]) {
+    console.log(
+      `| ${label} | ${live} | ${s.mode} | ${fmt(s.msgsPerSec)} | ${fmt(s.p50, 2)} | ${fmt(s.p99, 2)} | ${fmt(s.rssMb)} | ${s.missed} |`,
+    );
+  }
 })().catch((err) => {
   console.error(err);
   process.exit(1);

@@ -7,6 +7,7 @@ const { now, percentile } = require('./common');
 
 const { KIND, SOCKET_DIR } = process.env;
 const COUNT = Number(process.env.COUNT);
+const SLOW_MS = Number(process.env.SLOW_MS ?? 0);
 const latencies = new Float64Array(COUNT);
 let received = 0;
 let missed = 0;
@@ -14,6 +15,7 @@ let first = 0;
 
 /** `last` is true for the final event (position COUNT on the bus, the COUNT-th line raw). */
 function onEvent(data, last) {
+  if (SLOW_MS > 0) for (const until = now() + SLOW_MS; now() < until;);
   const t = now();
   if (received === 0) first = t;
   latencies[received++] = t - data.sent;
