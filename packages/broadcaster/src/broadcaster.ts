@@ -1,4 +1,4 @@
-import type { Bus, WireEvent } from '@steem-bot/bus';
+import { backoffDelay, type Bus, type WireEvent } from '@steem-bot/bus';
 import { AppError, type Catalogue, type Logger, newTid } from '@steem-bot/config';
 
 import { blockNumFromId, type ChainBlock } from './chain-types';
@@ -112,7 +112,7 @@ export class Broadcaster {
       const best = this.options.pool.best();
       if (best) return start === 'head' ? best.head : best.lib;
       if (attempt === 0) this.log.warn(`no node answers yet: waiting for one to resolve STEEM_START_BLOCK=${start} (not ready until then)`);
-      await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, backoffDelay(attempt, 500, 30_000)));
       await this.options.pool.pollHeads();
     }
   }

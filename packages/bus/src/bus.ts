@@ -143,7 +143,8 @@ export class Bus<C extends CatalogueShape> {
       ts: Date.now(),
     };
     const done = server.publish(event);
-    this.lastPosition = Math.max(this.lastPosition, pos);
+    // Only a valid position moves on the default ones (a NaN would stop them all).
+    if (Number.isSafeInteger(pos) && pos > this.lastPosition) this.lastPosition = pos;
     return done;
   }
 

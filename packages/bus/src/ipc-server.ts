@@ -78,9 +78,6 @@ export class IpcServer implements TransportServer {
 
   async publish(event: WireEvent): Promise<void> {
     if (this.closed) throw new AppError('ERR_BUS_CLOSED', `${this.app}: the bus is closed`);
-    if (!Number.isSafeInteger(event.pos) || event.pos <= this.window.last) {
-      throw new AppError('ERR_BUS_POSITION', `position ${event.pos} is not above the last one (${this.window.last})`);
-    }
     const frame = this.encodeEvent(event);
     this.window.push({ pos: event.pos, name: event.name, frame });
     let waiting: Socket[] | undefined;

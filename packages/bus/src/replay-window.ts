@@ -1,3 +1,5 @@
+import { AppError } from '@steem-bot/config';
+
 /** One retained event: its position, name and encoded frame (whatever the transport writes). */
 export interface WindowEntry<F extends { length: number } = Buffer> {
   readonly pos: number;
@@ -39,7 +41,11 @@ export class ReplayWindow<F extends { length: number } = Buffer> {
     return this.size > 0 ? (this.entries[this.entries.length - 1] as WindowEntry<F>).pos : this.floor;
   }
 
+  /** Append the newest event; its position must be a safe integer above the last one. */
   push(entry: WindowEntry<F>): void {
+    if (!Number.isSafeInteger(entry.pos) || entry.pos <= this.last) {
+      throw new AppError('ERR_BUS_POSITION', `position ${entry.pos} is not above the last one (${this.last})`);
+    }
     this.entries.push(entry);
     this.bytes += entry.frame.length;
     while (this.bytes > this.maxBytes && this.size > 1) {

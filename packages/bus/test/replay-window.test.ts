@@ -21,3 +21,11 @@ describe('ReplayWindow', () => {
     expect(w.after(1, 1)[0]?.pos).toBe(w.floor + 3);
   });
 });
+
+test('refuses a position that is not a safe integer above the last one', () => {
+  const w = new ReplayWindow<string>(100, 10);
+  expect(() => w.push({ pos: 10, name: 'e', frame: 'x' })).toThrow(/position 10 is not above the last one \(10\)/);
+  w.push({ pos: 11, name: 'e', frame: 'x' });
+  expect(() => w.push({ pos: Number.NaN, name: 'e', frame: 'x' })).toThrow(expect.objectContaining({ code: 'ERR_BUS_POSITION' }));
+  expect(w.last).toBe(11);
+});
