@@ -182,14 +182,13 @@ export class Bus<C extends CatalogueShape> {
     return sub;
   }
 
-  /** Send a task to the app its name starts with; resolves once that app acknowledged it. */
-  async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<void> {
+  /** Send a task to the app its name starts with; resolves with its reply once that app acknowledged it. */
+  async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<TaskReply<C, N>> {
     const key = options.idempotencyKey ?? randomUUID();
     const attempts = options.attempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.request(name, payload, key, options.timeoutMs);
-        return;
+        return (await this.request(name, payload, key, options.timeoutMs)) as TaskReply<C, N>;
       } catch (err) {
         const retryable = err instanceof AppError && err.retryable;
         if (!retryable || attempt >= attempts) throw err;

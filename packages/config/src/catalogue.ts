@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 import { defineCatalogue } from './catalogue-shape';
 import { commonOps, otherOps } from './chain-ops';
+import { emailRequest, emailStatuses } from './email';
 
 const nodeHealth = z.object({
   url: z.string(),
@@ -9,6 +10,12 @@ const nodeHealth = z.object({
   head: z.number().int().nullable(),
   failures: z.number().int(),
   lastError: z.string().nullable(),
+});
+
+const emailEvent = z.object({
+  id: z.string(),
+  /** The REST client that asked for it, or `bus:<app>` for internal apps. */
+  client: z.string(),
 });
 
 /**
@@ -32,8 +39,28 @@ export const catalogue = defineCatalogue({
       block_id: z.string(),
       replaced_by: z.string().nullable(),
     }),
+    /** The mailer stored a message (REST or bus); it will be sent at `send_at`. */
+    'email.queued': emailEvent.extend({ send_at: z.string() }),
+    /** The SMTP server accepted a message. */
+    'email.sent': emailEvent.extend({ message_id: z.string(), attempts: z.number().int() }),
+    /** A message is dead: a permanent failure, or the last retry failed. */
+    'email.failed': emailEvent.extend({ error: z.string(), attempts: z.number().int() }),
+    /** The requesting app's check_url said the message is no longer needed. */
+    'email.skipped': emailEvent,
+    /** A client cancelled a message before it was sent. */
+    'email.cancelled': emailEvent,
   },
   tasks: {
+    /** Queue an email (trusted internal intake); acknowledged once it is on disk. */
+    'mailer.email.send': {
+      payload: emailRequest,
+      reply: z.object({ id: z.string(), status: z.enum(emailStatuses) }),
+    },
+    /** Send the digest of the ops counted since the last one (fired by the clock). */
+    'digest.report.send': {
+      payload: z.object({ period: z.string().default('day') }),
+      reply: z.object({ ops: z.number().int() }),
+    },
     /** Report the broadcaster's current block, head, LIB, lag and node health. */
     'broadcaster.status.get': {
       payload: z.object({}),

@@ -22,6 +22,14 @@ export const errorCodes = {
     doc: 'An event position is not a safe integer above the last published one.',
   },
   ERR_BUS_FRAME_TOO_LARGE: { retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
+  ERR_BOT_KEY_MISSING: { retryable: false, doc: 'A bot needs a key (or STEEM_ACCOUNT) that is not set; checked at start-up.' },
+  ERR_BOT_KEY_INVALID: { retryable: false, doc: 'A bot key is not a valid private key (WIF).' },
+  ERR_BOT_KEY_MISMATCH: { retryable: false, doc: 'Live mode: the key is not an authority of STEEM_ACCOUNT on chain.' },
+  ERR_BOT_CHAIN_INPUT: { retryable: false, doc: 'A chain action got an invalid argument (vote weight, transfer amount).' },
+  ERR_BOT_INVALID: { retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
+  ERR_MAILER_NOT_FOUND: { retryable: false, doc: 'No such message (or it belongs to another client).' },
+  ERR_MAILER_CONFLICT: { retryable: false, doc: 'Idempotency key reused with another body, or the message can no longer be cancelled.' },
+  ERR_CLOCK_SCHEDULES_INVALID: { retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
 } as const satisfies Record<string, { retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

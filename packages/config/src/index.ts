@@ -15,3 +15,5 @@ export { checkPrivateDir } from './secure-dir';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, VariableDef, VariableName } from './variables';
 export { variables } from './variables';
+export type { EmailRequest, EmailStatus, ParsedEmailRequest } from './email';
+export { allowedHeaderNames, emailAddress, emailRequest, emailStatuses, MAX_METADATA_BYTES, MAX_SCHEDULE_MS } from './email';

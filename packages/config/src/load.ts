@@ -46,7 +46,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     if (result.success) out[name] = result.data;
     else problems.push({ variable: name, expected: result.error.issues.map((i) => i.message).join('; '), got: JSON.stringify(raw) });
   }
-  for (const name of ['SOCKET_DIR', 'DATA_DIR'] as const) {
+  for (const name of ['SOCKET_DIR', 'DATA_DIR', 'MAILER_OUTBOX', 'CLOCK_SCHEDULES'] as const) {
     if (typeof out[name] === 'string') out[name] = resolveProjectPath(out[name]);
   }
   checkDirectories(out, problems);

@@ -31,6 +31,23 @@ const urlList = z
   )
   .pipe(z.array(httpUrl).min(1, 'at least one URL'));
 
+const flag = z.enum(['0', '1'], { error: '0 or 1' }).transform((v) => v === '1');
+
+const optionalText = z.string();
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0),
+);
+
+const port = z
+  .string()
+  .regex(/^\d+$/, 'a port number')
+  .transform(Number)
+  .pipe(z.number().int().min(0).max(65535));
+
 const startBlock = z.union(
   [
     z.literal('head'),
@@ -108,6 +125,59 @@ export const variables = {
   BUS_TASK_TIMEOUT_MS: variable(
     'How long a task or call waits for its acknowledgement or reply before it is retried or fails.',
     '5000',
+    positiveInt,
+  ),
+  BOT_LIVE: variable(
+    '`1` lets bots broadcast votes, comments and transfers; otherwise they log exactly what they would broadcast (dry run).',
+    '0',
+    flag,
+  ),
+  BOT_RETRY_ATTEMPTS: variable('Tries of a failing bot handler before its op is dead-lettered.', '5', positiveInt),
+  BOT_RETRY_BASE_MS: variable('First retry delay of a failing bot handler; it doubles up to BOT_RETRY_MAX_MS, with jitter.', '1000', positiveInt),
+  BOT_RETRY_MAX_MS: variable('Longest delay between two tries of a failing bot handler.', '60000', positiveInt),
+  BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
+  STEEM_ACCOUNT: variable('Account the bots act as (votes, comments, transfers). Set it per bot in pm2.json.', '', optionalText),
+  STEEM_POSTING_KEY: variable(
+    'Private posting key (WIF) of STEEM_ACCOUNT, for votes, comments and custom_json. Never logged.',
+    '',
+    optionalText,
+  ),
+  STEEM_ACTIVE_KEY: variable('Private active key (WIF) of STEEM_ACCOUNT, for transfers. Never logged.', '', optionalText),
+  WATCHER_ACCOUNTS: variable('Comma-separated accounts the watcher bot watches (transfers in, replies, mentions).', '', list),
+  WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', '', optionalText),
+  DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
+  MAILER_HOST: variable('Address the mailer API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
+  MAILER_PORT: variable('Port of the mailer REST API.', '8025', port),
+  MAILER_FROM: variable('Sender of messages that give no `from`.', 'steem-bot@localhost', z.email({ error: 'an email address' })),
+  SMTP_URL: variable(
+    'SMTP server (`smtp://user:pass@host:587`, `smtps://...`). Empty: messages are written as .eml files to MAILER_OUTBOX.',
+    '',
+    z.union([z.literal(''), z.url({ protocol: /^smtps?$/, error: 'an smtp:// or smtps:// URL' })]),
+  ),
+  MAILER_OUTBOX: variable('Directory of the .eml files written when SMTP_URL is empty.', 'var/outbox', z.string().min(1)),
+  MAILER_MAX_ATTEMPTS: variable('Delivery tries of a message before it is dead.', '8', positiveInt),
+  MAILER_RETRY_BASE_MS: variable('First delay after a temporary delivery failure; it doubles up to MAILER_RETRY_MAX_MS.', '60000', positiveInt),
+  MAILER_RETRY_MAX_MS: variable('Longest delay between two delivery tries.', '21600000', positiveInt),
+  MAILER_LEASE_MS: variable(
+    "How long a worker owns a message it is sending; a crashed worker's messages are retried after it.",
+    '120000',
+    positiveInt,
+  ),
+  MAILER_SMTP_TIMEOUT_MS: variable('Connection, greeting and socket timeout of an SMTP delivery.', '30000', positiveInt),
+  MAILER_KEEP_DAYS: variable('Days a finished (sent, dead, skipped, cancelled) message is kept; pending ones are never purged.', '30', positiveInt),
+  MAILER_CHECK_TIMEOUT_MS: variable("Timeout of the call to a message's check_url.", '5000', positiveInt),
+  MAILER_CHECK_ALLOW: variable(
+    'Comma-separated hosts or IPs a check_url may reach although private, loopback or link-local (e.g. `127.0.0.1`).',
+    '',
+    list,
+  ),
+  MAILER_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
+  MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
+  CLOCK_SCHEDULES: variable('The clock\'s schedule file.', 'clock.schedules.json', z.string().min(1)),
+  CLOCK_KEEP_DAYS: variable('Days the clock keeps its record of ticks.', '14', positiveInt),
+  CLOCK_CLAIM_STALE_MS: variable(
+    'A claimed tick whose owner has shown no sign of life for this long is taken over by another clock.',
+    '15000',
     positiveInt,
   ),
 } as const satisfies Record<string, VariableDef>;

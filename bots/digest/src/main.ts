@@ -1,0 +1,3 @@
+import { digest } from './index';
+
+digest.run();

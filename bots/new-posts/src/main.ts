@@ -1,0 +1,3 @@
+import { newPosts } from './index';
+
+newPosts.run();

@@ -1,0 +1,3 @@
+import { watcher } from './index';
+
+watcher.run();

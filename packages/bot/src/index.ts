@@ -1,0 +1,7 @@
+export type { Bot, BotDefinition, BotTaskContext, BotTaskHandlers, Mail, OpContext, OpHandlers, OpName, RunningBot } from './bot';
+export { createBot } from './bot';
+export type { ChainOptions, CommentInput, CustomJsonInput, KeyRole, TransferInput, VoteInput } from './chain';
+export { Chain } from './chain';
+export { Dispatcher } from './dispatcher';
+export type { DeadLetter } from './store';
+export { BotStore } from './store';

@@ -1,0 +1,2 @@
+export type { Database, OpenOptions } from './sqlite';
+export { openDatabase } from './sqlite';
