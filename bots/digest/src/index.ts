@@ -36,9 +36,9 @@ export const digest = createBot({
   },
   on: Object.fromEntries(chainOpNames.map((name) => [name, count])) as OpHandlers,
   tasks: {
-    async 'digest.report.send'({ period }, { db, mail, log, tid }) {
+    async 'digest.report.send'({ period }, { db, mail, log, tid, key: taskKey }) {
       // One report per task key: a retried task re-sends the same report, never a second one.
-      const key = `${period}:${tid}`;
+      const key = `${period}:${taskKey ?? tid}`;
       type Report = { subject: string; body: string; ops: number };
       const report = db.transaction((): Report => {
         const existing = db.prepare('SELECT subject, body, ops FROM reports WHERE key = ?').get(key) as Report | undefined;

@@ -49,6 +49,8 @@ export type OpHandlers = { [N in OpName]?: (op: EventPayload<Catalogue, N>, ctx:
 
 export interface BotTaskContext {
   tid: string;
+  /** The sender's idempotency key (the clock's is one per tick): the dedupe key of the task's side effects. */
+  key: string | undefined;
   log: Logger;
   chain: Chain;
   mail: Mail;
@@ -218,7 +220,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
     const typedBus = bus as Bus<Catalogue>;
     for (const [task, handler] of Object.entries(def.tasks) as Array<[TaskName<Catalogue>, (p: unknown, c: BotTaskContext) => unknown]>) {
       typedBus.handle(task, (payload, ctx) =>
-        handler(payload, { tid: ctx.tid, log: logger.child({ task }), chain, mail: mailFor(`${def.name}:task:${ctx.key ?? ctx.tid}`), db: store.db }) as never,
+        handler(payload, { tid: ctx.tid, key: ctx.key, log: logger.child({ task }), chain, mail: mailFor(`${def.name}:task:${ctx.key ?? ctx.tid}`), db: store.db }) as never,
       );
     }
     await bus.serve();

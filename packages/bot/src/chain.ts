@@ -68,8 +68,9 @@ export class Chain {
     if (!/^[a-z][a-z0-9.-]{2,15}$/.test(options.account)) {
       throw new AppError('ERR_BOT_KEY_MISSING', `STEEM_ACCOUNT must name the account the bot acts as (got "${options.account}")`);
     }
-    // steem-js is large: only bots that act on the chain load it.
-    const steem = (await import('steem')).default;
+    // steem-js is large: only bots that act on the chain load it (a CommonJS module).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const steem = require('steem') as SteemJs;
     for (const role of options.needs) {
       const variable = `STEEM_${role.toUpperCase()}_KEY`;
       const wif = options.keys[role];

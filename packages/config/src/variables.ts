@@ -148,7 +148,7 @@ export const variables = {
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
   MAILER_HOST: variable('Address the mailer API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
   MAILER_PORT: variable('Port of the mailer REST API.', '8025', port),
-  MAILER_FROM: variable('Sender of messages that give no `from`.', 'steem-bot@localhost', z.email({ error: 'an email address' })),
+  MAILER_FROM: variable('Sender of messages that give no `from`.', 'steem-bot@localhost.localdomain', z.email({ error: 'an email address' })),
   SMTP_URL: variable(
     'SMTP server (`smtp://user:pass@host:587`, `smtps://...`). Empty: messages are written as .eml files to MAILER_OUTBOX.',
     '',

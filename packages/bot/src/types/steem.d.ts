@@ -1,5 +1,6 @@
-// steem-js 0.7 ships no types; the part the SDK uses.
+// steem-js 0.7 ships no types; the parts the bot SDK and the tests use.
 declare module 'steem' {
+  type Callback<T> = (err: Error | null, result: T) => void;
   interface Authority {
     weight_threshold: number;
     key_auths: Array<[string, number]>;
@@ -8,6 +9,10 @@ declare module 'steem' {
     api: {
       setOptions(options: { url: string }): void;
       getAccountsAsync(names: string[]): Promise<Array<{ name: string; posting: Authority; active: Authority }>>;
+      getDynamicGlobalPropertiesAsync(): Promise<Record<string, unknown>>;
+      getBlockAsync(n: number): Promise<Record<string, unknown> | null>;
+      getOpsInBlockAsync(n: number, onlyVirtual: boolean): Promise<unknown[]>;
+      streamOperations(mode: 'head' | 'irreversible', callback: Callback<[string, Record<string, unknown>]>): () => void;
     };
     auth: {
       isWif(key: string): boolean;

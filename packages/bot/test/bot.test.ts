@@ -1,0 +1,137 @@
+import { AppError } from '@steem-bot/config';
+import { waitFor } from '@steem-bot/testkit';
+
+import { createBot, type RunningBot } from '../src';
+import { memorySetup, positionOf } from './helpers';
+
+// A valid WIF (the well-known test key of the steem-js docs); no account holds it on our devnode.
+const TEST_WIF = '5JRaypasxMx1L97ZUX7YuC5Psb5EAbF821kkAGtBj7xCJFQcbLg';
+
+describe('bot SDK (in-memory bus)', () => {
+  let running: RunningBot | undefined;
+  let cleanup: (() => void) | undefined;
+  afterEach(async () => {
+    await running?.stop();
+    running = undefined;
+    cleanup?.();
+  });
+
+  test('a failing handler is retried with backoff, then dead-lettered while later ops flow; replay runs it again', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '3' });
+    cleanup = env.cleanup;
+    const tries = new Map<string, number>();
+    let broken = true;
+    const handled: string[] = [];
+    const bot = createBot({
+      name: 'flaky',
+      on: {
+        vote(op, { attempt }) {
+          tries.set(op.permlink, attempt);
+          if (op.permlink === 'post-10-1' && broken) throw new Error('boom');
+          handled.push(op.permlink);
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('flaky') });
+    await running.subscription.ready;
+    for (let i = 0; i < 3; i++) await env.publishVote(10, i);
+    await waitFor(() => handled.length === 2, 5_000, 'the later ops');
+    expect(handled).toEqual(['post-10-0', 'post-10-2']);
+    expect(tries.get('post-10-1')).toBe(3);
+    await waitFor(() => running?.checkpoint() === positionOf(10, 2), 2_000, 'the checkpoint');
+
+    const [letter] = running.store.deadLetters();
+    expect(letter).toMatchObject({ position: positionOf(10, 1), name: 'vote', attempts: 3, state: 'dead' });
+    expect(letter?.error).toMatch(/boom/);
+    expect(letter?.tid).toMatch(/^[0-9a-f]{16}$/);
+    expect(env.lines.some((l) => String(l.msg).includes('dead-lettered as #1') && l.tid === letter?.tid)).toBe(true);
+
+    broken = false;
+    expect(running.store.requestReplay(letter?.id as number)).toBe(true);
+    await waitFor(() => running?.store.deadLetter(letter?.id as number)?.state === 'replayed', 5_000, 'the replay');
+    expect(handled).toEqual(['post-10-0', 'post-10-2', 'post-10-1']);
+  });
+
+  test('a restarted bot resumes after its checkpoint: nothing missed, nothing repeated', async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    const seen: number[] = [];
+    const bot = createBot({ name: 'resumer', on: { vote: (_op, { position }) => void seen.push(position) } });
+    const first = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('resumer') });
+    await first.subscription.ready;
+    for (let i = 0; i < 5; i++) await env.publishVote(20, i);
+    await waitFor(() => first.checkpoint() === positionOf(20, 4));
+    await first.stop();
+    for (let i = 5; i < 10; i++) await env.publishVote(20, i);
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('resumer2') });
+    await waitFor(() => seen.length === 10, 5_000, 'the resumed ops');
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => positionOf(20, i)));
+  });
+
+  test('ctx.mail sends mailer.email.send with a key derived from the op position, the same on a retry', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '3' });
+    cleanup = env.cleanup;
+    const mailer = env.busFor('mailer');
+    const keys: Array<string | undefined> = [];
+    mailer.handle('mailer.email.send', (_p, ctx) => {
+      keys.push(ctx.key);
+      return { id: `m${keys.length}`, status: 'scheduled' };
+    });
+    await mailer.serve();
+    let failOnce = true;
+    const bot = createBot({
+      name: 'mailing',
+      on: {
+        async vote(op, { mail }) {
+          await mail.send({ to: 'ops@example.com', subject: `vote on ${op.permlink}`, text: 'hi' });
+          if (failOnce) {
+            failOnce = false;
+            throw new Error('after the mail');
+          }
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('mailing') });
+    await running.subscription.ready;
+    await env.publishVote(30, 7);
+    await waitFor(() => running?.checkpoint() === positionOf(30, 7));
+    // Tried twice, the same key both times: the mailer dedupes the second (the bus does too).
+    expect(keys[0]).toBe(`mailing:${positionOf(30, 7)}:0`);
+    expect(new Set(keys)).toEqual(new Set([`mailing:${positionOf(30, 7)}:0`]));
+    await mailer.close();
+  });
+
+  test('dry run logs exactly the vote it would cast', async () => {
+    const env = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: TEST_WIF });
+    cleanup = env.cleanup;
+    const bot = createBot({
+      name: 'voter',
+      keys: ['posting'],
+      on: { vote: (op, { chain }) => chain.vote({ author: op.author, permlink: op.permlink, weight: 5_000 }) },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('voter') });
+    await running.subscription.ready;
+    await env.publishVote(40, 0);
+    await waitFor(() => running?.checkpoint() === positionOf(40, 0));
+    const line = env.lines.find((l) => String(l.msg).startsWith('dry run: would broadcast vote'));
+    expect(line?.op).toEqual(['vote', { voter: 'steembot', author: 'author0', permlink: 'post-40-0', weight: 5_000 }]);
+    expect(JSON.stringify(env.lines)).not.toContain(TEST_WIF);
+  });
+
+  test('a missing or malformed key is a clear error at start-up, not at the first vote', async () => {
+    const define = () => createBot({ name: 'keyed', keys: ['posting', 'active'], on: { vote: () => undefined } });
+    const missing = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: TEST_WIF });
+    const bad = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: 'not-a-key', STEEM_ACTIVE_KEY: TEST_WIF });
+    const noAccount = await memorySetup({ STEEM_POSTING_KEY: TEST_WIF, STEEM_ACTIVE_KEY: TEST_WIF });
+    cleanup = () => [missing, bad, noAccount].forEach((e) => e.cleanup());
+    const start = (e: typeof missing) => define().start({ config: e.config, logger: e.logger, bus: e.busFor('keyed') });
+    await expect(start(missing)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACTIVE_KEY is not set/) });
+    await expect(start(bad)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_INVALID', message: 'STEEM_POSTING_KEY is not a valid private key (WIF)' });
+    await expect(start(noAccount)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACCOUNT/) });
+  });
+
+  test('bot definitions are checked: names, and tasks addressed to the bot', () => {
+    expect(() => createBot({ name: 'Bad Name', on: {} })).toThrow(AppError);
+    expect(() => createBot({ name: 'digest2', on: {}, tasks: { 'digest.report.send': () => ({ ops: 0 }) } })).toThrow(/not addressed to digest2/);
+  });
+});

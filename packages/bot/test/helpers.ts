@@ -1,0 +1,53 @@
+import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { type Catalogue, catalogue, type Config, type Logger } from '@steem-bot/config';
+import { keptLogger, testSetup } from '@steem-bot/testkit';
+
+/** A vote op at `block`/`index`, with its chain metadata. */
+export function vote(block: number, index: number, fields: Partial<Record<string, unknown>> = {}): Record<string, unknown> {
+  return {
+    voter: 'alice',
+    author: `author${index % 3}`,
+    permlink: `post-${block}-${index}`,
+    weight: 10_000,
+    block_num: block,
+    block_id: block.toString(16).padStart(8, '0') + 'f'.repeat(32),
+    timestamp: '2016-04-29T04:00:03',
+    trx_id: 'ab'.repeat(20),
+    trx_in_block: 0,
+    op_in_trx: 0,
+    op_in_block: index,
+    ...fields,
+  };
+}
+
+export const positionOf = (block: number, index: number): number => block * 1_000_000 + index;
+
+/** A broadcaster stand-in on the in-memory transport, and the config/logger for a bot. */
+export async function memorySetup(vars: Record<string, string> = {}): Promise<{
+  hub: MemoryHub;
+  source: Bus<Catalogue>;
+  config: Config;
+  logger: Logger;
+  lines: Array<Record<string, unknown>>;
+  busFor(app: string): Bus<Catalogue>;
+  publishVote(block: number, index: number, fields?: Partial<Record<string, unknown>>): Promise<void>;
+  cleanup(): void;
+}> {
+  const hub = new MemoryHub();
+  const { config, cleanup } = testSetup({ BOT_RETRY_BASE_MS: '10', BOT_RETRY_MAX_MS: '40', BOT_CHAIN_INTERVAL_MS: '1', ...vars });
+  const { logger, lines } = keptLogger('test');
+  const busFor = (app: string): Bus<Catalogue> =>
+    new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: logger.child({ app }), taskTimeoutMs: 300 });
+  const source = busFor('broadcaster');
+  await source.serve({ floor: 0 });
+  return {
+    hub,
+    source,
+    config,
+    logger,
+    lines,
+    busFor,
+    publishVote: (block, index, fields) => source.publish('vote', vote(block, index, fields) as never, { position: positionOf(block, index) }),
+    cleanup,
+  };
+}
