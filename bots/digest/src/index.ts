@@ -12,7 +12,7 @@ let to = '';
  */
 function count(op: Record<string, unknown>, { db, name, position }: OpContext): void {
   db.transaction(() => {
-    const counted = db.prepare("UPDATE digest_state SET position = ? WHERE id = 1 AND position < ?").run(position, position);
+    const counted = db.prepare('UPDATE digest_state SET position = ? WHERE id = 1 AND position < ?').run(position, position);
     if (counted.changes === 0) return;
     db.prepare('INSERT INTO op_counts (type, n) VALUES (?, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1').run(name);
     if (name === 'comment' && typeof op.author === 'string') {
@@ -40,29 +40,40 @@ export const digest = createBot({
       // One report per task key: a retried task re-sends the same report, never a second one.
       const key = `${period}:${taskKey ?? tid}`;
       type Report = { subject: string; body: string; ops: number };
-      const report = db.transaction((): Report => {
-        const existing = db.prepare('SELECT subject, body, ops FROM reports WHERE key = ?').get(key) as Report | undefined;
-        if (existing) return existing;
-        const types = db.prepare('SELECT type, n FROM op_counts ORDER BY n DESC, type').all() as Array<{ type: string; n: number }>;
-        const authors = db.prepare('SELECT author, n FROM author_counts ORDER BY n DESC, author LIMIT ?').all(TOP_AUTHORS) as Array<{ author: string; n: number }>;
-        const since = db.prepare('SELECT since FROM digest_state WHERE id = 1').pluck().get() as number;
-        const ops = types.reduce((sum, t) => sum + t.n, 0);
-        const body = [
-          `Steem ops since ${new Date(since).toISOString()}: ${ops}`,
-          '',
-          'Per type:',
-          ...types.map((t) => `  ${t.type.padEnd(28)} ${t.n}`),
-          '',
-          'Top authors (posts and comments):',
-          ...(authors.length ? authors.map((a) => `  @${a.author.padEnd(20)} ${a.n}`) : ['  (none)']),
-        ].join('\n');
-        const subject = `Steem ${period} digest: ${ops} ops`;
-        db.prepare('INSERT INTO reports (key, subject, body, ops, created_at) VALUES (?, ?, ?, ?, ?)').run(key, subject, body, ops, Date.now());
-        db.exec('DELETE FROM op_counts; DELETE FROM author_counts;');
-        db.prepare('UPDATE digest_state SET since = ? WHERE id = 1').run(Date.now());
-        db.prepare('DELETE FROM reports WHERE created_at < ?').run(Date.now() - 30 * 86_400_000);
-        return { subject, body, ops };
-      }).immediate();
+      const report = db
+        .transaction((): Report => {
+          const existing = db.prepare('SELECT subject, body, ops FROM reports WHERE key = ?').get(key) as Report | undefined;
+          if (existing) return existing;
+          const types = db.prepare('SELECT type, n FROM op_counts ORDER BY n DESC, type').all() as Array<{ type: string; n: number }>;
+          const authors = db.prepare('SELECT author, n FROM author_counts ORDER BY n DESC, author LIMIT ?').all(TOP_AUTHORS) as Array<{
+            author: string;
+            n: number;
+          }>;
+          const since = db.prepare('SELECT since FROM digest_state WHERE id = 1').pluck().get() as number;
+          const ops = types.reduce((sum, t) => sum + t.n, 0);
+          const body = [
+            `Steem ops since ${new Date(since).toISOString()}: ${ops}`,
+            '',
+            'Per type:',
+            ...types.map((t) => `  ${t.type.padEnd(28)} ${t.n}`),
+            '',
+            'Top authors (posts and comments):',
+            ...(authors.length ? authors.map((a) => `  @${a.author.padEnd(20)} ${a.n}`) : ['  (none)']),
+          ].join('\n');
+          const subject = `Steem ${period} digest: ${ops} ops`;
+          db.prepare('INSERT INTO reports (key, subject, body, ops, created_at) VALUES (?, ?, ?, ?, ?)').run(
+            key,
+            subject,
+            body,
+            ops,
+            Date.now(),
+          );
+          db.exec('DELETE FROM op_counts; DELETE FROM author_counts;');
+          db.prepare('UPDATE digest_state SET since = ? WHERE id = 1').run(Date.now());
+          db.prepare('DELETE FROM reports WHERE created_at < ?').run(Date.now() - 30 * 86_400_000);
+          return { subject, body, ops };
+        })
+        .immediate();
       await mail.send({ to, subject: report.subject, text: report.body });
       log.info(`digest of ${report.ops} ops sent to the mailer`);
       return { ops: report.ops };

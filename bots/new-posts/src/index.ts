@@ -11,7 +11,9 @@ const KEEP_POSITIONS = 864_000 * 1_000_000;
 export const newPosts = createBot({
   name: 'new-posts',
   setup({ db }) {
-    db.exec('CREATE TABLE IF NOT EXISTS posts (author TEXT NOT NULL, permlink TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (author, permlink)) WITHOUT ROWID');
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS posts (author TEXT NOT NULL, permlink TEXT NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (author, permlink)) WITHOUT ROWID',
+    );
     db.exec('CREATE INDEX IF NOT EXISTS posts_position ON posts (position)');
   },
   on: {
@@ -24,7 +26,8 @@ export const newPosts = createBot({
       log.info({ author: op.author, permlink: op.permlink }, `new post: https://steemit.com/@${op.author}/${op.permlink}`);
     },
     'block.applied'(block, { db }) {
-      if (block.block_num % 1200 === 0) db.prepare('DELETE FROM posts WHERE position < ?').run(block.block_num * 1_000_000 - KEEP_POSITIONS);
+      if (block.block_num % 1200 === 0)
+        db.prepare('DELETE FROM posts WHERE position < ?').run(block.block_num * 1_000_000 - KEEP_POSITIONS);
     },
   },
 });

@@ -35,7 +35,11 @@ export const watcher = createBot({
     async transfer(op, { mail, log }) {
       if (!watched.has(op.to)) return;
       log.info(`transfer of ${op.amount} from @${op.from} to @${op.to}: emailing`);
-      await notify(mail, `@${op.to} received ${op.amount} from @${op.from}`, `@${op.from} sent ${op.amount} to @${op.to} in block ${op.block_num}.\nMemo: ${op.memo}`);
+      await notify(
+        mail,
+        `@${op.to} received ${op.amount} from @${op.from}`,
+        `@${op.from} sent ${op.amount} to @${op.to} in block ${op.block_num}.\nMemo: ${op.memo}`,
+      );
     },
     async comment(op, { mail, log }) {
       if (op.body.startsWith('@@ ')) return; // an edit: its mentions were announced with the original
@@ -43,7 +47,11 @@ export const watcher = createBot({
       const replyTo = op.parent_author !== op.author && watched.has(op.parent_author) ? op.parent_author : undefined;
       if (replyTo) {
         log.info(`reply to @${replyTo} by @${op.author}: emailing`);
-        await notify(mail, `@${op.author} replied to @${replyTo}`, `@${op.author} replied to @${replyTo}/${op.parent_permlink}:\n\n${op.body}\n\n${url}`);
+        await notify(
+          mail,
+          `@${op.author} replied to @${replyTo}`,
+          `@${op.author} replied to @${replyTo}/${op.parent_permlink}:\n\n${op.body}\n\n${url}`,
+        );
       }
       for (const name of mentionsIn(op.body, watched)) {
         if (name === op.author || name === replyTo) continue;

@@ -57,7 +57,10 @@ export interface BotTaskContext {
   db: Database;
 }
 export type BotTaskHandlers = {
-  [N in TaskName<Catalogue>]?: (payload: TaskPayload<Catalogue, N>, ctx: BotTaskContext) => TaskReply<Catalogue, N> | Promise<TaskReply<Catalogue, N>>;
+  [N in TaskName<Catalogue>]?: (
+    payload: TaskPayload<Catalogue, N>,
+    ctx: BotTaskContext,
+  ) => TaskReply<Catalogue, N> | Promise<TaskReply<Catalogue, N>>;
 };
 
 export interface BotDefinition {
@@ -110,7 +113,8 @@ export function createBot(definition: BotDefinition): Bot {
     throw new AppError('ERR_BOT_INVALID', `bot name "${definition.name}" must be lower-case letters, digits and dashes`);
   }
   for (const task of Object.keys(definition.tasks ?? {})) {
-    if (!task.startsWith(`${definition.name}.`)) throw new AppError('ERR_BOT_INVALID', `task ${task} is not addressed to ${definition.name}`);
+    if (!task.startsWith(`${definition.name}.`))
+      throw new AppError('ERR_BOT_INVALID', `task ${task} is not addressed to ${definition.name}`);
   }
   return {
     definition,
@@ -186,7 +190,10 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
         if (!transient) counted++;
         const delay = backoffDelay(transient ? 30 : counted - 1, retry.baseMs, retry.maxMs);
         withTid(tid, () =>
-          log.warn({ err, attempt }, `${name} handler failed (try ${attempt}${transient ? ', bus unavailable' : `/${retry.attempts}`}); retrying in ${delay} ms`),
+          log.warn(
+            { err, attempt },
+            `${name} handler failed (try ${attempt}${transient ? ', bus unavailable' : `/${retry.attempts}`}); retrying in ${delay} ms`,
+          ),
         );
         await sleep(delay);
       }
@@ -205,7 +212,10 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
         if (failure) {
           const id = store.addDeadLetter({ position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts });
           withTid(tid, () =>
-            logger.error({ err: failure.error, pos: position, deadLetter: id }, `${name} at ${position} dead-lettered as #${id} after ${failure.attempts} tries; moving on`),
+            logger.error(
+              { err: failure.error, pos: position, deadLetter: id },
+              `${name} at ${position} dead-lettered as #${id} after ${failure.attempts} tries; moving on`,
+            ),
           );
         }
         return true;
@@ -219,8 +229,17 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
   if (def.tasks) {
     const typedBus = bus as Bus<Catalogue>;
     for (const [task, handler] of Object.entries(def.tasks) as Array<[TaskName<Catalogue>, (p: unknown, c: BotTaskContext) => unknown]>) {
-      typedBus.handle(task, (payload, ctx) =>
-        handler(payload, { tid: ctx.tid, key: ctx.key, log: logger.child({ task }), chain, mail: mailFor(`${def.name}:task:${ctx.key ?? ctx.tid}`), db: store.db }) as never,
+      typedBus.handle(
+        task,
+        (payload, ctx) =>
+          handler(payload, {
+            tid: ctx.tid,
+            key: ctx.key,
+            log: logger.child({ task }),
+            chain,
+            mail: mailFor(`${def.name}:task:${ctx.key ?? ctx.tid}`),
+            db: store.db,
+          }) as never,
       );
     }
     await bus.serve();
@@ -230,7 +249,10 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
   // so a restart resumes close to the head.
   const names = new Set<OpName>([...(Object.keys(def.on) as OpName[]), 'block.applied']);
   const handlers = Object.fromEntries(
-    [...names].map((name) => [name, (payload: Record<string, unknown>, ctx: { pos: number; tid: string }) => onOp(name, payload, ctx.pos, ctx.tid)]),
+    [...names].map((name) => [
+      name,
+      (payload: Record<string, unknown>, ctx: { pos: number; tid: string }) => onOp(name, payload, ctx.pos, ctx.tid),
+    ]),
   );
   const from = store.checkpoint();
   logger.info(from === null ? 'no checkpoint: starting with live ops' : `resuming after position ${from}`);

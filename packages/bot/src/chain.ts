@@ -126,7 +126,10 @@ export class Chain {
     const wif = this.options.keys[role];
     if (!this.steem || !wif || !this.options.needs.includes(role)) {
       return Promise.reject(
-        new AppError('ERR_BOT_KEY_MISSING', `${name} needs the ${role} key: declare keys: ['${role}'] in createBot and set STEEM_${role.toUpperCase()}_KEY`),
+        new AppError(
+          'ERR_BOT_KEY_MISSING',
+          `${name} needs the ${role} key: declare keys: ['${role}'] in createBot and set STEEM_${role.toUpperCase()}_KEY`,
+        ),
       );
     }
     const steem = this.steem;
@@ -135,7 +138,10 @@ export class Chain {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       this.last = Date.now();
       if (!this.options.live) {
-        this.options.logger.info({ op: [name, op] }, `dry run: would broadcast ${name} ${JSON.stringify(op)} (set BOT_LIVE=1 to broadcast)`);
+        this.options.logger.info(
+          { op: [name, op] },
+          `dry run: would broadcast ${name} ${JSON.stringify(op)} (set BOT_LIVE=1 to broadcast)`,
+        );
         return;
       }
       await send(steem, wif);

@@ -30,12 +30,10 @@ export class Dispatcher {
     this.active++;
     const previous = key === undefined ? undefined : this.tails.get(key);
     // `run` resolves false when it was abandoned (the bot is stopping): its position stays open.
-    const task = (previous ?? Promise.resolve())
-      .then(run)
-      .then(
-        (completed) => this.finish(entry, completed),
-        () => this.finish(entry, false),
-      );
+    const task = (previous ?? Promise.resolve()).then(run).then(
+      (completed) => this.finish(entry, completed),
+      () => this.finish(entry, false),
+    );
     if (key !== undefined) {
       const tail = task;
       this.tails.set(key, tail);

@@ -5,3 +5,5 @@ export { Chain } from './chain';
 export { Dispatcher } from './dispatcher';
 export type { DeadLetter } from './store';
 export { BotStore } from './store';
+export type { TestBot } from './testing';
+export { startTestBot } from './testing';

@@ -95,9 +95,7 @@ export class BotStore {
   }
 
   replayFailed(id: number, error: string, attempts: number): void {
-    this.db
-      .prepare("UPDATE dead_letters SET state = 'dead', error = ?, attempts = attempts + ? WHERE id = ?")
-      .run(error, attempts, id);
+    this.db.prepare("UPDATE dead_letters SET state = 'dead', error = ?, attempts = attempts + ? WHERE id = ?").run(error, attempts, id);
   }
 
   close(): void {

@@ -125,13 +125,21 @@ describe('bot SDK (in-memory bus)', () => {
     const noAccount = await memorySetup({ STEEM_POSTING_KEY: TEST_WIF, STEEM_ACTIVE_KEY: TEST_WIF });
     cleanup = () => [missing, bad, noAccount].forEach((e) => e.cleanup());
     const start = (e: typeof missing) => define().start({ config: e.config, logger: e.logger, bus: e.busFor('keyed') });
-    await expect(start(missing)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACTIVE_KEY is not set/) });
-    await expect(start(bad)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_INVALID', message: 'STEEM_POSTING_KEY is not a valid private key (WIF)' });
+    await expect(start(missing)).rejects.toMatchObject({
+      code: 'ERR_BOT_KEY_MISSING',
+      message: expect.stringMatching(/STEEM_ACTIVE_KEY is not set/),
+    });
+    await expect(start(bad)).rejects.toMatchObject({
+      code: 'ERR_BOT_KEY_INVALID',
+      message: 'STEEM_POSTING_KEY is not a valid private key (WIF)',
+    });
     await expect(start(noAccount)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACCOUNT/) });
   });
 
   test('bot definitions are checked: names, and tasks addressed to the bot', () => {
     expect(() => createBot({ name: 'Bad Name', on: {} })).toThrow(AppError);
-    expect(() => createBot({ name: 'digest2', on: {}, tasks: { 'digest.report.send': () => ({ ops: 0 }) } })).toThrow(/not addressed to digest2/);
+    expect(() => createBot({ name: 'digest2', on: {}, tasks: { 'digest.report.send': () => ({ ops: 0 }) } })).toThrow(
+      /not addressed to digest2/,
+    );
   });
 });

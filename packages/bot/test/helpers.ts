@@ -47,7 +47,8 @@ export async function memorySetup(vars: Record<string, string> = {}): Promise<{
     logger,
     lines,
     busFor,
-    publishVote: (block, index, fields) => source.publish('vote', vote(block, index, fields) as never, { position: positionOf(block, index) }),
+    publishVote: (block, index, fields) =>
+      source.publish('vote', vote(block, index, fields) as never, { position: positionOf(block, index) }),
     cleanup,
   };
 }

@@ -9,7 +9,14 @@ export const emailAddress = z.email({ error: 'an email address (name@example.com
 const addressList = (max: number) => z.array(emailAddress).min(1).max(max);
 
 /** Header names a client may set; everything else is decided by the mailer. */
-export const allowedHeaderNames = ['reply-to', 'list-unsubscribe', 'list-unsubscribe-post', 'list-id', 'in-reply-to', 'references'] as const;
+export const allowedHeaderNames = [
+  'reply-to',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'list-id',
+  'in-reply-to',
+  'references',
+] as const;
 const headerName = z
   .string()
   .regex(/^[A-Za-z0-9-]{1,64}$/, 'a header name')
@@ -39,7 +46,10 @@ export const emailRequest = z
       .datetime({ offset: true, error: 'an ISO 8601 date-time with a time zone (2027-01-31T08:00:00Z)' })
       .refine((s) => Date.parse(s) - Date.now() <= MAX_SCHEDULE_MS, { message: 'at most 5 years ahead' })
       .optional(),
-    check_url: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).max(2048).optional(),
+    check_url: z
+      .url({ protocol: /^https?$/, error: 'an http(s) URL' })
+      .max(2048)
+      .optional(),
     metadata: z
       .record(z.string(), z.json())
       .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, { message: `at most ${MAX_METADATA_BYTES} bytes of JSON` })

@@ -42,11 +42,7 @@ const list = z.string().transform((s) =>
     .filter((v) => v.length > 0),
 );
 
-const port = z
-  .string()
-  .regex(/^\d+$/, 'a port number')
-  .transform(Number)
-  .pipe(z.number().int().min(0).max(65535));
+const port = z.string().regex(/^\d+$/, 'a port number').transform(Number).pipe(z.number().int().min(0).max(65535));
 
 const startBlock = z.union(
   [
@@ -133,7 +129,11 @@ export const variables = {
     flag,
   ),
   BOT_RETRY_ATTEMPTS: variable('Tries of a failing bot handler before its op is dead-lettered.', '5', positiveInt),
-  BOT_RETRY_BASE_MS: variable('First retry delay of a failing bot handler; it doubles up to BOT_RETRY_MAX_MS, with jitter.', '1000', positiveInt),
+  BOT_RETRY_BASE_MS: variable(
+    'First retry delay of a failing bot handler; it doubles up to BOT_RETRY_MAX_MS, with jitter.',
+    '1000',
+    positiveInt,
+  ),
   BOT_RETRY_MAX_MS: variable('Longest delay between two tries of a failing bot handler.', '60000', positiveInt),
   BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
   STEEM_ACCOUNT: variable('Account the bots act as (votes, comments, transfers). Set it per bot in pm2.json.', '', optionalText),
@@ -148,7 +148,11 @@ export const variables = {
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
   MAILER_HOST: variable('Address the mailer API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
   MAILER_PORT: variable('Port of the mailer REST API.', '8025', port),
-  MAILER_FROM: variable('Sender of messages that give no `from`.', 'steem-bot@localhost.localdomain', z.email({ error: 'an email address' })),
+  MAILER_FROM: variable(
+    'Sender of messages that give no `from`.',
+    'steem-bot@localhost.localdomain',
+    z.email({ error: 'an email address' }),
+  ),
   SMTP_URL: variable(
     'SMTP server (`smtp://user:pass@host:587`, `smtps://...`). Empty: messages are written as .eml files to MAILER_OUTBOX.',
     '',
@@ -156,7 +160,11 @@ export const variables = {
   ),
   MAILER_OUTBOX: variable('Directory of the .eml files written when SMTP_URL is empty.', 'var/outbox', z.string().min(1)),
   MAILER_MAX_ATTEMPTS: variable('Delivery tries of a message before it is dead.', '8', positiveInt),
-  MAILER_RETRY_BASE_MS: variable('First delay after a temporary delivery failure; it doubles up to MAILER_RETRY_MAX_MS.', '60000', positiveInt),
+  MAILER_RETRY_BASE_MS: variable(
+    'First delay after a temporary delivery failure; it doubles up to MAILER_RETRY_MAX_MS.',
+    '60000',
+    positiveInt,
+  ),
   MAILER_RETRY_MAX_MS: variable('Longest delay between two delivery tries.', '21600000', positiveInt),
   MAILER_LEASE_MS: variable(
     "How long a worker owns a message it is sending; a crashed worker's messages are retried after it.",
@@ -164,7 +172,11 @@ export const variables = {
     positiveInt,
   ),
   MAILER_SMTP_TIMEOUT_MS: variable('Connection, greeting and socket timeout of an SMTP delivery.', '30000', positiveInt),
-  MAILER_KEEP_DAYS: variable('Days a finished (sent, dead, skipped, cancelled) message is kept; pending ones are never purged.', '30', positiveInt),
+  MAILER_KEEP_DAYS: variable(
+    'Days a finished (sent, dead, skipped, cancelled) message is kept; pending ones are never purged.',
+    '30',
+    positiveInt,
+  ),
   MAILER_CHECK_TIMEOUT_MS: variable("Timeout of the call to a message's check_url.", '5000', positiveInt),
   MAILER_CHECK_ALLOW: variable(
     'Comma-separated hosts or IPs a check_url may reach although private, loopback or link-local (e.g. `127.0.0.1`).',
@@ -173,7 +185,7 @@ export const variables = {
   ),
   MAILER_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
   MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
-  CLOCK_SCHEDULES: variable('The clock\'s schedule file.', 'clock.schedules.json', z.string().min(1)),
+  CLOCK_SCHEDULES: variable("The clock's schedule file.", 'clock.schedules.json', z.string().min(1)),
   CLOCK_KEEP_DAYS: variable('Days the clock keeps its record of ticks.', '14', positiveInt),
   CLOCK_CLAIM_STALE_MS: variable(
     'A claimed tick whose owner has shown no sign of life for this long is taken over by another clock.',

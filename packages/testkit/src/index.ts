@@ -111,9 +111,19 @@ export function keptLogger(app: string, level = 'info'): { logger: Logger; lines
 }
 
 /** A private temp SOCKET_DIR/DATA_DIR; `env` is what child processes need, `config` for this one. */
-export function testSetup(vars: Record<string, string> = {}): { dir: string; env: Record<string, string>; config: Config; cleanup(): void } {
+export function testSetup(vars: Record<string, string> = {}): {
+  dir: string;
+  env: Record<string, string>;
+  config: Config;
+  cleanup(): void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'sbt-'));
   const env = { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...vars };
   const config = loadConfig({ dotenvPath: false, env });
   return { dir, env, config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A path inside the repository. */
+export function projectRootFile(path: string): string {
+  return join(projectRoot, path);
 }

@@ -1,0 +1,45 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { projectRoot } from '@steem-bot/config';
+import { spawnProcess, testSetup } from '@steem-bot/testkit';
+
+const NAME = `scaffold-${process.pid}`;
+const DIR = join(projectRoot, 'bots', NAME);
+const kept = ['pm2.json', 'tsconfig.json'].map((f) => [join(projectRoot, f), readFileSync(join(projectRoot, f), 'utf8')] as const);
+
+afterAll(() => {
+  for (const [file, text] of kept) writeFileSync(file, text);
+  rmSync(DIR, { recursive: true, force: true });
+});
+
+test('npm run new-bot NAME creates a bot that builds, passes its test and runs, listed in pm2.json', async () => {
+  // --no-install: the test must not rewrite the lockfile; a real run registers the workspace.
+  execFileSync(process.execPath, ['scripts/new-bot.js', NAME, '--no-install'], { cwd: projectRoot, stdio: 'pipe' });
+  const pm2 = JSON.parse(readFileSync(join(projectRoot, 'pm2.json'), 'utf8')) as { apps: Array<{ name: string; script: string }> };
+  expect(pm2.apps.find((a) => a.name === NAME)?.script).toBe(`bots/${NAME}/dist/main.js`);
+
+  execFileSync(join(projectRoot, 'node_modules/.bin/tsc'), ['-b', `bots/${NAME}`], { cwd: projectRoot, stdio: 'pipe' });
+  const jest = spawnSync(join(projectRoot, 'node_modules/.bin/jest'), ['--config', `bots/${NAME}/jest.config.ts`], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+  });
+  expect(jest.stderr).toMatch(/Tests: +1 passed, 1 total/);
+  expect(jest.status).toBe(0);
+
+  const t = testSetup();
+  try {
+    const bot = await spawnProcess(join(DIR, 'dist/main.js'), { env: t.env });
+    expect(await bot.stop('SIGTERM')).toBe(0);
+  } finally {
+    t.cleanup();
+  }
+
+  const again = spawnSync(process.execPath, ['scripts/new-bot.js', NAME, '--no-install'], { cwd: projectRoot, encoding: 'utf8' });
+  expect(again.status).toBe(64);
+  expect(again.stderr).toMatch(/already exists/);
+  expect(spawnSync(process.execPath, ['scripts/new-bot.js', 'Bad_Name'], { cwd: projectRoot, encoding: 'utf8' }).stderr).toMatch(
+    /not a valid name/,
+  );
+});

@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+
+import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { type Catalogue, catalogue, createLogger, loadConfig } from '@steem-bot/config';
+
+import type { Bot, OpName, RunningBot } from './bot';
+
+export interface TestBot {
+  running: RunningBot;
+  /** Every JSON log line of the bot so far. */
+  lines: Array<Record<string, unknown>>;
+  /** The `mailer.email.send` tasks the bot sent (with their idempotency keys). */
+  mails: Array<{ key: string | undefined; payload: Record<string, unknown> }>;
+  /** The broadcaster stand-in: publish events as it would. */
+  source: Bus<Catalogue>;
+  /** A bus to send the bot tasks with, as the clock would. */
+  clock: Bus<Catalogue>;
+  /** Publish an op at (block, index) with its chain metadata and wait until the bot has handled it. */
+  publish(name: OpName, fields: Record<string, unknown>, at: { block: number; index: number }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Run a bot in this process on the in-memory bus, with a temp DATA_DIR, a broadcaster stand-in
+ * and a mailer stand-in that records what it is asked to send: for bot unit tests.
+ */
+export async function startTestBot(bot: Bot, vars: Record<string, string> = {}): Promise<TestBot> {
+  const dir = mkdtempSync(join(tmpdir(), `bot-${bot.definition.name}-`));
+  const config = loadConfig({ dotenvPath: false, env: { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), ...vars } });
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const logger = createLogger({ app: bot.definition.name, format: 'json', level: 'debug', destination });
+  const hub = new MemoryHub();
+  const busFor = (app: string): Bus<Catalogue> =>
+    new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger, taskTimeoutMs: 500 });
+  const source = busFor('broadcaster');
+  await source.serve({ floor: 0 });
+  const mailer = busFor('mailer');
+  const mails: TestBot['mails'] = [];
+  mailer.handle('mailer.email.send', (payload, ctx) => {
+    mails.push({ key: ctx.key, payload: payload as Record<string, unknown> });
+    return { id: `m${mails.length}`, status: 'scheduled' };
+  });
+  await mailer.serve();
+  const clock = busFor('clock');
+  const botBus = busFor(bot.definition.name);
+  const running = await bot.start({ config, logger, bus: botBus });
+  await running.subscription.ready;
+  return {
+    running,
+    lines,
+    mails,
+    source,
+    clock,
+    async publish(name, fields, { block, index }) {
+      const position = block * 1_000_000 + index;
+      const payload = {
+        block_num: block,
+        block_id: block.toString(16).padStart(8, '0') + '0'.repeat(32),
+        timestamp: '2016-04-29T04:00:03',
+        trx_id: '0'.repeat(40),
+        trx_in_block: 0,
+        op_in_trx: 0,
+        op_in_block: index,
+        ...fields,
+      };
+      await source.publish(name, payload as never, { position });
+      const deadline = Date.now() + 10_000;
+      while ((running.checkpoint() ?? -1) < position) {
+        if (Date.now() > deadline) throw new Error(`the bot did not handle ${name} at ${position} within 10 s`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    async stop() {
+      await running.stop();
+      await Promise.all([botBus.close(), clock.close(), source.close(), mailer.close()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// `npm run new-bot NAME`: create bots/NAME (package, tsconfig, jest config, a handler, a test),
+// add it to pm2.json and tsconfig.json, and register the workspace in the lockfile.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { existsSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const ROOT = join(__dirname, '..');
+const RESERVED = new Set([
+  'broadcaster',
+  'mailer',
+  'mailer-api',
+  'mailer-worker',
+  'clock',
+  'devnode',
+  'bus',
+  'config',
+  'bot',
+  'store',
+  'testkit',
+]);
+const args = process.argv.slice(2);
+const name = args.find((a) => !a.startsWith('--'));
+const install = !args.includes('--no-install');
+
+function fail(message) {
+  process.stderr.write(`new-bot: ${message}\nusage: npm run new-bot NAME [-- --no-install]\n`);
+  process.exit(64);
+}
+if (!name) fail('give the bot a name');
+if (!/^[a-z][a-z0-9-]{0,31}$/.test(name))
+  fail(`"${name}" is not a valid name: lower-case letters, digits and dashes, starting with a letter`);
+if (RESERVED.has(name)) fail(`"${name}" is the name of a project app or package`);
+const dir = join(ROOT, 'bots', name);
+if (existsSync(dir)) fail(`bots/${name} already exists`);
+
+const camel = name.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
+const files = {
+  'package.json': `${JSON.stringify(
+    {
+      name: `@steem-bot/bot-${name}`,
+      version: '0.1.0',
+      private: true,
+      description: `Bot: ${name}.`,
+      license: 'MIT',
+      main: 'dist/index.js',
+      types: 'dist/index.d.ts',
+      exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } },
+      files: ['dist'],
+      scripts: { build: 'tsc -b', test: 'tsc -b && jest' },
+      dependencies: { '@steem-bot/bot': '0.1.0', '@steem-bot/config': '0.1.0' },
+    },
+    null,
+    2,
+  )}\n`,
+  'tsconfig.json': `${JSON.stringify(
+    {
+      extends: '../../tsconfig.base.json',
+      compilerOptions: { rootDir: 'src', outDir: 'dist' },
+      include: ['src'],
+      references: [{ path: '../../packages/config' }, { path: '../../packages/bot' }],
+    },
+    null,
+    2,
+  )}\n`,
+  'jest.config.ts': `import type { Config } from 'jest';
+
+import { packageJestConfig } from '../../jest.preset';
+
+const config: Config = packageJestConfig(__dirname);
+export default config;
+`,
+  'src/index.ts': `import { createBot } from '@steem-bot/bot';
+
+/** ${name}: logs every downvote. Handle any op type by adding its name under \`on\`. */
+export const ${camel} = createBot({
+  name: '${name}',
+  on: {
+    vote(op, { log }) {
+      if (op.weight < 0) log.info(\`@\${op.voter} downvoted @\${op.author}/\${op.permlink} (\${op.weight / 100} %)\`);
+    },
+  },
+});
+`,
+  'src/main.ts': `import { ${camel} } from './index';
+
+${camel}.run();
+`,
+  [`test/${name}.test.ts`]: `import { startTestBot, type TestBot } from '@steem-bot/bot';
+
+import { ${camel} } from '../src';
+
+describe('${name}', () => {
+  let bot: TestBot | undefined;
+  afterEach(() => bot?.stop());
+
+  test('logs downvotes, not upvotes', async () => {
+    bot = await startTestBot(${camel});
+    await bot.publish('vote', { voter: 'alice', author: 'bob', permlink: 'p', weight: -5000 }, { block: 1, index: 0 });
+    await bot.publish('vote', { voter: 'carol', author: 'bob', permlink: 'p', weight: 10000 }, { block: 1, index: 1 });
+    const logged = bot.lines.map((l) => String(l.msg)).filter((m) => m.includes('downvoted'));
+    expect(logged).toEqual(['@alice downvoted @bob/p (-50 %)']);
+  });
+});
+`,
+};
+for (const [file, text] of Object.entries(files)) {
+  mkdirSync(join(dir, file, '..'), { recursive: true });
+  writeFileSync(join(dir, file), text);
+}
+
+const pm2File = join(ROOT, 'pm2.json');
+const pm2 = JSON.parse(readFileSync(pm2File, 'utf8'));
+const template = pm2.apps.find((a) => a.name === 'new-posts') ?? pm2.apps[0];
+pm2.apps.push({ ...template, name, script: `bots/${name}/dist/main.js`, env: { ...template.env } });
+writeFileSync(pm2File, `${JSON.stringify(pm2, null, 2)}\n`);
+
+const tsFile = join(ROOT, 'tsconfig.json');
+const ts = JSON.parse(readFileSync(tsFile, 'utf8'));
+ts.references.push({ path: `bots/${name}` });
+writeFileSync(tsFile, `${JSON.stringify(ts, null, 2)}\n`);
+
+if (install) execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
+process.stdout.write(`created bots/${name} and its pm2.json entry.
+  edit    bots/${name}/src/index.ts
+  test    npm test -w @steem-bot/bot-${name}
+  run     npm run build && npx pm2 start pm2.json --only ${name}
+`);
