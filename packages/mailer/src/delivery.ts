@@ -1,0 +1,98 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { Config } from '@steem-bot/config';
+import nodemailer, { type SendMailOptions, type TransportOptions } from 'nodemailer';
+
+import type { Message } from './store';
+
+/** How a message leaves: SMTP (pooled), or .eml files in the outbox when no SMTP_URL is set. */
+export interface Delivery {
+  readonly description: string;
+  send(message: Message, from: string): Promise<void>;
+  close(): void;
+}
+
+/** A delivery failure: temporary ones are retried, permanent ones make the message dead at once. */
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    /** The server was not reached at all (connection refused, timeout): counts towards the circuit breaker. */
+    readonly unreachable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+type SmtpError = Error & { responseCode?: number; code?: string; response?: string };
+
+/** 5xx replies are permanent; 4xx replies, connection errors and timeouts are temporary. */
+export function classify(err: unknown): DeliveryError {
+  const e = err as SmtpError;
+  const text = e.response ?? e.message ?? String(err);
+  if (typeof e.responseCode === 'number') return new DeliveryError(`${e.responseCode} ${text}`, e.responseCode >= 500, false);
+  if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new DeliveryError(text, true, false);
+  return new DeliveryError(`${e.code ?? 'error'}: ${text}`, false, true);
+}
+
+function mailOptions(message: Message, from: string): SendMailOptions {
+  const r = message.request;
+  return {
+    from,
+    to: r.to,
+    ...(r.cc ? { cc: r.cc } : {}),
+    ...(r.bcc ? { bcc: r.bcc } : {}),
+    subject: r.subject,
+    ...(r.text !== undefined ? { text: r.text } : {}),
+    ...(r.html !== undefined ? { html: r.html } : {}),
+    headers: { ...r.headers, 'X-Steem-Bot-Message': message.id },
+    // Stable per message, so a resend after a crash can be recognised by the receiver.
+    messageId: message.message_id,
+    date: new Date(message.created_at),
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  };
+}
+
+export function createDelivery(config: Config): Delivery {
+  if (config.SMTP_URL === '') return outbox(config.MAILER_OUTBOX);
+  const transport = nodemailer.createTransport({
+    url: config.SMTP_URL,
+    pool: true,
+    maxConnections: 5,
+    connectionTimeout: config.MAILER_SMTP_TIMEOUT_MS,
+    greetingTimeout: config.MAILER_SMTP_TIMEOUT_MS,
+    socketTimeout: config.MAILER_SMTP_TIMEOUT_MS,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  } as TransportOptions);
+  const url = new URL(config.SMTP_URL);
+  return {
+    description: `SMTP ${url.protocol}//${url.host}`,
+    async send(message, from) {
+      try {
+        await transport.sendMail(mailOptions(message, from));
+      } catch (err) {
+        throw classify(err);
+      }
+    },
+    close: () => transport.close(),
+  };
+}
+
+/** The embedded default: each message as `<id>.eml` in `dir`, written then renamed. */
+function outbox(dir: string): Delivery {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    description: `outbox ${dir} (no SMTP_URL: nothing is really sent)`,
+    async send(message, from) {
+      const info = (await transport.sendMail(mailOptions(message, from))) as { message: Buffer };
+      const file = join(dir, `${message.id}.eml`);
+      writeFileSync(`${file}.tmp`, info.message);
+      renameSync(`${file}.tmp`, file);
+    },
+    close: () => undefined,
+  };
+}

@@ -1,0 +1,14 @@
+export type { ApiOptions } from './api';
+export { createApi } from './api';
+export type { CheckResult } from './check';
+export { addressAllowed, checkStillWanted } from './check';
+export { addClient, authenticate } from './clients';
+export type { Delivery } from './delivery';
+export { classify, createDelivery, DeliveryError } from './delivery';
+export { startIntake, storeFile } from './intake';
+export { openApiDocument } from './openapi';
+export { startWorker } from './start-worker';
+export type { AttemptRow, ClientRow, Message } from './store';
+export { MailStore } from './store';
+export type { WorkerOptions } from './worker';
+export { Worker } from './worker';

@@ -1,0 +1,32 @@
+import { join } from 'node:path';
+
+import type { AppContext, RunningApp } from '@steem-bot/bus';
+import { emailRequest } from '@steem-bot/config';
+
+import { accept, createApi } from './api';
+import { MailStore } from './store';
+
+export const storeFile = (dataDir: string): string => join(dataDir, 'mailer.sqlite');
+
+/** The mailer-api process (bus app `mailer`): REST intake and the `mailer.email.send` task. */
+export async function startIntake({ config, logger, bus }: AppContext, now?: () => number): Promise<RunningApp & { url: string }> {
+  const store = new MailStore(storeFile(config.DATA_DIR));
+  const options = { store, config, logger, bus, ...(now ? { now } : {}) };
+  // Internal apps are trusted: no token; the bus idempotency key dedupes (on disk, not only in memory).
+  bus.handle('mailer.email.send', (payload, ctx) => {
+    const request = emailRequest.parse(payload);
+    const { message } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
+    return { id: message.id, status: message.status };
+  });
+  await bus.serve();
+  const api = await createApi(options);
+  const url = await api.listen({ host: config.MAILER_HOST, port: config.MAILER_PORT });
+  logger.info(`REST API on ${url} (OpenAPI at ${url}/v1/openapi.json)`);
+  return {
+    url,
+    async stop() {
+      await api.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,5 @@
+import { runApp } from '@steem-bot/bus';
+
+import { startIntake } from './intake';
+
+runApp({ app: 'mailer', drainMs: 5_000, start: (ctx) => startIntake(ctx) });

@@ -1,0 +1,27 @@
+import type { AppContext, RunningApp } from '@steem-bot/bus';
+
+import { createDelivery } from './delivery';
+import { storeFile } from './intake';
+import { MailStore } from './store';
+import { Worker } from './worker';
+
+/** The mailer-worker process (bus app `mailer-worker`): delivery. */
+export async function startWorker({ config, logger, bus }: AppContext, now?: () => number): Promise<RunningApp & { worker: Worker }> {
+  const store = new MailStore(storeFile(config.DATA_DIR));
+  const delivery = createDelivery(config);
+  if (config.SMTP_URL === '') {
+    logger.warn(`NO SMTP_URL: messages are NOT sent, only written as .eml files to ${config.MAILER_OUTBOX}. Set SMTP_URL to deliver them.`);
+  } else {
+    logger.info(`delivering through ${delivery.description}`);
+  }
+  const worker = new Worker({ store, delivery, bus, config, logger, ...(now ? { now } : {}) });
+  await worker.start();
+  return {
+    worker,
+    async stop() {
+      await worker.stop();
+      delivery.close();
+      store.close();
+    },
+  };
+}

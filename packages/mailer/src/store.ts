@@ -1,0 +1,280 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+import { AppError, type EmailStatus, type ParsedEmailRequest } from '@steem-bot/config';
+import { type Database, openDatabase } from '@steem-bot/store';
+
+export interface MessageRow {
+  seq: number;
+  id: string;
+  client: string;
+  idem_key: string | null;
+  body_hash: string;
+  request: string;
+  status: EmailStatus;
+  send_at: number;
+  next_attempt_at: number;
+  attempts: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  message_id: string;
+  tid: string;
+  last_error: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export interface Message extends Omit<MessageRow, 'request'> {
+  request: ParsedEmailRequest;
+}
+
+export interface AttemptRow {
+  at: number;
+  outcome: 'sent' | 'temporary' | 'permanent' | 'skipped' | 'check-failed';
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface ClientRow {
+  name: string;
+  token_hash: string;
+  secret: string;
+  allowed_from: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE clients (
+     name TEXT PRIMARY KEY,
+     token_hash TEXT NOT NULL,
+     secret TEXT NOT NULL,
+     allowed_from TEXT,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   );
+   CREATE TABLE messages (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     client TEXT NOT NULL,
+     idem_key TEXT,
+     body_hash TEXT NOT NULL,
+     request TEXT NOT NULL,
+     status TEXT NOT NULL,
+     send_at INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     lease_owner TEXT,
+     lease_until INTEGER,
+     message_id TEXT NOT NULL,
+     tid TEXT NOT NULL,
+     last_error TEXT,
+     created_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     UNIQUE (client, idem_key)
+   );
+   CREATE INDEX messages_due ON messages (status, next_attempt_at);
+   CREATE INDEX messages_client ON messages (client, seq);
+   CREATE TABLE attempts (
+     message_seq INTEGER NOT NULL REFERENCES messages (seq) ON DELETE CASCADE,
+     at INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     error TEXT,
+     duration_ms INTEGER NOT NULL
+   );
+   CREATE INDEX attempts_message ON attempts (message_seq);`,
+];
+
+
+export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The mailer's SQLite file, shared by the API and the worker processes: every message, its
+ * attempts, and the REST clients. Each method is one short transaction.
+ */
+export class MailStore {
+  readonly db: Database;
+
+  constructor(file: string) {
+    this.db = openDatabase(file, { migrations: MIGRATIONS });
+  }
+
+  /**
+   * Store a message, or return the one stored earlier under the same (client, key) when the body
+   * is the same; a different body under a used key is a conflict.
+   */
+  enqueue(input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string; now: number; domain: string }): {
+    message: Message;
+    created: boolean;
+  } {
+    const body = JSON.stringify(input.request);
+    const hash = sha256(body);
+    return this.db
+      .transaction(() => {
+        if (input.key !== undefined) {
+          const existing = this.db.prepare('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as MessageRow | undefined;
+          if (existing) {
+            if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
+            return { message: parse(existing), created: false };
+          }
+        }
+        const id = randomUUID();
+        const sendAt = input.request.send_at ? Date.parse(input.request.send_at) : input.now;
+        this.db
+          .prepare(
+            `INSERT INTO messages (id, client, idem_key, body_hash, request, status, send_at, next_attempt_at, message_id, tid, created_at)
+             VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?)`,
+          )
+          .run(id, input.client, input.key ?? null, hash, body, sendAt, sendAt, `<${id}@${input.domain}>`, input.tid, input.now);
+        return { message: this.get(id) as Message, created: true };
+      })
+      .immediate();
+  }
+
+  get(id: string, client?: string): Message | undefined {
+    const row = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
+    return row && (client === undefined || row.client === client) ? parse(row) : undefined;
+  }
+
+  attempts(seq: number): AttemptRow[] {
+    return this.db.prepare('SELECT at, outcome, error, duration_ms FROM attempts WHERE message_seq = ? ORDER BY rowid').all(seq) as AttemptRow[];
+  }
+
+  list(client: string, options: { status?: EmailStatus; limit: number; after?: number }): Message[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM messages WHERE client = ? AND seq > ? ${options.status ? 'AND status = ?' : ''} ORDER BY seq LIMIT ?`,
+      )
+      .all(...[client, options.after ?? 0, ...(options.status ? [options.status] : []), options.limit]) as MessageRow[];
+    return rows.map(parse);
+  }
+
+  /** Cancel a message not yet being sent; returns undefined when it does not exist for this client. */
+  cancel(id: string, client: string, now: number): Message | undefined {
+    return this.db
+      .transaction(() => {
+        const message = this.get(id, client);
+        if (!message) return undefined;
+        if (message.status !== 'scheduled' && message.status !== 'retrying') {
+          throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
+        }
+        this.db.prepare("UPDATE messages SET status = 'cancelled', finished_at = ? WHERE id = ?").run(now, id);
+        return this.get(id) as Message;
+      })
+      .immediate();
+  }
+
+  /** Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases included). */
+  claimDue(owner: string, now: number, leaseMs: number, limit: number): Message[] {
+    return this.db
+      .transaction(() => {
+        const rows = this.db
+          .prepare(
+            `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?
+             UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ?
+             ORDER BY seq LIMIT ?`,
+          )
+          .pluck()
+          .all(now, now, limit) as number[];
+        const claim = this.db.prepare("UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE seq = ?");
+        for (const seq of rows) claim.run(owner, now + leaseMs, seq);
+        return rows.map((seq) => parse(this.db.prepare('SELECT * FROM messages WHERE seq = ?').get(seq) as MessageRow));
+      })
+      .immediate();
+  }
+
+  /** When the next message falls due (or a lease expires), or undefined if nothing is pending. */
+  nextDue(): number | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying')
+         UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending')`,
+      )
+      .pluck()
+      .get() as number | null;
+    return row ?? undefined;
+  }
+
+  /** Record an attempt and the message's new state, if `owner` still holds its lease. */
+  finish(
+    seq: number,
+    owner: string,
+    outcome: AttemptRow['outcome'],
+    update: { status: EmailStatus; error?: string; nextAttemptAt?: number; now: number; durationMs: number; countsAsAttempt: boolean },
+  ): boolean {
+    return this.db
+      .transaction(() => {
+        const done = update.status === 'sent' || update.status === 'dead' || update.status === 'skipped';
+        const result = this.db
+          .prepare(
+            `UPDATE messages SET status = ?, attempts = attempts + ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at),
+             lease_owner = NULL, lease_until = NULL, finished_at = ? WHERE seq = ? AND lease_owner = ? AND status = 'sending'`,
+          )
+          .run(update.status, update.countsAsAttempt ? 1 : 0, update.error ?? null, update.nextAttemptAt ?? null, done ? update.now : null, seq, owner);
+        if (result.changes === 0) return false;
+        this.db
+          .prepare('INSERT INTO attempts (message_seq, at, outcome, error, duration_ms) VALUES (?, ?, ?, ?, ?)')
+          .run(seq, update.now, outcome, update.error ?? null, update.durationMs);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** Give back the leases of `owner` (clean shutdown): its messages are due again at once. */
+  release(owner: string): number {
+    return this.db
+      .prepare("UPDATE messages SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'scheduled' END, lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'sending'")
+      .run(owner).changes;
+  }
+
+  /** The recovery hook for a dead message: queue it again now, with a fresh attempt budget. */
+  retry(id: string, now: number): boolean {
+    return (
+      this.db
+        .prepare("UPDATE messages SET status = 'scheduled', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ? AND status = 'dead'")
+        .run(now, id).changes === 1
+    );
+  }
+
+  /** Delete finished messages older than `keepMs`; pending ones are never purged. */
+  purge(now: number, keepMs: number): number {
+    return this.db
+      .prepare("DELETE FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?")
+      .run(now - keepMs).changes;
+  }
+
+  counts(): Record<string, number> {
+    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{ status: string; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  // Clients ----------------------------------------------------------------------------------
+
+  addClient(row: Omit<ClientRow, 'revoked_at'>): void {
+    const existing = this.client(row.name);
+    if (existing && existing.revoked_at === null) throw new AppError('ERR_MAILER_CONFLICT', `client ${row.name} exists; revoke it first`);
+    this.db
+      .prepare('INSERT OR REPLACE INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
+      .run(row.name, row.token_hash, row.secret, row.allowed_from, row.created_at);
+  }
+
+  client(name: string): ClientRow | undefined {
+    return this.db.prepare('SELECT * FROM clients WHERE name = ?').get(name) as ClientRow | undefined;
+  }
+
+  clients(): ClientRow[] {
+    return this.db.prepare('SELECT * FROM clients ORDER BY name').all() as ClientRow[];
+  }
+
+  revokeClient(name: string, now: number): boolean {
+    return this.db.prepare('UPDATE clients SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL').run(now, name).changes === 1;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function parse(row: MessageRow): Message {
+  return { ...row, request: JSON.parse(row.request) as ParsedEmailRequest };
+}
+

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+
+import { backoffDelay, type Bus, type TransportSubscription } from '@steem-bot/bus';
+import { type Catalogue, type Config, type Logger, withTid } from '@steem-bot/config';
+
+import { checkStillWanted } from './check';
+import { type Delivery, DeliveryError } from './delivery';
+import type { MailStore, Message } from './store';
+
+export interface WorkerOptions {
+  store: MailStore;
+  delivery: Delivery;
+  /** The worker's bus (app `mailer-worker`): publishes email.sent/failed/skipped, hears email.queued. */
+  bus: Bus<Catalogue>;
+  config: Config;
+  logger: Logger;
+  /** Injectable clock (tests). */
+  now?: () => number;
+}
+
+const BATCH = 5;
+// Sleep at most this long between looks at the store, as a safety net for a missed wake-up.
+const MAX_SLEEP_MS = 5 * 60_000;
+const BREAKER_AFTER = 3;
+const BREAKER_BASE_MS = 5_000;
+const BREAKER_MAX_MS = 5 * 60_000;
+
+/**
+ * Delivers due messages: claims them atomically with a lease, asks check_url when set, sends,
+ * and records every attempt. Sleeps until the next due message and wakes at once on email.queued.
+ */
+export class Worker {
+  private readonly owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private running = false;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private subscription: TransportSubscription | undefined;
+  private unreachableInRow = 0;
+  private breakerUntil = 0;
+  private breakerOpenings = 0;
+  private lastPurge = 0;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.now = options.now ?? Date.now;
+    this.log = options.logger.child({ component: 'worker' });
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.options.bus.serve();
+    this.subscription = this.options.bus.subscribe('mailer', { 'email.queued': () => this.wake() });
+    this.loop = this.run();
+  }
+
+  /** Look at the store now (a new message, or the injectable clock moved). */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  /** Stop claiming, finish the sends in flight, give back the leases. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.subscription?.close();
+    this.wake();
+    await this.loop;
+    const released = this.options.store.release(this.owner);
+    if (released > 0) this.log.info(`released ${released} leases`);
+  }
+
+  private async run(): Promise<void> {
+    const { store, config } = this.options;
+    while (this.running) {
+      const now = this.now();
+      if (now - this.lastPurge > 3_600_000) {
+        this.lastPurge = now;
+        const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000);
+        if (purged > 0) this.log.info(`purged ${purged} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
+      }
+      let wait: number;
+      if (now < this.breakerUntil) {
+        wait = this.breakerUntil - now;
+      } else {
+        // Half-open breaker: one probe message until a send succeeds.
+        const claimed = store.claimDue(this.owner, now, config.MAILER_LEASE_MS, this.breakerOpenings > 0 ? 1 : BATCH);
+        if (claimed.length > 0) {
+          await Promise.all(claimed.map((m) => withTid(m.tid, () => this.deliver(m))));
+          continue;
+        }
+        const next = store.nextDue();
+        wait = next === undefined ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
+      }
+      if (wait > 0 && this.running) await this.sleep(wait);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  private async deliver(message: Message): Promise<void> {
+    const { store, config, bus } = this.options;
+    const started = this.now();
+    const client = message.client.startsWith('bus') ? undefined : store.client(message.client);
+    const base = { id: message.id, client: message.client };
+    const finish = (
+      outcome: Parameters<MailStore['finish']>[2],
+      update: Omit<Parameters<MailStore['finish']>[3], 'now' | 'durationMs'>,
+    ): boolean => store.finish(message.seq, this.owner, outcome, { ...update, now: this.now(), durationMs: this.now() - started });
+
+    try {
+      if (message.request.check_url) {
+        const answer = await checkStillWanted({
+          url: message.request.check_url,
+          id: message.id,
+          metadata: message.request.metadata,
+          secret: client?.secret ?? '',
+          timeoutMs: config.MAILER_CHECK_TIMEOUT_MS,
+          allow: config.MAILER_CHECK_ALLOW,
+          now: this.now(),
+        });
+        if ('error' in answer) throw new DeliveryError(`check_url: ${answer.error}`, answer.refused === true, false);
+        if (!answer.send) {
+          if (finish('skipped', { status: 'skipped', countsAsAttempt: false })) {
+            this.log.info(`${message.id} skipped: check_url says it is no longer needed`);
+            await bus.publish('email.skipped', base);
+          }
+          return;
+        }
+      }
+      await this.options.delivery.send(message, message.request.from ?? config.MAILER_FROM);
+      this.unreachableInRow = 0;
+      this.breakerOpenings = 0;
+      if (finish('sent', { status: 'sent', countsAsAttempt: true })) {
+        this.log.info(`${message.id} sent (${message.message_id}) to ${message.request.to.join(', ')}`);
+        await bus.publish('email.sent', { ...base, message_id: message.message_id, attempts: message.attempts + 1 });
+      }
+    } catch (err) {
+      const failure = err instanceof DeliveryError ? err : new DeliveryError(String(err), false, false);
+      if (failure.unreachable && ++this.unreachableInRow >= BREAKER_AFTER) this.openBreaker();
+      const attempts = message.attempts + 1;
+      if (failure.permanent || attempts >= config.MAILER_MAX_ATTEMPTS) {
+        if (finish(failure.permanent ? 'permanent' : 'temporary', { status: 'dead', error: failure.message, countsAsAttempt: true })) {
+          this.log.error(`${message.id} is dead after ${attempts} attempts: ${failure.message} (npm run mailer -- retry ${message.id} to send it again)`);
+          await bus.publish('email.failed', { ...base, error: failure.message, attempts });
+        }
+        return;
+      }
+      const delay = backoffDelay(attempts - 1, config.MAILER_RETRY_BASE_MS, config.MAILER_RETRY_MAX_MS);
+      finish('temporary', { status: 'retrying', error: failure.message, nextAttemptAt: this.now() + delay, countsAsAttempt: true });
+      this.log.warn(`${message.id} attempt ${attempts} failed: ${failure.message}; retrying in ${Math.round(delay / 1000)} s`);
+    }
+  }
+
+  private openBreaker(): void {
+    const delay = Math.min(BREAKER_MAX_MS, BREAKER_BASE_MS * 2 ** this.breakerOpenings);
+    this.breakerOpenings++;
+    this.breakerUntil = this.now() + delay;
+    this.unreachableInRow = 0;
+    this.log.warn(`${this.options.delivery.description} unreachable ${BREAKER_AFTER} times in a row: pausing deliveries for ${delay / 1000} s, then probing with one message`);
+  }
+}
