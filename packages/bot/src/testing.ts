@@ -29,7 +29,10 @@ export interface TestBot {
  */
 export async function startTestBot(bot: Bot, vars: Record<string, string> = {}): Promise<TestBot> {
   const dir = mkdtempSync(join(tmpdir(), `bot-${bot.definition.name}-`));
-  const config = loadConfig({ dotenvPath: false, env: { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), ...vars } });
+  const config = loadConfig({
+    dotenvPath: false,
+    env: { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), MAILER_OUTBOX: join(dir, 'outbox'), ...vars },
+  });
   const lines: Array<Record<string, unknown>> = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {

@@ -1,17 +1,17 @@
 import rateLimit from '@fastify/rate-limit';
+import type { Bus } from '@steem-bot/bus';
 import {
   AppError,
   type Catalogue,
   type Config,
-  type EmailStatus,
   emailRequest,
+  type EmailStatus,
   emailStatuses,
   type Logger,
   newTid,
   type ParsedEmailRequest,
   withTid,
 } from '@steem-bot/config';
-import type { Bus } from '@steem-bot/bus';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 import { literalHostRefused } from './check';
@@ -36,7 +36,9 @@ export interface ApiOptions {
 
 type ErrorBody = { error: { code: string; message: string; fields?: Array<{ path: string; message: string }> } };
 
-const error = (code: string, message: string, fields?: ErrorBody['error']['fields']): ErrorBody => ({ error: { code, message, ...(fields ? { fields } : {}) } });
+const error = (code: string, message: string, fields?: ErrorBody['error']['fields']): ErrorBody => ({
+  error: { code, message, ...(fields ? { fields } : {}) },
+});
 
 /** The public view of a message. */
 export function view(message: Message, attempts?: ReturnType<MailStore['attempts']>): Record<string, unknown> {
@@ -64,10 +66,16 @@ export function accept(
   const domain = (input.request.from ?? options.config.MAILER_FROM).split('@')[1] as string;
   const result = options.store.enqueue({ ...input, now, domain });
   if (result.created) {
-    options.logger.info(`${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`);
+    options.logger.info(
+      `${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`,
+    );
     // The event only wakes the worker; it finds the message in the store anyway.
     options.bus
-      .publish('email.queued', { id: result.message.id, client: input.client, send_at: new Date(result.message.send_at).toISOString() }, { tid: input.tid })
+      .publish(
+        'email.queued',
+        { id: result.message.id, client: input.client, send_at: new Date(result.message.send_at).toISOString() },
+        { tid: input.tid },
+      )
       .catch((err: unknown) => options.logger.warn({ err }, 'could not publish email.queued'));
   }
   return result;
@@ -77,7 +85,8 @@ export function accept(
 function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: Config): Array<{ path: string; message: string }> {
   const problems: Array<{ path: string; message: string }> = [];
   const allowed = client.allowed_from ? (JSON.parse(client.allowed_from) as string[]) : [config.MAILER_FROM];
-  if (request.from !== undefined && !allowed.includes(request.from)) problems.push({ path: 'from', message: `this client may send as: ${allowed.join(', ')}` });
+  if (request.from !== undefined && !allowed.includes(request.from))
+    problems.push({ path: 'from', message: `this client may send as: ${allowed.join(', ')}` });
   if (request.check_url !== undefined && literalHostRefused(request.check_url, config.MAILER_CHECK_ALLOW)) {
     problems.push({ path: 'check_url', message: 'private, loopback and link-local addresses are refused (MAILER_CHECK_ALLOW)' });
   }
@@ -97,7 +106,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
       options.logger.error({ err, url: request.url }, 'request failed');
       return reply.code(500).send(error('internal', 'internal error'));
     }
-    const code = status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'bad_request';
+    const code =
+      status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'bad_request';
     return reply.code(status).send(error(code, err.message));
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(error('not_found', 'no such route')));
@@ -105,69 +115,82 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get('/healthz', () => ({ ok: true, counts: store.counts() }));
   app.get('/v1/openapi.json', () => openApiDocument);
 
-  await app.register(async (v1) => {
-    v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.url === '/v1/openapi.json') return;
-      const client = authenticate(store, request.headers.authorization);
-      if (!client) return reply.code(401).header('www-authenticate', 'Bearer').send(error('unauthorized', 'a valid Authorization: Bearer token is required'));
-      request.client = client;
-    });
-    await v1.register(rateLimit, {
-      hook: 'preHandler',
-      max: config.MAILER_RATE_LIMIT,
-      timeWindow: 60_000,
-      keyGenerator: (request) => request.client?.name ?? request.ip,
-      errorResponseBuilder: (_request, context) => ({ statusCode: 429, ...error('rate_limited', `at most ${context.max} requests per minute; retry in ${context.after}`) }),
-    });
-
-    v1.post('/messages', async (request, reply) => {
-      const client = request.client as ClientRow;
-      const key = request.headers['idempotency-key'];
-      if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 200))) {
-        return reply.code(400).send(error('bad_request', 'Idempotency-Key must be one value of 1-200 characters'));
-      }
-      const parsed = emailRequest.safeParse(request.body);
-      if (!parsed.success) {
-        const fields = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-        return reply.code(400).send(error('invalid_body', 'the request body is invalid', fields));
-      }
-      const problems = policyProblems(parsed.data, client, config);
-      if (problems.length > 0) return reply.code(400).send(error('invalid_body', 'the request body is invalid', problems));
-      const tid = newTid();
-      const { message, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
-      return reply.code(created ? 202 : 200).send({ id: message.id, status: message.status });
-    });
-
-    v1.get<{ Params: { id: string } }>('/messages/:id', (request, reply) => {
-      const message = store.get(request.params.id, request.client?.name);
-      if (!message) return reply.code(404).send(error('not_found', 'no such message'));
-      return view(message, store.attempts(message.seq));
-    });
-
-    v1.delete<{ Params: { id: string } }>('/messages/:id', async (request, reply) => {
-      const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
-      if (!message) return reply.code(404).send(error('not_found', 'no such message'));
-      options.logger.info(`${message.id} cancelled by ${message.client}`);
-      await options.bus.publish('email.cancelled', { id: message.id, client: message.client }, { tid: message.tid }).catch(() => undefined);
-      return { id: message.id, status: message.status };
-    });
-
-    v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', (request, reply) => {
-      const { status, limit = '50', cursor } = request.query;
-      const problems: Array<{ path: string; message: string }> = [];
-      if (status !== undefined && !(emailStatuses as readonly string[]).includes(status)) problems.push({ path: 'status', message: `one of ${emailStatuses.join(', ')}` });
-      if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
-      if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
-      if (problems.length > 0) return reply.code(400).send(error('invalid_query', 'the query is invalid', problems));
-      const messages = store.list((request.client as ClientRow).name, {
-        ...(status ? { status: status as EmailStatus } : {}),
-        limit: Number(limit),
-        ...(cursor ? { after: Number(cursor) } : {}),
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+        if (request.url === '/v1/openapi.json') return;
+        const client = authenticate(store, request.headers.authorization);
+        if (!client)
+          return reply
+            .code(401)
+            .header('www-authenticate', 'Bearer')
+            .send(error('unauthorized', 'a valid Authorization: Bearer token is required'));
+        request.client = client;
       });
-      const last = messages.at(-1);
-      return { messages: messages.map((m) => view(m)), next_cursor: messages.length === Number(limit) && last ? String(last.seq) : null };
-    });
-  }, { prefix: '/v1' });
+      await v1.register(rateLimit, {
+        hook: 'preHandler',
+        max: config.MAILER_RATE_LIMIT,
+        timeWindow: 60_000,
+        keyGenerator: (request) => request.client?.name ?? request.ip,
+        errorResponseBuilder: (_request, context) => ({
+          statusCode: 429,
+          ...error('rate_limited', `at most ${context.max} requests per minute; retry in ${context.after}`),
+        }),
+      });
+
+      v1.post('/messages', async (request, reply) => {
+        const client = request.client as ClientRow;
+        const key = request.headers['idempotency-key'];
+        if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 200))) {
+          return reply.code(400).send(error('bad_request', 'Idempotency-Key must be one value of 1-200 characters'));
+        }
+        const parsed = emailRequest.safeParse(request.body);
+        if (!parsed.success) {
+          const fields = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
+          return reply.code(400).send(error('invalid_body', 'the request body is invalid', fields));
+        }
+        const problems = policyProblems(parsed.data, client, config);
+        if (problems.length > 0) return reply.code(400).send(error('invalid_body', 'the request body is invalid', problems));
+        const tid = newTid();
+        const { message, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
+        return reply.code(created ? 202 : 200).send({ id: message.id, status: message.status });
+      });
+
+      v1.get<{ Params: { id: string } }>('/messages/:id', (request, reply) => {
+        const message = store.get(request.params.id, request.client?.name);
+        if (!message) return reply.code(404).send(error('not_found', 'no such message'));
+        return view(message, store.attempts(message.seq));
+      });
+
+      v1.delete<{ Params: { id: string } }>('/messages/:id', async (request, reply) => {
+        const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
+        if (!message) return reply.code(404).send(error('not_found', 'no such message'));
+        options.logger.info(`${message.id} cancelled by ${message.client}`);
+        await options.bus
+          .publish('email.cancelled', { id: message.id, client: message.client }, { tid: message.tid })
+          .catch(() => undefined);
+        return { id: message.id, status: message.status };
+      });
+
+      v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', (request, reply) => {
+        const { status, limit = '50', cursor } = request.query;
+        const problems: Array<{ path: string; message: string }> = [];
+        if (status !== undefined && !(emailStatuses as readonly string[]).includes(status))
+          problems.push({ path: 'status', message: `one of ${emailStatuses.join(', ')}` });
+        if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
+        if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
+        if (problems.length > 0) return reply.code(400).send(error('invalid_query', 'the query is invalid', problems));
+        const messages = store.list((request.client as ClientRow).name, {
+          ...(status ? { status: status as EmailStatus } : {}),
+          limit: Number(limit),
+          ...(cursor ? { after: Number(cursor) } : {}),
+        });
+        const last = messages.at(-1);
+        return { messages: messages.map((m) => view(m)), next_cursor: messages.length === Number(limit) && last ? String(last.seq) : null };
+      });
+    },
+    { prefix: '/v1' },
+  );
 
   return app;
 }

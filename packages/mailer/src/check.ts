@@ -83,7 +83,13 @@ export function checkStillWanted(options: {
             if (err) return callback(err, '', 0);
             if (!addressAllowed(address, host, options.allow)) {
               refused = true;
-              return callback(new Error(`${hostname} resolves to ${address}, a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`), '', 0);
+              return callback(
+                new Error(
+                  `${hostname} resolves to ${address}, a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`,
+                ),
+                '',
+                0,
+              );
             }
             callback(null, address, family);
           });
@@ -113,7 +119,10 @@ export function checkStillWanted(options: {
     // IP literals skip `lookup`: check them here.
     if (isIP(host) !== 0 && !addressAllowed(host, host, options.allow)) {
       req.destroy();
-      return resolve({ error: `${host} is a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`, refused: true });
+      return resolve({
+        error: `${host} is a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`,
+        refused: true,
+      });
     }
     req.on('timeout', () => req.destroy(new Error(`check_url did not answer within ${options.timeoutMs} ms`)));
     req.on('error', (err) => resolve({ error: err.message, ...(refused ? { refused: true } : {}) }));

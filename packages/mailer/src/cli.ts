@@ -29,7 +29,9 @@ try {
     out(`check_url requests are signed with this secret (Standard Webhooks, HMAC-SHA256):\n\n  ${secret}`);
   } else if (command === 'clients' && sub === 'list') {
     for (const c of store.clients()) {
-      out(`${c.name.padEnd(24)} ${c.revoked_at ? `revoked ${new Date(c.revoked_at).toISOString()}` : 'active'}  from: ${c.allowed_from ?? config.MAILER_FROM}`);
+      out(
+        `${c.name.padEnd(24)} ${c.revoked_at ? `revoked ${new Date(c.revoked_at).toISOString()}` : 'active'}  from: ${c.allowed_from ?? config.MAILER_FROM}`,
+      );
     }
   } else if (command === 'clients' && sub === 'revoke' && name) {
     if (!store.revokeClient(name, Date.now())) fail(`no active client ${name}`);

@@ -5,12 +5,24 @@ import { AppError } from '@steem-bot/config';
 import { type ClientRow, type MailStore, sha256 } from './store';
 
 /** A new client: the token is shown once; only its hash is stored. */
-export function addClient(store: MailStore, name: string, allowedFrom: string[] | undefined, now = Date.now()): { token: string; secret: string } {
-  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) throw new AppError('ERR_MAILER_CONFLICT', 'client names are lower-case letters, digits, _ and -');
+export function addClient(
+  store: MailStore,
+  name: string,
+  allowedFrom: string[] | undefined,
+  now = Date.now(),
+): { token: string; secret: string } {
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
+    throw new AppError('ERR_MAILER_CONFLICT', 'client names are lower-case letters, digits, _ and -');
   const token = `${name}.${randomBytes(32).toString('base64url')}`;
   // Standard Webhooks secret format: whsec_ + base64 of the key bytes.
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  store.addClient({ name, token_hash: sha256(token), secret, allowed_from: allowedFrom ? JSON.stringify(allowedFrom) : null, created_at: now });
+  store.addClient({
+    name,
+    token_hash: sha256(token),
+    secret,
+    allowed_from: allowedFrom ? JSON.stringify(allowedFrom) : null,
+    created_at: now,
+  });
   return { token, secret };
 }
 

@@ -21,7 +21,11 @@ const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'stri
 /** The REST API's OpenAPI 3.1 document; the request schema is generated from the same zod schema that validates. */
 export const openApiDocument = {
   openapi: '3.1.0',
-  info: { title: 'steem-bot mailer', version: '1.0.0', description: 'Queue email for reliable delivery. Every /v1 route but this document needs `Authorization: Bearer <token>`.' },
+  info: {
+    title: 'steem-bot mailer',
+    version: '1.0.0',
+    description: 'Queue email for reliable delivery. Every /v1 route but this document needs `Authorization: Bearer <token>`.',
+  },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     schemas: { EmailRequest: z.toJSONSchema(emailRequest, { io: 'input', unrepresentable: 'any' }), Error: errorSchema },
@@ -31,7 +35,14 @@ export const openApiDocument = {
     '/v1/messages': {
       post: {
         summary: 'Queue a message',
-        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 200 }, description: 'Same key and body: the same message; same key, other body: 409.' }],
+        parameters: [
+          {
+            name: 'Idempotency-Key',
+            in: 'header',
+            schema: { type: 'string', maxLength: 200 },
+            description: 'Same key and body: the same message; same key, other body: 409.',
+          },
+        ],
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/EmailRequest' } } } },
         responses: {
           '202': { description: 'Queued', content: { 'application/json': { schema: accepted } } },
@@ -55,7 +66,11 @@ export const openApiDocument = {
       },
     },
     '/v1/messages/{id}': {
-      get: { summary: 'A message with its attempts', parameters: idParam, responses: { '200': { description: 'The message' }, '404': err('No such message') } },
+      get: {
+        summary: 'A message with its attempts',
+        parameters: idParam,
+        responses: { '200': { description: 'The message' }, '404': err('No such message') },
+      },
       delete: {
         summary: 'Cancel a message not yet sent',
         parameters: idParam,

@@ -84,7 +84,6 @@ const MIGRATIONS = [
    CREATE INDEX attempts_message ON attempts (message_seq);`,
 ];
 
-
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /**
@@ -111,7 +110,8 @@ export class MailStore {
     return this.db
       .transaction(() => {
         if (input.key !== undefined) {
-          const existing = this.db.prepare('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as MessageRow | undefined;
+          const existing = this.db.prepare('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as
+            MessageRow | undefined;
           if (existing) {
             if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
             return { message: parse(existing), created: false };
@@ -136,14 +136,14 @@ export class MailStore {
   }
 
   attempts(seq: number): AttemptRow[] {
-    return this.db.prepare('SELECT at, outcome, error, duration_ms FROM attempts WHERE message_seq = ? ORDER BY rowid').all(seq) as AttemptRow[];
+    return this.db
+      .prepare('SELECT at, outcome, error, duration_ms FROM attempts WHERE message_seq = ? ORDER BY rowid')
+      .all(seq) as AttemptRow[];
   }
 
   list(client: string, options: { status?: EmailStatus; limit: number; after?: number }): Message[] {
     const rows = this.db
-      .prepare(
-        `SELECT * FROM messages WHERE client = ? AND seq > ? ${options.status ? 'AND status = ?' : ''} ORDER BY seq LIMIT ?`,
-      )
+      .prepare(`SELECT * FROM messages WHERE client = ? AND seq > ? ${options.status ? 'AND status = ?' : ''} ORDER BY seq LIMIT ?`)
       .all(...[client, options.after ?? 0, ...(options.status ? [options.status] : []), options.limit]) as MessageRow[];
     return rows.map(parse);
   }
@@ -209,7 +209,15 @@ export class MailStore {
             `UPDATE messages SET status = ?, attempts = attempts + ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at),
              lease_owner = NULL, lease_until = NULL, finished_at = ? WHERE seq = ? AND lease_owner = ? AND status = 'sending'`,
           )
-          .run(update.status, update.countsAsAttempt ? 1 : 0, update.error ?? null, update.nextAttemptAt ?? null, done ? update.now : null, seq, owner);
+          .run(
+            update.status,
+            update.countsAsAttempt ? 1 : 0,
+            update.error ?? null,
+            update.nextAttemptAt ?? null,
+            done ? update.now : null,
+            seq,
+            owner,
+          );
         if (result.changes === 0) return false;
         this.db
           .prepare('INSERT INTO attempts (message_seq, at, outcome, error, duration_ms) VALUES (?, ?, ?, ?, ?)')
@@ -222,7 +230,9 @@ export class MailStore {
   /** Give back the leases of `owner` (clean shutdown): its messages are due again at once. */
   release(owner: string): number {
     return this.db
-      .prepare("UPDATE messages SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'scheduled' END, lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'sending'")
+      .prepare(
+        "UPDATE messages SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'scheduled' END, lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND status = 'sending'",
+      )
       .run(owner).changes;
   }
 
@@ -230,7 +240,9 @@ export class MailStore {
   retry(id: string, now: number): boolean {
     return (
       this.db
-        .prepare("UPDATE messages SET status = 'scheduled', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ? AND status = 'dead'")
+        .prepare(
+          "UPDATE messages SET status = 'scheduled', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ? AND status = 'dead'",
+        )
         .run(now, id).changes === 1
     );
   }
@@ -243,7 +255,10 @@ export class MailStore {
   }
 
   counts(): Record<string, number> {
-    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{ status: string; n: number }>;
+    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{
+      status: string;
+      n: number;
+    }>;
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
@@ -253,7 +268,9 @@ export class MailStore {
     const existing = this.client(row.name);
     if (existing && existing.revoked_at === null) throw new AppError('ERR_MAILER_CONFLICT', `client ${row.name} exists; revoke it first`);
     this.db
-      .prepare('INSERT OR REPLACE INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
+      .prepare(
+        'INSERT OR REPLACE INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)',
+      )
       .run(row.name, row.token_hash, row.secret, row.allowed_from, row.created_at);
   }
 
@@ -277,4 +294,3 @@ export class MailStore {
 function parse(row: MessageRow): Message {
   return { ...row, request: JSON.parse(row.request) as ParsedEmailRequest };
 }
-

@@ -149,7 +149,9 @@ export class Worker {
       const attempts = message.attempts + 1;
       if (failure.permanent || attempts >= config.MAILER_MAX_ATTEMPTS) {
         if (finish(failure.permanent ? 'permanent' : 'temporary', { status: 'dead', error: failure.message, countsAsAttempt: true })) {
-          this.log.error(`${message.id} is dead after ${attempts} attempts: ${failure.message} (npm run mailer -- retry ${message.id} to send it again)`);
+          this.log.error(
+            `${message.id} is dead after ${attempts} attempts: ${failure.message} (npm run mailer -- retry ${message.id} to send it again)`,
+          );
           await bus.publish('email.failed', { ...base, error: failure.message, attempts });
         }
         return;
@@ -165,6 +167,8 @@ export class Worker {
     this.breakerOpenings++;
     this.breakerUntil = this.now() + delay;
     this.unreachableInRow = 0;
-    this.log.warn(`${this.options.delivery.description} unreachable ${BREAKER_AFTER} times in a row: pausing deliveries for ${delay / 1000} s, then probing with one message`);
+    this.log.warn(
+      `${this.options.delivery.description} unreachable ${BREAKER_AFTER} times in a row: pausing deliveries for ${delay / 1000} s, then probing with one message`,
+    );
   }
 }

@@ -17,12 +17,23 @@ describe('mailer REST API', () => {
   });
 
   test('queues a message (202), shows it, lists it with a cursor, and cancels it once', async () => {
-    const created = await call(api.url, token, 'POST', '/v1/messages', { ...valid, send_at: '2030-01-01T00:00:00Z', metadata: { order: 7 } });
+    const created = await call(api.url, token, 'POST', '/v1/messages', {
+      ...valid,
+      send_at: '2030-01-01T00:00:00Z',
+      metadata: { order: 7 },
+    });
     expect(created.status).toBe(202);
     expect(created.body).toEqual({ id: expect.any(String), status: 'scheduled' });
     const id = created.body.id as string;
     const shown = await call(api.url, token, 'GET', `/v1/messages/${id}`);
-    expect(shown.body).toMatchObject({ id, status: 'scheduled', to: ['bob@example.com'], send_at: '2030-01-01T00:00:00.000Z', metadata: { order: 7 }, history: [] });
+    expect(shown.body).toMatchObject({
+      id,
+      status: 'scheduled',
+      to: ['bob@example.com'],
+      send_at: '2030-01-01T00:00:00.000Z',
+      metadata: { order: 7 },
+      history: [],
+    });
     for (let i = 0; i < 3; i++) await call(api.url, token, 'POST', '/v1/messages', valid);
     const page1 = await call(api.url, token, 'GET', '/v1/messages?limit=3');
     expect((page1.body.messages as unknown[]).length).toBe(3);
@@ -85,7 +96,11 @@ describe('mailer REST API', () => {
 
     const big = await call(api.url, token, 'POST', '/v1/messages', { ...valid, text: 'x'.repeat(70_000) });
     expect(big.status).toBe(413);
-    const form = await fetch(`${api.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'hi' });
+    const form = await fetch(`${api.url}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+      body: 'hi',
+    });
     expect(form.status).toBe(415);
     expect((await call(api.url, token, 'POST', '/v1/messages', valid, { 'idempotency-key': 'k'.repeat(201) })).status).toBe(400);
     expect((await call(api.url, token, 'GET', '/v1/messages?limit=0')).status).toBe(400);
@@ -93,11 +108,44 @@ describe('mailer REST API', () => {
   });
 
   test('hundreds of malformed bodies: every one a 4xx with a JSON error, never a 500', async () => {
-    const samples: string[] = ['', 'null', '[]', '"x"', '1', 'true', '{', '{"to":', '{"to":null}', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{}}}', '\u0000', '{"to":["a@b.c"],"subject":{},"text":[]}'];
+    const samples: string[] = [
+      '',
+      'null',
+      '[]',
+      '"x"',
+      '1',
+      'true',
+      '{',
+      '{"to":',
+      '{"to":null}',
+      '{"__proto__":{"x":1}}',
+      '{"constructor":{"prototype":{}}}',
+      '\u0000',
+      '{"to":["a@b.c"],"subject":{},"text":[]}',
+    ];
     const fields = ['to', 'cc', 'bcc', 'from', 'subject', 'text', 'html', 'headers', 'send_at', 'check_url', 'metadata'];
-    const values = [null, 0, -1, 1e309, '', ' ', 'x'.repeat(300), [], [null], {}, { a: [] }, true, '\r\n', '@', 'a@b', '2027-13-45T99:99:99Z', 'javascript:alert(1)', 'http://[::1]/'];
+    const values = [
+      null,
+      0,
+      -1,
+      1e309,
+      '',
+      ' ',
+      'x'.repeat(300),
+      [],
+      [null],
+      {},
+      { a: [] },
+      true,
+      '\r\n',
+      '@',
+      'a@b',
+      '2027-13-45T99:99:99Z',
+      'javascript:alert(1)',
+      'http://[::1]/',
+    ];
     let seed = 1;
-    const rand = (n: number): number => ((seed = (seed * 48271) % 2147483647) % n + n) % n;
+    const rand = (n: number): number => (((seed = (seed * 48271) % 2147483647) % n) + n) % n;
     for (let i = 0; i < 300; i++) {
       const body: Record<string, unknown> = { ...valid };
       for (let j = 0; j < 1 + rand(3); j++) body[fields[rand(fields.length)] as string] = values[rand(values.length)];
@@ -105,7 +153,11 @@ describe('mailer REST API', () => {
     }
     const statuses = new Map<number, number>();
     for (const body of samples) {
-      const res = await fetch(`${api.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+      const res = await fetch(`${api.url}/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body,
+      });
       const json = (await res.json()) as { error?: unknown; id?: string };
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       expect(res.status).toBeLessThan(500);

@@ -44,16 +44,20 @@ export function mailerEnv(vars: Record<string, string> = {}): MailerEnv {
   };
 }
 
+/** The intake as its process runs it; `stop` also closes its bus, as runApp does. */
 export async function startApi(m: MailerEnv, now?: () => number): Promise<Awaited<ReturnType<typeof startIntake>>> {
   const { logger } = keptLogger('mailer');
-  return startIntake({ config: m.config, logger, bus: m.busFor('mailer') }, now);
+  const bus = m.busFor('mailer');
+  const intake = await startIntake({ config: m.config, logger, bus }, now);
+  return { url: intake.url, stop: () => intake.stop().then(() => bus.close()) };
 }
 
 export async function startMailWorker(m: MailerEnv, now?: () => number): Promise<Awaited<ReturnType<typeof startWorker>>> {
   const { logger, lines } = keptLogger('mailer-worker');
-  const running = await startWorker({ config: m.config, logger, bus: m.busFor('mailer-worker') }, now);
+  const bus = m.busFor('mailer-worker');
+  const running = await startWorker({ config: m.config, logger, bus }, now);
   m.lines.push(...lines);
-  return running;
+  return { worker: running.worker, stop: () => running.stop().then(() => bus.close()) };
 }
 
 export function client(m: MailerEnv, name: string, from?: string[]): { token: string; secret: string } {

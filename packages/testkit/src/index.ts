@@ -118,7 +118,14 @@ export function testSetup(vars: Record<string, string> = {}): {
   cleanup(): void;
 } {
   const dir = mkdtempSync(join(tmpdir(), 'sbt-'));
-  const env = { SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info', LOG_FORMAT: 'json', ...vars };
+  const env = {
+    SOCKET_DIR: join(dir, 'run'),
+    DATA_DIR: join(dir, 'data'),
+    MAILER_OUTBOX: join(dir, 'outbox'),
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
+    ...vars,
+  };
   const config = loadConfig({ dotenvPath: false, env });
   return { dir, env, config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
