@@ -56,7 +56,7 @@ test('mailer processes: SIGKILL of the worker mid-send loses nothing (repeats at
   await waitFor(() => received().length >= before + 5, 30_000, '5 more sent');
   expect(await worker.stop('SIGINT')).toBe(0);
   expect(store.counts().sending ?? 0).toBe(0); // leases given back
-  worker = await start(WORKER);
+  await start(WORKER);
   await waitFor(() => new Set(received()).size === 60, 60_000, 'all 60 sent');
   expect(repeats(received())).toBe(killRepeats); // the clean stop repeated none
   expect(store.counts()).toEqual({ sent: 60 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SmtpSink } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
-import { call, client, type MailerEnv, mailerEnv, startApi, startMailWorker } from './helpers';
+import { call, client, mailerEnv, startApi, startMailWorker } from './helpers';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
