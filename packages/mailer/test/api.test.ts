@@ -128,7 +128,7 @@ describe('mailer REST API', () => {
       null,
       0,
       -1,
-      1e309,
+      Number.MAX_VALUE,
       '',
       ' ',
       'x'.repeat(300),
