@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+
+import { backoffDelay, type Bus } from '@steem-bot/bus';
+import { type Catalogue, type Logger, newTid, type TaskPayload, withTid } from '@steem-bot/config';
+
+import { type Schedule, targetOf } from './schedules';
+import type { ClockStore, TickRow } from './store';
+
+export interface ClockOptions {
+  schedules: readonly Schedule[];
+  store: ClockStore;
+  bus: Bus<Catalogue>;
+  logger: Logger;
+  /** A claimed tick whose owner has not beaten for this long is taken over (CLOCK_CLAIM_STALE_MS). */
+  staleMs: number;
+  /** Ticks are kept this long for inspection (CLOCK_KEEP_DAYS). */
+  keepMs: number;
+  /** Wait for one acknowledgement (BUS_TASK_TIMEOUT_MS). */
+  ackTimeoutMs: number;
+  /** Name of this clock in the claims (default: PM2's app name and the pid). */
+  name?: string;
+  /** Injectable clock (tests). */
+  now?: () => number;
+}
+
+// Heartbeats, takeovers and late ticks are looked at at least this often.
+const MAX_SLEEP_MS = 1_000;
+
+/** A UTC instant as the tick's name in keys and logs. */
+const iso = (t: number): string => new Date(t).toISOString();
+
+/**
+ * Fires each schedule's ticks: whoever inserts (schedule, tick) first owns it and sends the task
+ * until acknowledged or expired. Claims beat while in progress; another clock takes over a claim
+ * whose owner went quiet. The task's idempotency key is `schedule@tick`, the same for every try
+ * and every clock, so the receiving app runs it once.
+ */
+export class Clock {
+  readonly owner: string;
+  private readonly now: () => number;
+  private readonly cursor = new Map<string, number>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private running = false;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private lastPrune = 0;
+
+  constructor(private readonly options: ClockOptions) {
+    this.now = options.now ?? Date.now;
+    this.owner = options.name ?? `${process.env.name ?? 'clock'}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  }
+
+  /** Start firing; with `loop: false` the caller drives it with `poll()` (tests with an injected clock). */
+  start(loop = true): void {
+    this.running = true;
+    const now = this.now();
+    for (const s of this.options.schedules) {
+      this.cursor.set(s.id, now);
+      if (s.missed === 'once') this.catchUp(s, now);
+    }
+    if (loop) this.loop = this.run();
+  }
+
+  /** Fire every tick due since the last poll, beat, take orphaned claims over. */
+  poll(): void {
+    const now = this.now();
+    this.options.store.heartbeat(this.owner, now);
+    for (const s of this.options.schedules) {
+      let t = this.cursor.get(s.id) as number;
+      for (let next = s.pattern.nextRun(new Date(t)); next && next.getTime() <= now; next = s.pattern.nextRun(next)) {
+        t = next.getTime();
+        this.tick(s, t, false);
+      }
+      this.cursor.set(s.id, t);
+    }
+    for (const row of this.options.store.orphans(now - this.options.staleMs)) this.adopt(row, now);
+    if (now - this.lastPrune > 3_600_000) {
+      this.lastPrune = now;
+      this.options.store.prune(now - this.options.keepMs);
+    }
+  }
+
+  /** Next fire times of every schedule (for `npm run clock -- next` and the status screen). */
+  next(count = 1): Array<{ id: string; task: string; times: string[] }> {
+    return this.options.schedules.map((s) => ({
+      id: s.id,
+      task: s.task,
+      times: s.pattern.nextRuns(count, new Date(this.now())).map((d) => iso(d.getTime())),
+    }));
+  }
+
+  /** Stop: sends in flight are abandoned, their claims go stale and another clock finishes them. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wakeUp?.();
+    await this.loop;
+    await Promise.race([Promise.all(this.inFlight), new Promise((r) => setTimeout(r, 1_000))]);
+  }
+
+  /** Resolves when every send started so far has finished (tests). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.poll();
+      const now = this.now();
+      const next = Math.min(...this.options.schedules.map((s) => s.pattern.nextRun(new Date(now))?.getTime() ?? Infinity));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, Math.min(MAX_SLEEP_MS, next - now)));
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** The latest tick missed within the window, fired once if no clock has it yet (never on a schedule's first start). */
+  private catchUp(s: Schedule, now: number): void {
+    const last = this.options.store.lastTick(s.id);
+    if (last === undefined) return;
+    let missed: number | undefined;
+    for (
+      let next = s.pattern.nextRun(new Date(Math.max(last, now - s.missed_window_ms)));
+      next && next.getTime() <= now;
+      next = s.pattern.nextRun(next)
+    ) {
+      missed = next.getTime();
+    }
+    if (missed !== undefined && missed > last) this.tick(s, missed, true);
+  }
+
+  private tick(s: Schedule, t: number, catchUp: boolean): void {
+    const { store, logger } = this.options;
+    const now = this.now();
+    const tid = newTid();
+    if (s.overlap === 'skip' && store.openBefore(s.id, t)) {
+      if (store.claim(s.id, t, this.owner, tid, now, 'skipped')) {
+        withTid(tid, () => logger.warn(`${s.id} tick ${iso(t)} skipped: the previous run is not acknowledged yet (overlap: skip)`));
+      }
+      return;
+    }
+    if (!store.claim(s.id, t, this.owner, tid, now)) return; // another clock has it
+    withTid(tid, () => logger.info(`${s.id} tick ${iso(t)}${catchUp ? ' (catch-up)' : ''}: sending ${s.task}`));
+    this.fire(s, t, tid);
+  }
+
+  private adopt(row: TickRow, now: number): void {
+    const s = this.options.schedules.find((x) => x.id === row.schedule_id);
+    if (!s || !this.options.store.takeOver(row, this.owner, now)) return;
+    withTid(row.tid, () =>
+      this.options.logger.warn(`${s.id} tick ${iso(row.tick_time)}: its clock ${row.owner} went quiet; taking it over`),
+    );
+    this.fire(s, row.tick_time, row.tid);
+  }
+
+  private fire(s: Schedule, t: number, tid: string): void {
+    const run = withTid(tid, () => this.send(s, t)).finally(() => this.inFlight.delete(run));
+    this.inFlight.add(run);
+  }
+
+  private async send(s: Schedule, t: number): Promise<void> {
+    const { store, bus, logger } = this.options;
+    for (let attempt = 1; this.running; attempt++) {
+      try {
+        await bus.send(s.task, s.payload as TaskPayload<Catalogue, typeof s.task>, {
+          idempotencyKey: `${s.id}@${iso(t)}`,
+          timeoutMs: this.options.ackTimeoutMs,
+          attempts: 1,
+        });
+        store.update(s.id, t, this.owner, { state: 'acked', now: this.now(), attempt: true });
+        logger.info(`${s.id} tick ${iso(t)} acknowledged by ${targetOf(s)}`);
+        return;
+      } catch (err) {
+        const now = this.now();
+        const message = err instanceof Error ? err.message : String(err);
+        if (now >= t + s.expiry_ms) {
+          store.update(s.id, t, this.owner, { state: 'expired', error: message, now, attempt: true });
+          logger.error(`${s.id} tick ${iso(t)} expired unacknowledged after ${attempt} tries: ${message}`);
+          return;
+        }
+        store.update(s.id, t, this.owner, { state: 'sent', error: message, now, attempt: true });
+        const delay = Math.min(backoffDelay(attempt, 200, 5_000), t + s.expiry_ms - now);
+        logger.warn(`${s.id} tick ${iso(t)}: ${targetOf(s)} did not acknowledge (${message}); retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+}
