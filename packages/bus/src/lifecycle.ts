@@ -1,7 +1,16 @@
-import { type Catalogue, catalogue, type Config, createLogger, loadConfigOrExit, type Logger } from '@steem-bot/config';
+import { AppError, type Catalogue, catalogue, type Config, createLogger, type ErrorCode, loadConfigOrExit, type Logger } from '@steem-bot/config';
 
 import type { Bus } from './bus';
 import { createIpcBus } from './create';
+
+const CONFIG_ERRORS = new Set<ErrorCode>([
+  'ERR_CONFIG_INVALID',
+  'ERR_BOT_KEY_MISSING',
+  'ERR_BOT_KEY_INVALID',
+  'ERR_BOT_KEY_MISMATCH',
+  'ERR_BOT_INVALID',
+  'ERR_CLOCK_SCHEDULES_INVALID',
+]);
 
 /** What an app's `start` gets: the frozen config, the root logger and its bus. */
 export interface AppContext {
@@ -46,6 +55,13 @@ export async function runApp(options: RunAppOptions): Promise<void> {
   try {
     running = await options.start({ config, logger, bus });
   } catch (err) {
+    // A configuration problem will not go away by restarting: say what it is and exit 78
+    // (EX_CONFIG), which pm2.json lists in stop_exit_codes so PM2 does not restart-loop.
+    if (err instanceof AppError && CONFIG_ERRORS.has(err.code)) {
+      logger.fatal(err.message);
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
     logger.fatal({ err }, 'failed to start');
     process.exit(1);
   }
