@@ -1,4 +1,13 @@
-import { AppError, type Catalogue, catalogue, type Config, createLogger, type ErrorCode, loadConfigOrExit, type Logger } from '@steem-bot/config';
+import {
+  AppError,
+  type Catalogue,
+  catalogue,
+  type Config,
+  createLogger,
+  type ErrorCode,
+  loadConfigOrExit,
+  type Logger,
+} from '@steem-bot/config';
 
 import type { Bus } from './bus';
 import { createIpcBus } from './create';
