@@ -1,0 +1,247 @@
+#!/usr/bin/env node
+// `npm run test:chaos`: the whole system under the project's PM2 (private PM2_HOME) replays
+// thousands of blocks from a devnode while a random app is SIGKILLed every few seconds; then every
+// bot must have handled every op, every requested email must have arrived, every clock tick must
+// have produced its task, and no app may be left errored. The figures are the last lines.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+
+const { BotStore } = require('@steem-bot/bot');
+const { mentionsIn } = require('@steem-bot/bot-watcher');
+const { DevNode, SmtpSink } = require('@steem-bot/devnode');
+const { openDatabase } = require('@steem-bot/store');
+
+const { ROOT, ecosystem } = require('../scripts/system');
+
+const SYNTHETIC = Number(process.env.CHAOS_BLOCKS ?? 5000);
+const INTERVAL_MS = Number(process.env.CHAOS_INTERVAL_MS ?? 6);
+const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 3000);
+const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
+const FIRST = 1_000_000;
+const WATCHED = new Set(['alice', 'bob']);
+const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 'mailer-worker', 'clock-1', 'clock-2'];
+const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
+
+const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
+const pm2Env = { ...process.env, PM2_HOME: join(dir, 'pm2') };
+const pm2 = (...args) => execFileSync(process.execPath, [PM2, ...args], { env: pm2Env, encoding: 'utf8', cwd: ROOT });
+const jlist = () => JSON.parse(pm2('jlist'));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const say = (text) => process.stdout.write(`${text}\n`);
+let rand = SEED || 1;
+const random = (n) => (rand = (rand * 48271) % 2147483647) % n;
+
+async function until(what, timeoutMs, predicate) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(500);
+  }
+}
+
+/** What the replayed range should produce: ops, root posts, watcher emails. */
+function expectations(node, last) {
+  let ops = 0;
+  const posts = [];
+  const seen = new Set();
+  const emails = new Map(); // subject -> count
+  const add = (subject) => emails.set(subject, (emails.get(subject) ?? 0) + 1);
+  for (let n = FIRST; n <= last; n++) {
+    for (const trx of node.chain.block(n).transactions) {
+      for (const { type, value: v } of trx.operations) {
+        ops++;
+        if (type === 'transfer_operation' && WATCHED.has(v.to)) {
+          const amount = `${(Number(v.amount.amount) / 10 ** v.amount.precision).toFixed(v.amount.precision)} ${v.amount.nai === '@@000000021' ? 'STEEM' : 'SBD'}`;
+          add(`@${v.to} received ${amount} from @${v.from}`);
+        }
+        if (type !== 'comment_operation' || v.body.startsWith('@@ ')) continue;
+        const key = `${v.author}/${v.permlink}`;
+        if (v.parent_author === '' && !seen.has(key)) posts.push(`new post: https://steemit.com/@${v.author}/${v.permlink}`);
+        seen.add(key);
+        const replyTo = v.parent_author !== v.author && WATCHED.has(v.parent_author) ? v.parent_author : undefined;
+        if (replyTo) add(`@${v.author} replied to @${replyTo}`);
+        for (const name of mentionsIn(v.body, WATCHED)) if (name !== v.author && name !== replyTo) add(`@${v.author} mentioned @${name}`);
+      }
+    }
+  }
+  return { ops, posts, emails };
+}
+
+function checkpoint(dataDir, bot) {
+  const file = join(dataDir, `bot-${bot}.sqlite`);
+  if (!existsSync(file)) return null;
+  const store = new BotStore(file);
+  try {
+    return store.checkpoint();
+  } finally {
+    store.close();
+  }
+}
+
+function query(file, sql, ...params) {
+  const db = openDatabase(file);
+  try {
+    return db.prepare(sql).all(...params);
+  } finally {
+    db.close();
+  }
+}
+
+async function main() {
+  say(
+    `chaos: seed ${SEED}, ${SYNTHETIC} synthetic blocks after the 1,000 real ones, one block every ${INTERVAL_MS} ms, a SIGKILL every ${KILL_EVERY_MS} ms`,
+  );
+  const node = await DevNode.start({
+    intervalMs: INTERVAL_MS,
+    initialBlocks: 1000,
+    synthetic: SYNTHETIC,
+    opsPerBlock: [5, 20],
+    libDistance: 0,
+    seed: 7,
+  });
+  const sink = await SmtpSink.start({ dir: join(dir, 'smtp-sink') });
+  const schedules = join(dir, 'schedules.json');
+  writeFileSync(
+    schedules,
+    JSON.stringify({
+      schedules: [{ id: 'chaos-digest', cron: '*/2 * * * * *', task: 'digest.report.send', overlap: 'allow', expiry_ms: 300_000 }],
+    }),
+  );
+  const system = ecosystem({
+    dir,
+    devnodePort: Number(new URL(node.url).port),
+    smtpPort: sink.port,
+    mailerPort: 0,
+    schedules,
+    env: {
+      LOG_FORMAT: 'json',
+      MAILER_RETRY_BASE_MS: '500',
+      MAILER_RETRY_MAX_MS: '5000',
+      MAILER_LEASE_MS: '4000',
+      MAILER_MAX_ATTEMPTS: '50',
+      CLOCK_CLAIM_STALE_MS: '3000',
+      BUS_TASK_TIMEOUT_MS: '2000',
+      BOT_RETRY_BASE_MS: '200',
+    },
+  });
+  const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
+  // The bots have run before: they resume just before the first replayed block.
+  for (const bot of ['new-posts', 'watcher', 'digest']) {
+    const store = new BotStore(join(dataDir, `bot-${bot}.sqlite`));
+    store.saveCheckpoint((FIRST - 1) * 1_000_000 + 999_999);
+    store.close();
+  }
+  writeFileSync(join(dir, 'ecosystem.json'), JSON.stringify(system));
+  pm2('start', join(dir, 'ecosystem.json'));
+  const started = Date.now();
+
+  const kills = new Map();
+  const last = node.chain.last;
+  const end = (bot) => (checkpoint(dataDir, bot) ?? 0) >= last * 1_000_000 + 999_999;
+  while (!['new-posts', 'watcher', 'digest'].every(end)) {
+    await sleep(KILL_EVERY_MS);
+    const victim = VICTIMS[random(VICTIMS.length)];
+    const app = jlist().find((a) => a.name === victim);
+    if (app?.pid) {
+      process.kill(app.pid, 'SIGKILL');
+      kills.set(victim, (kills.get(victim) ?? 0) + 1);
+    }
+    if (Date.now() - started > 10 * 60_000) throw new Error('the replay did not finish within 10 minutes');
+  }
+  const killsDone = Date.now();
+  say(`replay done in ${Math.round((killsDone - started) / 1000)} s; letting the mail and the clock settle`);
+  const mailer = join(dataDir, 'mailer.sqlite');
+  await until('every queued email to be sent', 120_000, () => {
+    const open = query(mailer, "SELECT COUNT(*) AS n FROM messages WHERE status NOT IN ('sent', 'dead', 'skipped', 'cancelled')")[0].n;
+    return open === 0;
+  });
+  await sleep(6_000); // ticks of the last seconds reach the digest
+
+  // Figures.
+  const want = expectations(node, last);
+  const outLog = (name) => join(pm2Env.PM2_HOME, 'logs', `${name}-out.log`);
+  const announced = readFileSync(outLog('new-posts'), 'utf8')
+    .split('\n')
+    .map((l) => {
+      try {
+        return JSON.parse(l).msg;
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((m) => typeof m === 'string' && m.startsWith('new post:'));
+  const postsLost = want.posts.filter((p) => !announced.includes(p)).length;
+  const postsDup = announced.length - new Set(announced).size;
+
+  const mails = sink.messages;
+  const watcherMails = mails.filter((m) => m.to.includes('watcher@demo.example.com'));
+  const byId = new Map();
+  for (const m of watcherMails) byId.set(m.headers['x-steem-bot-message'], m.subject);
+  const smtpDup = watcherMails.length - byId.size;
+  const got = new Map();
+  for (const subject of byId.values()) got.set(subject, (got.get(subject) ?? 0) + 1);
+  let emailsWanted = 0;
+  let emailsLost = 0;
+  let emailsExtra = 0;
+  for (const [subject, n] of want.emails) {
+    emailsWanted += n;
+    emailsLost += Math.max(0, n - (got.get(subject) ?? 0));
+    emailsExtra += Math.max(0, (got.get(subject) ?? 0) - n);
+  }
+
+  const digestDb = join(dataDir, 'bot-digest.sqlite');
+  const reported = query(digestDb, 'SELECT key, ops FROM reports');
+  const counted = reported.reduce((s, r) => s + r.ops, 0) + query(digestDb, 'SELECT COALESCE(SUM(n), 0) AS n FROM op_counts')[0].n;
+  const ticks = [];
+  for (let t = Math.ceil((started + 8_000) / 2000) * 2000; t <= killsDone; t += 2000)
+    ticks.push(`day:chaos-digest@${new Date(t).toISOString()}`);
+  const reportKeys = new Set(reported.map((r) => r.key));
+  const ticksLost = ticks.filter((k) => !reportKeys.has(k)).length;
+  const digestMails = mails.filter((m) => m.to.includes('digest@demo.example.com'));
+  const digestDup = digestMails.length - new Set(digestMails.map((m) => m.headers['x-steem-bot-message'])).size;
+  const tickRows = query(join(dataDir, 'clock.sqlite'), 'SELECT state, COUNT(*) AS n FROM ticks GROUP BY state');
+
+  const apps = jlist();
+  const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
+  const restarts = apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
+  const totalKills = [...kills.values()].reduce((s, n) => s + n, 0);
+
+  say('');
+  say(`blocks   ${FIRST}-${last} (${last - FIRST + 1}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`);
+  say(`kills    ${totalKills}: ${[...kills].map(([k, n]) => `${k} ${n}`).join(', ')}; PM2 restarts ${restarts}`);
+  say(`new-posts  root posts ${want.posts.length}, announced ${new Set(announced).size}, lost ${postsLost}, duplicates ${postsDup}`);
+  say(
+    `digest     ops counted ${counted} of ${want.ops} (exactly once: lost ${Math.max(0, want.ops - counted)}, duplicates ${Math.max(0, counted - want.ops)})`,
+  );
+  say(
+    `watcher    emails wanted ${emailsWanted}, received ${byId.size}, lost ${emailsLost}, duplicate requests ${emailsExtra}, duplicate SMTP deliveries ${smtpDup}`,
+  );
+  say(
+    `clock      ticks in the window ${ticks.length}, without their task ${ticksLost}; claims ${tickRows.map((r) => `${r.state} ${r.n}`).join(', ')}; duplicate digest emails ${digestDup}`,
+  );
+  say(`pm2        ${apps.length} apps, ${notOnline.length === 0 ? 'all online' : `not online: ${notOnline.join(', ')}`}`);
+  const failed = postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length > 0;
+  say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');
+  return { failed, node, sink };
+}
+
+main()
+  .then(async ({ failed, node, sink }) => {
+    pm2('kill');
+    await node.stop();
+    await sink.stop();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(failed ? 1 : 0);
+  })
+  .catch((err) => {
+    process.stderr.write(`chaos: ${err.stack ?? err}\n(left for inspection: ${dir})\n`);
+    try {
+      pm2('kill');
+    } catch {
+      // already gone
+    }
+    process.exit(1);
+  });

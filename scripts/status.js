@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// `npm run status [-- --json]`: one screen for the operator: PM2 state of every app, the
+// broadcaster's block/head/LIB/lag, each bot's checkpoint and lag, the mailer's counts and oldest
+// due message, the clock's next fires. Directories come from the running apps' environment.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+
+const { createIpcBus } = require('@steem-bot/bus');
+const { catalogue, createLogger, loadConfig } = require('@steem-bot/config');
+const { openDatabase } = require('@steem-bot/store');
+const { loadSchedules } = require('@steem-bot/clock');
+
+const ROOT = join(__dirname, '..');
+const json = process.argv.includes('--json');
+
+function pm2List() {
+  try {
+    const out = execFileSync(process.execPath, [join(ROOT, 'node_modules/pm2/bin/pm2'), 'jlist'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return JSON.parse(out.slice(out.indexOf('[')));
+  } catch {
+    return [];
+  }
+}
+
+function readDb(file, fn) {
+  if (!existsSync(file)) return undefined;
+  const db = openDatabase(file, { readonly: true });
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const duration = (ms) =>
+  ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 3_600_000).toFixed(1)}h`;
+
+async function main() {
+  const apps = pm2List();
+  const appEnv = apps.find((a) => a.name === 'broadcaster')?.pm2_env ?? {};
+  // Use the running system's directories (the demo's differ from the defaults).
+  const env = { ...process.env };
+  for (const k of ['SOCKET_DIR', 'DATA_DIR', 'CLOCK_SCHEDULES']) if (appEnv[k]) env[k] = appEnv[k];
+  const config = loadConfig({ env });
+  const status = { apps: [], broadcaster: null, bots: [], mailer: null, clock: [] };
+
+  for (const a of apps) {
+    status.apps.push({
+      name: a.name,
+      status: a.pm2_env.status,
+      restarts: a.pm2_env.restart_time,
+      memory_mb: Math.round((a.monit?.memory ?? 0) / 1048576),
+      uptime: a.pm2_env.status === 'online' ? duration(Date.now() - a.pm2_env.pm_uptime) : '-',
+    });
+  }
+
+  const bus = createIpcBus('status', catalogue, config, createLogger({ app: 'status', level: 'silent' }));
+  try {
+    status.broadcaster = await bus.call('broadcaster.status.get', {}, { timeoutMs: 2_000 });
+  } catch (err) {
+    status.broadcaster = { error: err.message };
+  } finally {
+    await bus.close();
+  }
+  const head = status.broadcaster?.head_block ?? null;
+
+  for (const a of apps.filter((x) => String(x.pm2_env.pm_exec_path ?? '').includes('/bots/'))) {
+    const position = readDb(join(config.DATA_DIR, `bot-${a.name}.sqlite`), (db) => {
+      const row = db.prepare('SELECT position FROM checkpoint WHERE id = 1').get();
+      const dead = db.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE state = 'dead'").get().n;
+      return { position: row?.position ?? null, dead };
+    });
+    const block = position?.position == null ? null : Math.floor(position.position / 1_000_000);
+    status.bots.push({
+      name: a.name,
+      checkpoint: position?.position ?? null,
+      block,
+      lag_blocks: head !== null && block !== null ? head - block : null,
+      dead_letters: position?.dead ?? 0,
+    });
+  }
+
+  status.mailer =
+    readDb(join(config.DATA_DIR, 'mailer.sqlite'), (db) => {
+      const counts = Object.fromEntries(
+        db
+          .prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status')
+          .all()
+          .map((r) => [r.status, r.n]),
+      );
+      const oldest = db
+        .prepare("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?")
+        .get(Date.now()).t;
+      const next = db.prepare("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying')").get().t;
+      return { counts, oldest_due: oldest ? new Date(oldest).toISOString() : null, next_due: next ? new Date(next).toISOString() : null };
+    }) ?? null;
+
+  try {
+    for (const s of loadSchedules(config.CLOCK_SCHEDULES)) {
+      const next = s.pattern.nextRun();
+      status.clock.push({ id: s.id, task: s.task, next: next ? next.toISOString() : null });
+    }
+  } catch (err) {
+    status.clock = [{ error: err.message }];
+  }
+
+  if (json) return void process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+  const out = [];
+  out.push('APPS');
+  if (status.apps.length === 0) out.push('  (PM2 runs no apps: npm start, or npm run demo)');
+  for (const a of status.apps)
+    out.push(
+      `  ${a.name.padEnd(16)} ${a.status.padEnd(9)} restarts ${String(a.restarts).padEnd(4)} ${String(a.memory_mb).padStart(4)} MB  up ${a.uptime}`,
+    );
+  const b = status.broadcaster;
+  out.push('', 'BROADCASTER');
+  out.push(
+    b.error
+      ? `  not answering: ${b.error}`
+      : `  block ${b.current_block}  head ${b.head_block}  LIB ${b.irreversible_block}  lag ${b.lag_blocks} blocks (${b.lag_seconds ?? '?'} s)  mode ${b.mode}`,
+  );
+  if (!b.error) for (const n of b.nodes) out.push(`    ${n.state.padEnd(8)} ${n.url}${n.lastError ? `  (${n.lastError})` : ''}`);
+  out.push('', 'BOTS');
+  for (const bot of status.bots)
+    out.push(`  ${bot.name.padEnd(16)} block ${bot.block ?? '-'}  lag ${bot.lag_blocks ?? '?'} blocks  dead letters ${bot.dead_letters}`);
+  out.push('', 'MAILER');
+  const m = status.mailer;
+  out.push(
+    m
+      ? `  ${
+          Object.entries(m.counts)
+            .map(([k, n]) => `${k} ${n}`)
+            .join('  ') || 'no messages'
+        }  oldest due ${m.oldest_due ?? '-'}  next due ${m.next_due ?? '-'}`
+      : '  no store yet',
+  );
+  out.push('', 'CLOCK');
+  for (const c of status.clock) out.push(c.error ? `  ${c.error}` : `  ${c.id.padEnd(20)} ${c.task.padEnd(24)} next ${c.next}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`status: ${err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,69 @@
+// The whole system as one PM2 ecosystem: every app of pm2.json pointed at a devnode and an SMTP
+// sink, with its own directories. Used by `npm run demo` and `npm run test:chaos`.
+'use strict';
+const { readFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const ROOT = join(__dirname, '..');
+
+/** The apps of pm2.json, each with `env` merged over its own. */
+function projectApps(env) {
+  const { apps } = JSON.parse(readFileSync(join(ROOT, 'pm2.json'), 'utf8'));
+  return apps.map((app) => ({ ...app, cwd: ROOT, env: { ...app.env, ...env } }));
+}
+
+/**
+ * @param {object} o
+ * @param {string} o.dir            where sockets, data, outbox and the sink's mail go
+ * @param {number} o.devnodePort
+ * @param {number} o.smtpPort
+ * @param {number} o.mailerPort
+ * @param {string} o.schedules      the clock's schedule file
+ * @param {string[]} [o.devnodeArgs] extra devnode CLI arguments (synthetic blocks, pace)
+ * @param {boolean} [o.withDevnode]  run devnode and the SMTP sink under PM2 too (the demo)
+ * @param {Record<string,string>} [o.env] more variables for every app
+ */
+function ecosystem(o) {
+  const env = {
+    SOCKET_DIR: join(o.dir, 'run'),
+    DATA_DIR: join(o.dir, 'data'),
+    MAILER_OUTBOX: join(o.dir, 'outbox'),
+    STEEM_NODES: `http://127.0.0.1:${o.devnodePort}`,
+    STEEM_START_BLOCK: '1000000',
+    BROADCASTER_POLL_MS: '500',
+    SMTP_URL: `smtp://127.0.0.1:${o.smtpPort}`,
+    MAILER_PORT: String(o.mailerPort),
+    MAILER_FROM: 'steem-bot@demo.example.com',
+    WATCHER_ACCOUNTS: 'alice,bob',
+    WATCHER_EMAIL: 'watcher@demo.example.com',
+    DIGEST_EMAIL: 'digest@demo.example.com',
+    CLOCK_SCHEDULES: o.schedules,
+    ...o.env,
+  };
+  const devnode = join(ROOT, 'packages/devnode/dist/cli.js');
+  const tools = o.withDevnode
+    ? [
+        {
+          name: 'devnode',
+          script: devnode,
+          args: ['--port', String(o.devnodePort), ...(o.devnodeArgs ?? [])],
+          cwd: ROOT,
+          wait_ready: true,
+          listen_timeout: 10_000,
+          kill_timeout: 3_000,
+        },
+        {
+          name: 'smtp-sink',
+          script: devnode,
+          args: ['smtp', '--port', String(o.smtpPort), '--dir', join(o.dir, 'smtp-sink')],
+          cwd: ROOT,
+          wait_ready: true,
+          listen_timeout: 10_000,
+          kill_timeout: 3_000,
+        },
+      ]
+    : [];
+  return { apps: [...tools, ...projectApps(env)] };
+}
+
+module.exports = { ROOT, ecosystem };
