@@ -17,7 +17,7 @@ const { openDatabase } = require('@steem-bot/store');
 const { ROOT, ecosystem } = require('../scripts/system');
 
 const SYNTHETIC = Number(process.env.CHAOS_BLOCKS ?? 5000);
-const INTERVAL_MS = Number(process.env.CHAOS_INTERVAL_MS ?? 6);
+const INTERVAL_MS = Number(process.env.CHAOS_INTERVAL_MS ?? 10);
 const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 3000);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 const FIRST = 1_000_000;
@@ -167,7 +167,7 @@ async function main() {
     .split('\n')
     .map((l) => {
       try {
-        return JSON.parse(l).msg;
+        return JSON.parse(l.slice(l.indexOf('{'))).msg; // after PM2's log_date_format prefix
       } catch {
         return undefined;
       }

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+
+import { projectRootFile } from '@steem-bot/testkit';
+
 import { call, client, type MailerEnv, mailerEnv, startApi } from './helpers';
 
 const valid = { to: 'bob@example.com', subject: 'Hello', text: 'Hi Bob' };
@@ -164,6 +168,25 @@ describe('mailer REST API', () => {
       if (res.status >= 400) expect(json.error).toBeDefined();
     }
     expect(statuses.get(400)).toBeGreaterThan(250);
+  });
+
+  test('npm run mailer -- clients add/list/revoke: the token printed once works, then is refused', async () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [projectRootFile('packages/mailer/dist/cli.js'), ...args], {
+        env: { ...process.env, ...m.env },
+        encoding: 'utf8',
+      });
+    const added = cli('clients', 'add', 'newsletter', '--from', 'news@example.com');
+    expect(added.status).toBe(0);
+    const issued = /^  (newsletter\.[\w-]+)$/m.exec(added.stdout)?.[1] as string;
+    expect(added.stdout).toMatch(/whsec_/);
+    expect((await call(api.url, issued, 'POST', '/v1/messages', { ...valid, from: 'news@example.com' })).status).toBe(202);
+    expect(cli('clients', 'list').stdout).toMatch(/newsletter +active +from: \["news@example.com"\]/);
+    expect(cli('clients', 'add', 'newsletter').stderr).toMatch(/exists; revoke it first/);
+    expect(cli('clients', 'revoke', 'newsletter').status).toBe(0);
+    expect((await call(api.url, issued, 'GET', '/v1/messages')).status).toBe(401);
+    expect(m.store.client('newsletter')?.token_hash).not.toContain(issued.split('.')[1]);
+    expect(cli('bogus').status).toBe(64);
   });
 
   test('rate limit per client: 429 with Retry-After', async () => {

@@ -8,7 +8,6 @@ export interface MailerEnv {
   config: Config;
   env: Record<string, string>;
   dir: string;
-  lines: Array<Record<string, unknown>>;
   hub: MemoryHub;
   busFor(app: string): Bus<Catalogue>;
   /** A store handle for the test (the apps open their own). */
@@ -25,15 +24,12 @@ export function mailerEnv(vars: Record<string, string> = {}): MailerEnv {
     MAILER_SMTP_TIMEOUT_MS: '2000',
     ...vars,
   });
-  const { logger, lines } = keptLogger('mailer');
-  void logger;
   const hub = new MemoryHub();
   const store = new MailStore(storeFile(t.config.DATA_DIR));
   return {
     config: t.config,
     env: t.env,
     dir: t.dir,
-    lines,
     hub,
     busFor: (app) => new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
     store,
@@ -52,12 +48,14 @@ export async function startApi(m: MailerEnv, now?: () => number): Promise<Awaite
   return { url: intake.url, stop: () => intake.stop().then(() => bus.close()) };
 }
 
-export async function startMailWorker(m: MailerEnv, now?: () => number): Promise<Awaited<ReturnType<typeof startWorker>>> {
+export async function startMailWorker(
+  m: MailerEnv,
+  now?: () => number,
+): Promise<Awaited<ReturnType<typeof startWorker>> & { lines: Array<Record<string, unknown>> }> {
   const { logger, lines } = keptLogger('mailer-worker');
   const bus = m.busFor('mailer-worker');
   const running = await startWorker({ config: m.config, logger, bus }, now);
-  m.lines.push(...lines);
-  return { worker: running.worker, stop: () => running.stop().then(() => bus.close()) };
+  return { worker: running.worker, lines, stop: () => running.stop().then(() => bus.close()) };
 }
 
 export function client(m: MailerEnv, name: string, from?: string[]): { token: string; secret: string } {

@@ -99,6 +99,32 @@ describe('mailer delivery to a real SMTP server', () => {
     expect(s.m.store.get(id)?.attempts).toBe(3);
   });
 
+  test('an unreachable SMTP server opens the circuit breaker: deliveries pause instead of hammering it', async () => {
+    const m = mailerEnv({
+      SMTP_URL: 'smtp://127.0.0.1:9',
+      MAILER_MAX_ATTEMPTS: '50',
+      MAILER_RETRY_BASE_MS: '20',
+      MAILER_RETRY_MAX_MS: '40',
+    });
+    cleanups.push(() => m.cleanup());
+    const api = await startApi(m);
+    cleanups.push(() => api.stop());
+    const worker = await startMailWorker(m);
+    cleanups.push(() => worker.stop());
+    const { token } = client(m, 'app');
+    for (let i = 0; i < 3; i++) await call(api.url, token, 'POST', '/v1/messages', { to: 'x@example.com', subject: `m${i}`, text: 'Hi' });
+    await waitFor(
+      () => worker.lines.some((l) => /unreachable 3 times in a row: pausing deliveries for 5 s/.test(String(l.msg))),
+      10_000,
+      'the breaker',
+    );
+    const attempts = (): number => m.store.db.prepare('SELECT COUNT(*) FROM attempts').pluck().get() as number;
+    const atOpen = attempts();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(attempts()).toBe(atOpen); // paused: no attempt while the breaker is open
+    expect(m.store.get((m.store.list('app', { limit: 1 })[0] as { id: string }).id)?.last_error).toMatch(/ECONNREFUSED/);
+  });
+
   test('a message scheduled ahead is sent at its time, not before (injectable clock)', async () => {
     let now = Date.parse('2026-11-23T12:00:00Z');
     const s = await system({}, () => now);
@@ -185,7 +211,7 @@ describe('mailer delivery to a real SMTP server', () => {
     cleanups.push(() => api.stop());
     const worker = await startMailWorker(m);
     cleanups.push(() => worker.stop());
-    expect(m.lines.some((l) => String(l.msg).startsWith('NO SMTP_URL'))).toBe(true);
+    expect(worker.lines.some((l) => String(l.msg).startsWith('NO SMTP_URL'))).toBe(true);
     const { token } = client(m, 'app');
     const res = await call(api.url, token, 'POST', '/v1/messages', { to: 'x@example.com', subject: 'Outbox', text: 'Hi' });
     await waitFor(() => m.store.get(res.body.id as string)?.status === 'sent', 5_000, 'written');
