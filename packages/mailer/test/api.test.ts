@@ -178,7 +178,7 @@ describe('mailer REST API', () => {
       });
     const added = cli('clients', 'add', 'newsletter', '--from', 'news@example.com');
     expect(added.status).toBe(0);
-    const issued = /^  (newsletter\.[\w-]+)$/m.exec(added.stdout)?.[1] as string;
+    const issued = /^ {2}(newsletter\.[\w-]+)$/m.exec(added.stdout)?.[1] as string;
     expect(added.stdout).toMatch(/whsec_/);
     expect((await call(api.url, issued, 'POST', '/v1/messages', { ...valid, from: 'news@example.com' })).status).toBe(202);
     expect(cli('clients', 'list').stdout).toMatch(/newsletter +active +from: \["news@example.com"\]/);
