@@ -7,6 +7,8 @@ const { execFileSync } = require('node:child_process');
 const { mkdirSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
+const { BotStore } = require('@steem-bot/bot');
+
 const { ROOT, ecosystem } = require('./system');
 
 const DIR = join(ROOT, 'var', 'demo');
@@ -32,14 +34,33 @@ const system = ecosystem({
   mailerPort: Number(process.env.DEMO_MAILER_PORT ?? 8025),
   schedules,
   withDevnode: true,
-  devnodeArgs: ['--interval-ms', '1000', '--synthetic', '1000000', '--ops-per-block', '5-30', '--lib-distance', '2'],
+  // The 1,000 real blocks at once, then a synthetic block every 500 ms.
+  devnodeArgs: [
+    '--initial-blocks',
+    '1000',
+    '--interval-ms',
+    '500',
+    '--synthetic',
+    '1000000',
+    '--ops-per-block',
+    '5-30',
+    '--lib-distance',
+    '2',
+  ],
   env: { LOG_LEVEL: 'info' },
 });
+// On the first demo run the bots start with the first real block, not with live ops.
+const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
+for (const bot of system.apps.filter((a) => a.script.startsWith('bots/')).map((a) => a.name)) {
+  const store = new BotStore(join(dataDir, `bot-${bot}.sqlite`));
+  if (store.checkpoint() === null) store.saveCheckpoint(999_999 * 1_000_000 + 999_999);
+  store.close();
+}
 writeFileSync(FILE, `${JSON.stringify(system, null, 2)}\n`);
 pm2('start', FILE);
 process.stdout.write(`
-The demo runs offline: a devnode at http://127.0.0.1:8090 replays the real blocks 1,000,000-1,000,999,
-then one synthetic block a second; the SMTP sink keeps every email in ${join(DIR, 'smtp-sink')}.
+The demo runs offline: a devnode at http://127.0.0.1:8090 serves the real blocks 1,000,000-1,000,999,
+then adds a synthetic block every 500 ms; the SMTP sink keeps every email in ${join(DIR, 'smtp-sink')}.
   npm run logs          new posts, watcher emails queued and sent (one TID from op to email), the digest each minute
   npm run status        one screen: apps, broadcaster lag, bot checkpoints, mailer counts, next clock fires
   npm run demo:stop     stop it (nothing is deleted)

@@ -8,7 +8,7 @@ import { type FaultSpec, parseFault } from './faults';
 import { type SmtpFault, SmtpSink } from './smtp-sink';
 
 const USAGE = `steem-devnode [--port 8090] [--interval-ms 3000] [--synthetic N] [--seed 1]
-              [--ops-per-block 50-200] [--lib-distance 15] [--fault SPEC]...
+              [--ops-per-block 50-200] [--lib-distance 15] [--initial-blocks 1] [--fault SPEC]...
 steem-devnode smtp [--port 2525] [--dir var/smtp-sink] [--fault tempfail|reject|drop|slow]
 
 Fault SPEC: kind[,rate=0..1][,method=TEXT][,fromBlock=N][,forMs=N][,ms=N][,depth=N]
@@ -33,6 +33,7 @@ async function main(argv: string[]): Promise<void> {
       seed: { type: 'string' },
       'ops-per-block': { type: 'string' },
       'lib-distance': { type: 'string' },
+      'initial-blocks': { type: 'string' },
       fault: { type: 'string', multiple: true },
       dir: { type: 'string' },
       help: { type: 'boolean' },
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
       synthetic: num('synthetic', values.synthetic, 0),
       seed: num('seed', values.seed, 1),
       libDistance: num('lib-distance', values['lib-distance'], 15),
+      initialBlocks: Math.max(1, num('initial-blocks', values['initial-blocks'], 1)),
       opsPerBlock: [min, max],
       faults,
     });
