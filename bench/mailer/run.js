@@ -66,7 +66,7 @@ async function baseline(port) {
   return MESSAGES / seconds;
 }
 
-async function system(sinkPort, extraEnv = {}) {
+async function system(sinkPort, extraEnv = {}, beforeStart = () => undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-mailer-'));
   const env = {
     SOCKET_DIR: join(dir, 'run'),
@@ -79,6 +79,7 @@ async function system(sinkPort, extraEnv = {}) {
   };
   const store = new MailStore(storeFile(env.DATA_DIR));
   const { token } = addClient(store, 'bench', undefined);
+  beforeStart(store);
   const api = await startApp('packages/mailer/dist/main-api.js', env);
   const worker = await startApp('packages/mailer/dist/main-worker.js', env);
   const url = `http://127.0.0.1:${env.MAILER_PORT}/v1/messages`;
@@ -122,7 +123,31 @@ async function endToEnd(sink) {
   return { rate: MESSAGES / seconds, intakeRate: MESSAGES / intakeSeconds };
 }
 
-async function intakeLoad(sink) {
+/** The worker alone: MESSAGES due messages already in the store, delivered as fast as it can. */
+async function workerAlone(sink) {
+  const before = await sink.count();
+  let started;
+  const s = await system(sink.port, {}, (store) => {
+    store.db.transaction(() => {
+      for (let i = 0; i < MESSAGES; i++)
+        store.enqueue({
+          client: 'bench',
+          key: `w${i}`,
+          request: { ...mail(i), to: ['bob@example.com'] },
+          tid: '0000000000000000',
+          now: Date.now(),
+          domain: 'bench.example.com',
+        });
+    })();
+    started = performance.now();
+  });
+  while ((await sink.count()) - before < MESSAGES) await sleep(50);
+  const rate = MESSAGES / ((performance.now() - started) / 1000);
+  await s.stop();
+  return rate;
+}
+
+async function intakeLoad(sink, body) {
   const s = await system(sink.port);
   const result = await autocannon({
     url: s.url,
@@ -131,7 +156,7 @@ async function intakeLoad(sink) {
     overallRate: RATE,
     duration: SECONDS,
     headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(mail(0)),
+    body: JSON.stringify(body),
   });
   const rss = { api: s.api.rssMb(), worker: s.worker.rssMb() };
   await s.stop();
@@ -176,11 +201,21 @@ async function main() {
   console.log(
     `mailer end-to-end (REST -> SQLite -> worker -> SMTP): ${e2e.rate.toFixed(0)} msg/s (intake alone ${e2e.intakeRate.toFixed(0)} req/s) -> ${(e2e.rate / raw).toFixed(2)}x raw (target >= 0.7x)`,
   );
-  const { result, rss } = await intakeLoad(sink);
-  const l = result.latency;
+  const alone = await workerAlone(sink);
   console.log(
-    `REST intake at ${RATE} req/s for ${SECONDS} s: ${result.requests.total} requests, p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (target p99 <= 20), errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx}; RSS api ${rss.api.toFixed(0)} MB, worker ${rss.worker.toFixed(0)} MB`,
+    `mailer-worker alone (${MESSAGES} due messages in the store -> SMTP): ${alone.toFixed(0)} msg/s -> ${(alone / raw).toFixed(2)}x raw`,
   );
+  const future = new Date(Date.now() + 30 * 86_400_000).toISOString();
+  for (const [what, body] of [
+    ['sent at once (the worker delivers meanwhile)', mail(0)],
+    ['scheduled a month ahead (the worker idles)', { ...mail(0), send_at: future }],
+  ]) {
+    const { result, rss } = await intakeLoad(sink, body);
+    const l = result.latency;
+    console.log(
+      `REST intake at ${RATE} req/s for ${SECONDS} s, ${what}: ${result.requests.total} requests, p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (target p99 <= 20), errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx}; RSS api ${rss.api.toFixed(0)} MB, worker ${rss.worker.toFixed(0)} MB`,
+    );
+  }
   const big = await scheduledRss(sink);
   console.log(`RSS with ${SCHEDULED} scheduled messages in the store: api ${big.api.toFixed(0)} MB, worker ${big.worker.toFixed(0)} MB`);
   sink.stop();

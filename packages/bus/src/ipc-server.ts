@@ -27,6 +27,7 @@ export class IpcServer implements TransportServer {
   private readonly window: ReplayWindow<Buffer>;
   private readonly log: Logger;
   private closed = false;
+  private pacing: Promise<void> | undefined;
 
   constructor(
     private readonly app: string,
@@ -94,7 +95,13 @@ export class IpcServer implements TransportServer {
    * longer waited for, and is cut off when its buffer limit is reached. So subscribers of about
    * the same speed pace the publisher together, and a slow or stalled one does not hold back the rest.
    */
-  private async pace(sockets: Socket[]): Promise<void> {
+  private pace(sockets: Socket[]): Promise<void> {
+    // Publishers that do not await each other share one wait (and one set of socket listeners).
+    this.pacing ??= this.waitForDrain(sockets).finally(() => (this.pacing = undefined));
+    return this.pacing;
+  }
+
+  private async waitForDrain(sockets: Socket[]): Promise<void> {
     const late = await drained(sockets, this.options.graceMs, this.options.stallMs);
     for (const socket of late) {
       const peer = this.peers.get(socket);

@@ -18,9 +18,11 @@ export interface WorkerOptions {
   now?: () => number;
 }
 
-const BATCH = 5;
+// Sends in flight at once (the SMTP pool has five connections; the rest wait in its queue).
+const MAX_IN_FLIGHT = 20;
 // Sleep at most this long between looks at the store, as a safety net for a missed wake-up.
 const MAX_SLEEP_MS = 5 * 60_000;
+const CHECKPOINT_MS = 1_000;
 const BREAKER_AFTER = 3;
 const BREAKER_BASE_MS = 5_000;
 const BREAKER_MAX_MS = 5 * 60_000;
@@ -41,6 +43,8 @@ export class Worker {
   private breakerUntil = 0;
   private breakerOpenings = 0;
   private lastPurge = 0;
+  private lastCheckpoint = 0;
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly options: WorkerOptions) {
     this.now = options.now ?? Date.now;
@@ -78,21 +82,38 @@ export class Worker {
         const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000);
         if (purged > 0) this.log.info(`purged ${purged} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
       }
-      let wait: number;
+      // The API leaves WAL checkpoints to the worker (see MailStore); every API write wakes the
+      // worker (email.queued), so the WAL cannot grow unseen.
+      if (now - this.lastCheckpoint >= CHECKPOINT_MS) {
+        this.lastCheckpoint = now;
+        store.checkpoint();
+      }
+      let wait = MAX_SLEEP_MS;
       if (now < this.breakerUntil) {
         wait = this.breakerUntil - now;
       } else {
+        // A pipeline: keep up to MAX_IN_FLIGHT sends going, claiming more as each one ends.
         // Half-open breaker: one probe message until a send succeeds.
-        const claimed = store.claimDue(this.owner, now, config.MAILER_LEASE_MS, this.breakerOpenings > 0 ? 1 : BATCH);
-        if (claimed.length > 0) {
-          await Promise.all(claimed.map((m) => withTid(m.tid, () => this.deliver(m))));
-          continue;
+        const limit = this.breakerOpenings > 0 ? 1 : MAX_IN_FLIGHT;
+        const room = limit - this.inFlight.size;
+        // Claim in batches (half the pipeline at a time): one transaction for many messages.
+        if (room > 0 && (room >= limit / 2 || this.inFlight.size === 0)) {
+          const claimed = store.claimDue(this.owner, now, config.MAILER_LEASE_MS, room);
+          for (const message of claimed) {
+            const send: Promise<void> = withTid(message.tid, () => this.deliver(message)).finally(() => {
+              this.inFlight.delete(send);
+              this.wake();
+            });
+            this.inFlight.add(send);
+          }
+          if (claimed.length === room) continue; // there may be more due
+          const next = store.nextDue();
+          if (next !== undefined) wait = Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
         }
-        const next = store.nextDue();
-        wait = next === undefined ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
       }
       if (wait > 0 && this.running) await this.sleep(wait);
     }
+    await Promise.all(this.inFlight);
   }
 
   private sleep(ms: number): Promise<void> {
