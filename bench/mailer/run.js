@@ -34,8 +34,13 @@ function startSink() {
   );
 }
 
-function startApp(file, env) {
-  const child = fork(join(ROOT, file), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+function startApp(file, env, execArgv = []) {
+  const child = fork(join(ROOT, file), {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    execArgv,
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   let out = '';
   child.stdout.on('data', (c) => (out += c));
   return new Promise((resolve, reject) => {
@@ -80,7 +85,10 @@ async function system(sinkPort, extraEnv = {}, beforeStart = () => undefined) {
   const store = new MailStore(storeFile(env.DATA_DIR));
   const { token } = addClient(store, 'bench', undefined);
   beforeStart(store);
-  const api = await startApp('packages/mailer/dist/main-api.js', env);
+  const api = await startApp('packages/mailer/dist/main-api.js', { ...env, LOOP_DELAY_FILE: join(dir, 'loop-delay.json') }, [
+    '-r',
+    join(__dirname, 'loop-delay.js'),
+  ]);
   const worker = await startApp('packages/mailer/dist/main-worker.js', env);
   const url = `http://127.0.0.1:${env.MAILER_PORT}/v1/messages`;
   return {
@@ -94,6 +102,7 @@ async function system(sinkPort, extraEnv = {}, beforeStart = () => undefined) {
       worker.child.kill('SIGTERM');
       await Promise.all([api, worker].map((p) => new Promise((r) => (p.child.exitCode !== null ? r() : p.child.once('exit', r)))));
       store.close();
+      this.loopDelay = JSON.parse(readFileSync(join(dir, 'loop-delay.json'), 'utf8'));
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -160,7 +169,7 @@ async function intakeLoad(sink, body) {
   });
   const rss = { api: s.api.rssMb(), worker: s.worker.rssMb() };
   await s.stop();
-  return { result, rss };
+  return { result, rss, loopDelay: s.loopDelay };
 }
 
 async function scheduledRss(sink) {
@@ -205,15 +214,28 @@ async function main() {
   console.log(
     `mailer-worker alone (${MESSAGES} due messages in the store -> SMTP): ${alone.toFixed(0)} msg/s -> ${(alone / raw).toFixed(2)}x raw`,
   );
+  {
+    const s = await system(sink.port);
+    const r = await autocannon({
+      url: s.url.replace('/messages', '/openapi.json'),
+      connections: 20,
+      overallRate: RATE,
+      duration: Math.min(SECONDS, 10),
+    });
+    await s.stop();
+    console.log(
+      `baseline: GET /v1/openapi.json (no work) at ${RATE} req/s: p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, max ${r.latency.max} ms (what the load generator and the machine add)`,
+    );
+  }
   const future = new Date(Date.now() + 30 * 86_400_000).toISOString();
   for (const [what, body] of [
     ['sent at once (the worker delivers meanwhile)', mail(0)],
     ['scheduled a month ahead (the worker idles)', { ...mail(0), send_at: future }],
   ]) {
-    const { result, rss } = await intakeLoad(sink, body);
+    const { result, rss, loopDelay: d } = await intakeLoad(sink, body);
     const l = result.latency;
     console.log(
-      `REST intake at ${RATE} req/s for ${SECONDS} s, ${what}: ${result.requests.total} requests, p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (target p99 <= 20), errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx}; RSS api ${rss.api.toFixed(0)} MB, worker ${rss.worker.toFixed(0)} MB`,
+      `REST intake at ${RATE} req/s for ${SECONDS} s, ${what}: ${result.requests.total} requests, p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms as autocannon sees it (target p99 <= 20), errors ${result.errors}, timeouts ${result.timeouts}, non-2xx ${result.non2xx}; the API's event-loop delay p50 ${d.p50} ms, p99 ${d.p99} ms, max ${d.max} ms; RSS api ${rss.api.toFixed(0)} MB, worker ${rss.worker.toFixed(0)} MB`,
     );
   }
   const big = await scheduledRss(sink);

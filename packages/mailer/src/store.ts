@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 
 import { AppError, type EmailStatus, type ParsedEmailRequest } from '@steem-bot/config';
-import { type Database, openDatabase } from '@steem-bot/store';
+import { type Database, openDatabase, type Statement } from '@steem-bot/store';
 
 export interface MessageRow {
   seq: number;
@@ -92,6 +92,7 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
  */
 export class MailStore {
   readonly db: Database;
+  private readonly statements = new Map<string, Statement>();
 
   /**
    * `checkpoints: false` (the API) leaves WAL checkpoints, which write and fsync the database
@@ -100,6 +101,16 @@ export class MailStore {
   constructor(file: string, options: { checkpoints?: boolean } = {}) {
     this.db = openDatabase(file, { migrations: MIGRATIONS });
     if (options.checkpoints === false) this.db.pragma('wal_autocheckpoint = 0');
+  }
+
+  /** A prepared statement, compiled once per store. */
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
   }
 
   /** Copy the WAL into the database file as far as readers allow (never blocks writers). */
@@ -120,7 +131,7 @@ export class MailStore {
     return this.db
       .transaction(() => {
         if (input.key !== undefined) {
-          const existing = this.db.prepare('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as
+          const existing = this.sql('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as
             MessageRow | undefined;
           if (existing) {
             if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
@@ -141,7 +152,7 @@ export class MailStore {
   }
 
   get(id: string, client?: string): Message | undefined {
-    const row = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
+    const row = this.sql('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     return row && (client === undefined || row.client === client) ? parse(row) : undefined;
   }
 
@@ -167,7 +178,7 @@ export class MailStore {
         if (message.status !== 'scheduled' && message.status !== 'retrying') {
           throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
         }
-        this.db.prepare("UPDATE messages SET status = 'cancelled', finished_at = ? WHERE id = ?").run(now, id);
+        this.sql("UPDATE messages SET status = 'cancelled', finished_at = ? WHERE id = ?").run(now, id);
         return this.get(id) as Message;
       })
       .immediate();
@@ -175,7 +186,7 @@ export class MailStore {
 
   /** Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases included). */
   claimDue(owner: string, now: number, leaseMs: number, limit: number): Message[] {
-    const due = this.db.prepare(
+    const due = this.sql(
       `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?
        UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ?
        ORDER BY seq LIMIT ?`,
@@ -186,9 +197,9 @@ export class MailStore {
     return this.db
       .transaction(() => {
         const rows = due.pluck().all(now, now, limit) as number[];
-        const claim = this.db.prepare("UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE seq = ?");
+        const claim = this.sql("UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE seq = ?");
         for (const seq of rows) claim.run(owner, now + leaseMs, seq);
-        return rows.map((seq) => parse(this.db.prepare('SELECT * FROM messages WHERE seq = ?').get(seq) as MessageRow));
+        return rows.map((seq) => parse(this.sql('SELECT * FROM messages WHERE seq = ?').get(seq) as MessageRow));
       })
       .immediate();
   }
@@ -266,7 +277,7 @@ export class MailStore {
   }
 
   counts(): Record<string, number> {
-    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{
+    const rows = this.sql('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{
       status: string;
       n: number;
     }>;
@@ -286,15 +297,15 @@ export class MailStore {
   }
 
   client(name: string): ClientRow | undefined {
-    return this.db.prepare('SELECT * FROM clients WHERE name = ?').get(name) as ClientRow | undefined;
+    return this.sql('SELECT * FROM clients WHERE name = ?').get(name) as ClientRow | undefined;
   }
 
   clients(): ClientRow[] {
-    return this.db.prepare('SELECT * FROM clients ORDER BY name').all() as ClientRow[];
+    return this.sql('SELECT * FROM clients ORDER BY name').all() as ClientRow[];
   }
 
   revokeClient(name: string, now: number): boolean {
-    return this.db.prepare('UPDATE clients SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL').run(now, name).changes === 1;
+    return this.sql('UPDATE clients SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL').run(now, name).changes === 1;
   }
 
   close(): void {

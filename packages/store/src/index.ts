@@ -1,2 +1,2 @@
-export type { Database, OpenOptions } from './sqlite';
+export type { Database, OpenOptions, Statement } from './sqlite';
 export { openDatabase } from './sqlite';

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-export type { Database } from 'better-sqlite3';
+export type { Database, Statement } from 'better-sqlite3';
 
 export interface OpenOptions {
   /** Ordered schema steps; step i runs once, when `PRAGMA user_version` is below i + 1. */
