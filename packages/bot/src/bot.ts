@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { type AppContext, backoffDelay, type Bus, runApp, type RunningApp, type TransportSubscription } from '@steem-bot/bus';
 import {
@@ -138,7 +139,12 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
     throw err;
   });
   if (!config.BOT_LIVE && def.keys?.length) logger.warn('dry run: chain actions are logged, not broadcast (BOT_LIVE=1 to broadcast)');
-  await def.setup?.({ db: store.db, config, log: logger });
+  try {
+    await def.setup?.({ db: store.db, config, log: logger });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
 
   const retry = {
     attempts: def.retry?.attempts ?? config.BOT_RETRY_ATTEMPTS,
@@ -146,19 +152,8 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext)
     maxMs: def.retry?.maxMs ?? config.BOT_RETRY_MAX_MS,
   };
   const stopping = new AbortController();
-  const sleep = (ms: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (stopping.signal.aborted) return reject(new Stopped());
-      const timer = setTimeout(() => {
-        stopping.signal.removeEventListener('abort', abort);
-        resolve();
-      }, ms);
-      const abort = (): void => {
-        clearTimeout(timer);
-        reject(new Stopped());
-      };
-      stopping.signal.addEventListener('abort', abort, { once: true });
-    });
+  // Rejects at once when the bot stops, so a handler waiting for its next try does not hold up the drain.
+  const sleep = (ms: number): Promise<void> => delay(ms, undefined, { signal: stopping.signal }).catch(() => Promise.reject(new Stopped()));
 
   const mailFor = (keyPrefix: string): Mail => {
     let n = 0;
