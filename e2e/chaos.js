@@ -204,6 +204,15 @@ async function main() {
   const digestDup = digestMails.length - new Set(digestMails.map((m) => m.headers['x-steem-bot-message'])).size;
   const tickRows = query(join(dataDir, 'clock.sqlite'), 'SELECT state, COUNT(*) AS n FROM ticks GROUP BY state');
 
+  // The operator's screen, as a script reads it.
+  const status = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: pm2Env, encoding: 'utf8' }));
+  const statusOk =
+    status.apps.length === VICTIMS.length &&
+    status.broadcaster.current_block === last &&
+    status.bots.every((b) => b.block === last && b.dead_letters === 0) &&
+    status.mailer.counts.sent > 0 &&
+    status.clock[0]?.id === 'chaos-digest';
+
   const apps = jlist();
   const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
   const restarts = apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
@@ -223,7 +232,10 @@ async function main() {
     `clock      ticks in the window ${ticks.length}, without their task ${ticksLost}; claims ${tickRows.map((r) => `${r.state} ${r.n}`).join(', ')}; duplicate digest emails ${digestDup}`,
   );
   say(`pm2        ${apps.length} apps, ${notOnline.length === 0 ? 'all online' : `not online: ${notOnline.join(', ')}`}`);
-  const failed = postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length > 0;
+  say(
+    `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => b.block).join('/')})`,
+  );
+  const failed = postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length > 0 || !statusOk;
   say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');
   return { failed, node, sink };
 }
