@@ -1,4 +1,5 @@
 import { AppError } from '@steem-bot/config';
+import { DevNode } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
 import { createBot, type RunningBot } from '../src';
@@ -134,6 +135,27 @@ describe('bot SDK (in-memory bus)', () => {
       message: 'STEEM_POSTING_KEY is not a valid private key (WIF)',
     });
     await expect(start(noAccount)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACCOUNT/) });
+  });
+
+  test('live mode: a valid key that is not one of the account keys is refused at start-up; the right one is accepted', async () => {
+    const node = await DevNode.start({ intervalMs: 0, synthetic: 0 });
+    // devnode's accounts all hold the public key of this test WIF (see DEVNODE_PUBLIC_KEY).
+    const devnodeWif = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
+    const live = { BOT_LIVE: '1', STEEM_ACCOUNT: 'steembot', STEEM_NODES: node.url };
+    const wrong = await memorySetup({ ...live, STEEM_POSTING_KEY: TEST_WIF });
+    const right = await memorySetup({ ...live, STEEM_POSTING_KEY: devnodeWif });
+    cleanup = () => [wrong, right].forEach((e) => e.cleanup());
+    const bot = createBot({ name: 'live', keys: ['posting'], on: { vote: () => undefined } });
+    try {
+      await expect(bot.start({ config: wrong.config, logger: wrong.logger, bus: wrong.busFor('live') })).rejects.toMatchObject({
+        code: 'ERR_BOT_KEY_MISMATCH',
+        message: 'STEEM_POSTING_KEY is not a posting key of @steembot',
+      });
+      running = await bot.start({ config: right.config, logger: right.logger, bus: right.busFor('live') });
+      expect(right.lines.some((l) => String(l.msg).startsWith('dry run'))).toBe(false);
+    } finally {
+      await node.stop();
+    }
   });
 
   test('bot definitions are checked: names, and tasks addressed to the bot', () => {

@@ -5,5 +5,6 @@ export { DevNode } from './devnode';
 export type { FaultKind, FaultSpec } from './faults';
 export { FAULT_KINDS, parseFault } from './faults';
 export { FIXTURES, loadRealBlocks } from './fixtures';
+export { DEVNODE_PUBLIC_KEY } from './methods';
 export type { SinkMessage, SmtpFault, SmtpSinkOptions } from './smtp-sink';
 export { SmtpSink } from './smtp-sink';

@@ -18,6 +18,19 @@ export interface GlobalProps {
   [key: string]: unknown;
 }
 
+/**
+ * Public key of every devnode account's authorities: the key of
+ * `steem.auth.toWif('devnode', 'devnode-test-password', 'posting')`, that is
+ * 5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3 (a test key that guards nothing).
+ */
+export const DEVNODE_PUBLIC_KEY = 'STM5nadSiQ5QqtC3iRdZAUydHe3LiX9RmniTY6Z9uHQsoR1q7TwbB';
+
+/** An account as condenser_api.get_accounts renders it, with the devnode test key everywhere. */
+function testAccount(name: string): Record<string, unknown> {
+  const authority = { weight_threshold: 1, account_auths: [], key_auths: [[DEVNODE_PUBLIC_KEY, 1]] };
+  return { name, owner: authority, active: authority, posting: authority, memo_key: DEVNODE_PUBLIC_KEY, json_metadata: '' };
+}
+
 /** Serves the chain methods; renders each block once and keeps the JSON. */
 export class Methods {
   private readonly rendered = new Map<string, string>();
@@ -33,6 +46,11 @@ export class Methods {
         return json(this.props());
       case 'database_api.get_dynamic_global_properties':
         return json(this.databaseProps());
+      case 'condenser_api.get_accounts': {
+        const names = Array.isArray(params) && Array.isArray(params[0]) ? (params[0] as unknown[]) : undefined;
+        if (!names || names.some((n) => typeof n !== 'string')) return { error: rpcErrors.invalidParams('expected [["account", ...]]') };
+        return json(names.map((name) => testAccount(name as string)));
+      }
       case 'condenser_api.get_block':
         return this.withBlockNum(params, faults, (block) => (block ? { json: this.condenserJson(block) } : json(null)));
       case 'condenser_api.get_block_header':
