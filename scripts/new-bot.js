@@ -121,6 +121,11 @@ const ts = JSON.parse(readFileSync(tsFile, 'utf8'));
 ts.references.push({ path: `bots/${name}` });
 writeFileSync(tsFile, `${JSON.stringify(ts, null, 2)}\n`);
 
+// In the house format, so that `npm run lint` passes on the new files as they are.
+execFileSync(join(ROOT, 'node_modules/.bin/prettier'), ['--write', '--log-level', 'warn', dir, pm2File, tsFile], {
+  cwd: ROOT,
+  stdio: 'inherit',
+});
 if (install) execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT, stdio: 'inherit' });
 process.stdout.write(`created bots/${name} and its pm2.json entry.
   edit    bots/${name}/src/index.ts

@@ -20,6 +20,12 @@ test('npm run new-bot NAME creates a bot that builds, passes its test and runs, 
   const pm2 = JSON.parse(readFileSync(join(projectRoot, 'pm2.json'), 'utf8')) as { apps: Array<{ name: string; script: string }> };
   expect(pm2.apps.find((a) => a.name === NAME)?.script).toBe(`bots/${NAME}/dist/main.js`);
 
+  // Lint-clean as generated: formatted, and no ESLint findings.
+  execFileSync(join(projectRoot, 'node_modules/.bin/prettier'), ['--check', `bots/${NAME}`, 'pm2.json', 'tsconfig.json'], {
+    cwd: projectRoot,
+    stdio: 'pipe',
+  });
+  execFileSync(join(projectRoot, 'node_modules/.bin/eslint'), [`bots/${NAME}`], { cwd: projectRoot, stdio: 'pipe' });
   execFileSync(join(projectRoot, 'node_modules/.bin/tsc'), ['-b', `bots/${NAME}`], { cwd: projectRoot, stdio: 'pipe' });
   const jest = spawnSync(join(projectRoot, 'node_modules/.bin/jest'), ['--config', `bots/${NAME}/jest.config.ts`], {
     cwd: projectRoot,
