@@ -10,8 +10,8 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
-const { mentionsIn } = require('@steem-bot/bot-watcher');
-const { DevNode, SmtpSink } = require('@steem-bot/devnode');
+const { emailsFor } = require('@steem-bot/bot-watcher');
+const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
 const { openDatabase } = require('@steem-bot/store');
 
 const { ROOT, ecosystem } = require('../scripts/system');
@@ -42,28 +42,24 @@ async function until(what, timeoutMs, predicate) {
   }
 }
 
-/** What the replayed range should produce: ops, root posts, watcher emails. */
+/** What the replayed range should produce: ops, root posts, watcher emails (by subject). */
 function expectations(node, last) {
   let ops = 0;
   const posts = [];
   const seen = new Set();
-  const emails = new Map(); // subject -> count
-  const add = (subject) => emails.set(subject, (emails.get(subject) ?? 0) + 1);
+  const emails = new Map();
   for (let n = FIRST; n <= last; n++) {
     for (const trx of node.chain.block(n).transactions) {
-      for (const { type, value: v } of trx.operations) {
+      for (const op of trx.operations) {
         ops++;
-        if (type === 'transfer_operation' && WATCHED.has(v.to)) {
-          const amount = `${(Number(v.amount.amount) / 10 ** v.amount.precision).toFixed(v.amount.precision)} ${v.amount.nai === '@@000000021' ? 'STEEM' : 'SBD'}`;
-          add(`@${v.to} received ${amount} from @${v.from}`);
+        const [name, v] = condenserOp(op);
+        if (name === 'transfer' || name === 'comment') {
+          for (const { subject } of emailsFor(name, { ...v, block_num: n }, WATCHED)) emails.set(subject, (emails.get(subject) ?? 0) + 1);
         }
-        if (type !== 'comment_operation' || v.body.startsWith('@@ ')) continue;
+        if (name !== 'comment' || v.body.startsWith('@@ ')) continue;
         const key = `${v.author}/${v.permlink}`;
         if (v.parent_author === '' && !seen.has(key)) posts.push(`new post: https://steemit.com/@${v.author}/${v.permlink}`);
         seen.add(key);
-        const replyTo = v.parent_author !== v.author && WATCHED.has(v.parent_author) ? v.parent_author : undefined;
-        if (replyTo) add(`@${v.author} replied to @${replyTo}`);
-        for (const name of mentionsIn(v.body, WATCHED)) if (name !== v.author && name !== replyTo) add(`@${v.author} mentioned @${name}`);
       }
     }
   }

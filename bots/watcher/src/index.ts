@@ -11,10 +11,56 @@ export function mentionsIn(body: string, watched: ReadonlySet<string>): string[]
   return [...found];
 }
 
+export interface WatcherEmail {
+  subject: string;
+  text: string;
+}
+
+type Op = Record<string, unknown>;
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * The emails one op calls for: an incoming transfer to a watched account; a reply to one (not
+ * by itself); a mention of one (not by itself, not the account replied to). Edits, sent as
+ * diff patches, call for none: their mentions were announced with the original.
+ */
+export function emailsFor(name: 'transfer' | 'comment', op: Op, watched: ReadonlySet<string>): WatcherEmail[] {
+  if (name === 'transfer') {
+    const [from, to, amount] = [str(op.from), str(op.to), str(op.amount)];
+    if (!watched.has(to)) return [];
+    return [
+      {
+        subject: `@${to} received ${amount} from @${from}`,
+        text: `@${from} sent ${amount} to @${to} in block ${String(op.block_num)}.\nMemo: ${str(op.memo)}`,
+      },
+    ];
+  }
+  const [author, parent, body] = [str(op.author), str(op.parent_author), str(op.body)];
+  if (body.startsWith('@@ ')) return [];
+  const url = `https://steemit.com/@${author}/${str(op.permlink)}`;
+  const replyTo = parent !== author && watched.has(parent) ? parent : undefined;
+  const emails: WatcherEmail[] = [];
+  if (replyTo)
+    emails.push({
+      subject: `@${author} replied to @${replyTo}`,
+      text: `@${author} replied to @${replyTo}/${str(op.parent_permlink)}:\n\n${body}\n\n${url}`,
+    });
+  for (const mentioned of mentionsIn(body, watched)) {
+    if (mentioned !== author && mentioned !== replyTo)
+      emails.push({ subject: `@${author} mentioned @${mentioned}`, text: `@${author} mentioned @${mentioned}:\n\n${body}\n\n${url}` });
+  }
+  return emails;
+}
+
 let watched: ReadonlySet<string> = new Set();
 let to = '';
 
-const notify = (mail: Mail, subject: string, text: string): Promise<unknown> => mail.send({ to, subject, text });
+async function notify(emails: WatcherEmail[], mail: Mail, log: { info(msg: string): void }): Promise<void> {
+  for (const email of emails) {
+    log.info(`${email.subject}: emailing`);
+    await mail.send({ to, ...email });
+  }
+}
 
 /**
  * Emails WATCHER_EMAIL about incoming transfers, replies and mentions of the WATCHER_ACCOUNTS:
@@ -32,32 +78,7 @@ export const watcher = createBot({
     to = config.WATCHER_EMAIL;
   },
   on: {
-    async transfer(op, { mail, log }) {
-      if (!watched.has(op.to)) return;
-      log.info(`transfer of ${op.amount} from @${op.from} to @${op.to}: emailing`);
-      await notify(
-        mail,
-        `@${op.to} received ${op.amount} from @${op.from}`,
-        `@${op.from} sent ${op.amount} to @${op.to} in block ${op.block_num}.\nMemo: ${op.memo}`,
-      );
-    },
-    async comment(op, { mail, log }) {
-      if (op.body.startsWith('@@ ')) return; // an edit: its mentions were announced with the original
-      const url = `https://steemit.com/@${op.author}/${op.permlink}`;
-      const replyTo = op.parent_author !== op.author && watched.has(op.parent_author) ? op.parent_author : undefined;
-      if (replyTo) {
-        log.info(`reply to @${replyTo} by @${op.author}: emailing`);
-        await notify(
-          mail,
-          `@${op.author} replied to @${replyTo}`,
-          `@${op.author} replied to @${replyTo}/${op.parent_permlink}:\n\n${op.body}\n\n${url}`,
-        );
-      }
-      for (const name of mentionsIn(op.body, watched)) {
-        if (name === op.author || name === replyTo) continue;
-        log.info(`mention of @${name} by @${op.author}: emailing`);
-        await notify(mail, `@${op.author} mentioned @${name}`, `@${op.author} mentioned @${name}:\n\n${op.body}\n\n${url}`);
-      }
-    },
+    transfer: (op, { mail, log }) => notify(emailsFor('transfer', op, watched), mail, log),
+    comment: (op, { mail, log }) => notify(emailsFor('comment', op, watched), mail, log),
   },
 });
