@@ -67,10 +67,14 @@ export class Clock {
     this.options.store.heartbeat(this.owner, now);
     for (const s of this.options.schedules) {
       let t = this.cursor.get(s.id) as number;
+      let stale = 0;
       for (let next = s.pattern.nextRun(new Date(t)); next && next.getTime() <= now; next = s.pattern.nextRun(next)) {
         t = next.getTime();
-        this.tick(s, t, false);
+        // After a stall (a suspended machine), ticks already past their expiry are not fired late.
+        if (t + s.expiry_ms <= now) stale++;
+        else this.tick(s, t, false);
       }
+      if (stale > 0) this.options.logger.warn(`${s.id}: ${stale} ticks passed their expiry while this clock was stalled; not fired`);
       this.cursor.set(s.id, t);
     }
     for (const row of this.options.store.orphans(now - this.options.staleMs)) this.adopt(row, now);

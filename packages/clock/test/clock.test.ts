@@ -93,6 +93,7 @@ async function setup(schedules: unknown[], options: { receiver?: boolean } = {})
     stopReceiver: () => receiver?.close(),
     set: (iso: string) => (now = Date.parse(iso)),
     advance: (ms: number) => (now += ms),
+    time: () => now,
     async cleanup() {
       for (const c of clocks) await c.stop();
       await receiver?.close();
@@ -133,12 +134,15 @@ describe('clock', () => {
     const clock = env.makeClock('a');
     env.set('2027-03-27T12:00:00Z');
     clock.start(false);
-    env.set('2027-03-28T12:00:00Z');
-    clock.poll();
-    await clock.settled();
-    env.set('2027-03-29T12:00:00Z');
-    clock.poll();
-    await clock.settled();
+    // Poll every 15 minutes through both DST days, as the running clock would (more often).
+    const walk = async (c: Clock, until: string): Promise<void> => {
+      while (env && Date.parse(until) > env.time()) {
+        env.advance(15 * 60_000);
+        c.poll();
+        await c.settled();
+      }
+    };
+    await walk(clock, '2027-03-29T12:00:00Z');
     expect(env.received.filter((k) => k.startsWith('spring@'))).toEqual([
       'spring@2027-03-28T01:00:00.000Z',
       'spring@2027-03-29T00:30:00.000Z',
@@ -146,11 +150,9 @@ describe('clock', () => {
 
     env.received.length = 0;
     const fall = env.makeClock('b');
-    env.set('2027-10-30T23:59:59Z'); // 01:59:59 CEST
+    env.set('2027-10-30T23:45:00Z'); // 01:45 CEST
     fall.start(false);
-    env.set('2027-10-31T02:00:00Z'); // 03:00 CET: the hour 02:00-03:00 ran twice
-    fall.poll();
-    await fall.settled();
+    await walk(fall, '2027-10-31T02:00:00Z'); // 03:00 CET: the hour 02:00-03:00 ran twice
     const ticks = env.received.filter((k) => k.startsWith('fall@')).map((k) => k.slice(5));
     expect(ticks).toEqual([
       '2027-10-31T00:00:00.000Z', // 02:00 CEST
@@ -225,6 +227,17 @@ describe('clock', () => {
       'hourly-skip@2027-03-27T01:00:00.000Z',
       'hourly-once@2027-03-27T06:00:00.000Z', // the catch-up: only the latest missed tick
     ]);
+  });
+
+  test('after a stall longer than the expiry, the stale ticks are not fired late', async () => {
+    env = await setup([{ ...daily, id: 'each-second', cron: '* * * * * *', expiry_ms: 3_000, overlap: 'allow' }]);
+    const clock = env.makeClock('a');
+    clock.start(false);
+    env.advance(60_000); // the process was suspended for a minute
+    clock.poll();
+    await clock.settled();
+    expect(env.received).toHaveLength(3); // only the ticks still within their 3 s expiry: 00:00:58, :59, 00:01:00
+    expect(env.lines.some((l) => /57 ticks passed their expiry/.test(String(l.msg)))).toBe(true);
   });
 
   test('a claim whose clock died before the ack is taken over by another clock', async () => {

@@ -13,6 +13,8 @@ export function addClient(
 ): { token: string; secret: string } {
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
     throw new AppError('ERR_MAILER_CONFLICT', 'client names are lower-case letters, digits, _ and -');
+  // `bus` owns the messages of internal apps (the mailer.email.send task).
+  if (name === 'bus') throw new AppError('ERR_MAILER_CONFLICT', 'the client name "bus" is reserved for internal apps');
   const token = `${name}.${randomBytes(32).toString('base64url')}`;
   // Standard Webhooks secret format: whsec_ + base64 of the key bytes.
   const secret = `whsec_${randomBytes(32).toString('base64')}`;

@@ -186,6 +186,7 @@ describe('mailer REST API', () => {
     expect(cli('clients', 'revoke', 'newsletter').status).toBe(0);
     expect((await call(api.url, issued, 'GET', '/v1/messages')).status).toBe(401);
     expect(m.store.client('newsletter')?.token_hash).not.toContain(issued.split('.')[1]);
+    expect(cli('clients', 'add', 'bus').stderr).toMatch(/reserved for internal apps/);
     expect(cli('bogus').status).toBe(64);
   });
 
