@@ -130,12 +130,15 @@ export class Worker {
   private async deliver(message: Message): Promise<void> {
     const { store, config, bus } = this.options;
     const started = this.now();
-    const client = message.client.startsWith('bus') ? undefined : store.client(message.client);
+    const client = message.client === 'bus' ? undefined : store.client(message.client);
     const base = { id: message.id, client: message.client };
     const finish = (
       outcome: Parameters<MailStore['finish']>[2],
       update: Omit<Parameters<MailStore['finish']>[3], 'now' | 'durationMs'>,
     ): boolean => store.finish(message.seq, this.owner, outcome, { ...update, now: this.now(), durationMs: this.now() - started });
+    // Events are announcements: a slow subscriber must not hold up deliveries.
+    const announce = (publishing: Promise<void>): void =>
+      void publishing.catch((err: unknown) => this.log.warn({ err }, 'could not publish an email event'));
 
     try {
       if (message.request.check_url) {
@@ -152,7 +155,7 @@ export class Worker {
         if (!answer.send) {
           if (finish('skipped', { status: 'skipped', countsAsAttempt: false })) {
             this.log.info(`${message.id} skipped: check_url says it is no longer needed`);
-            await bus.publish('email.skipped', base);
+            announce(bus.publish('email.skipped', base));
           }
           return;
         }
@@ -160,10 +163,6 @@ export class Worker {
       await this.options.delivery.send(message, message.request.from ?? config.MAILER_FROM);
       this.unreachableInRow = 0;
       this.breakerOpenings = 0;
-      if (finish('sent', { status: 'sent', countsAsAttempt: true })) {
-        this.log.info(`${message.id} sent (${message.message_id}) to ${message.request.to.join(', ')}`);
-        await bus.publish('email.sent', { ...base, message_id: message.message_id, attempts: message.attempts + 1 });
-      }
     } catch (err) {
       const failure = err instanceof DeliveryError ? err : new DeliveryError(String(err), false, false);
       if (failure.unreachable && ++this.unreachableInRow >= BREAKER_AFTER) this.openBreaker();
@@ -173,13 +172,19 @@ export class Worker {
           this.log.error(
             `${message.id} is dead after ${attempts} attempts: ${failure.message} (npm run mailer -- retry ${message.id} to send it again)`,
           );
-          await bus.publish('email.failed', { ...base, error: failure.message, attempts });
+          announce(bus.publish('email.failed', { ...base, error: failure.message, attempts }));
         }
         return;
       }
       const delay = backoffDelay(attempts - 1, config.MAILER_RETRY_BASE_MS, config.MAILER_RETRY_MAX_MS);
       finish('temporary', { status: 'retrying', error: failure.message, nextAttemptAt: this.now() + delay, countsAsAttempt: true });
       this.log.warn(`${message.id} attempt ${attempts} failed: ${failure.message}; retrying in ${Math.round(delay / 1000)} s`);
+      return;
+    }
+    // Sent (outside the try: a failure to record it must not count as a failed delivery).
+    if (finish('sent', { status: 'sent', countsAsAttempt: true })) {
+      this.log.info(`${message.id} sent (${message.message_id}) to ${message.request.to.join(', ')}`);
+      announce(bus.publish('email.sent', { ...base, message_id: message.message_id, attempts: message.attempts + 1 }));
     }
   }
 
