@@ -2,10 +2,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { currentTid, withTid } from '@steem-bot/config';
+import { type Proc, spawnProcess } from '@steem-bot/testkit';
 
 import { Bus, IpcTransport } from '../src';
 import { memoryLogger, tempDir, type TestCatalogue, testCatalogue, waitFor } from './helpers';
-import { type Proc, startJs, startTs } from './processes';
 
 const FIXTURE = join(__dirname, 'fixtures', 'bus-proc.ts');
 const PLAIN = join(__dirname, 'fixtures', 'plain-client.cjs');
@@ -30,7 +30,7 @@ function socketDir(): string {
 }
 
 async function proc(role: 'serve' | 'subscribe', env: Record<string, string> = {}): Promise<Proc> {
-  const p = await startTs(FIXTURE, [role], { SOCKET_DIR: socketDir(), ...env });
+  const p = await spawnProcess(FIXTURE, { args: [role], env: { SOCKET_DIR: socketDir(), ...env } });
   procs.push(p);
   return p;
 }
@@ -78,7 +78,7 @@ describe('bus over real node-ipc sockets and processes', () => {
 
   test('a plain node-ipc client in its own process gets chain-op fields at the top level of data', async () => {
     const server = await proc('serve');
-    const plain = await startJs(PLAIN, { SOCKET_DIR: socketDir() });
+    const plain = await spawnProcess(PLAIN, { env: { SOCKET_DIR: socketDir() } });
     procs.push(plain);
     server.send({ cmd: 'publish', from: 0, count: 3 });
     const first = await plain.message<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && 'author' in m);

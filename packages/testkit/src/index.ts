@@ -33,6 +33,11 @@ export class Proc {
     return this.child.pid as number;
   }
 
+  /** Send an IPC message to the child. */
+  send(msg: unknown): void {
+    this.child.send(msg as never);
+  }
+
   /** Log messages (`msg`) so far. */
   get messagesLogged(): string[] {
     return this.lines.map((l) => String(l.msg));
