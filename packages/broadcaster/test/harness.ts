@@ -1,10 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 
 import { createIpcBus } from '@steem-bot/bus';
-import { catalogue, type Config, createLogger, loadConfig, type Logger } from '@steem-bot/config';
+import { catalogue, type Config, loadConfig, type Logger } from '@steem-bot/config';
 
 import { type Broadcaster, createBroadcaster } from '../src';
 
@@ -26,18 +25,6 @@ export function testConfig(nodes: string[], env: Record<string, string> = {}): {
   return { config, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A logger that keeps its JSON lines, for asserting on state-change messages. */
-export function keptLogger(app: string): { logger: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: createLogger({ app, format: 'json', level: 'info', destination }), lines };
-}
-
 /** A broadcaster in this process, on a real node-ipc socket. */
 export async function startBroadcaster(config: Config, logger: Logger): Promise<{ broadcaster: Broadcaster; stop(): Promise<void> }> {
   const bus = createIpcBus('broadcaster', catalogue, config, logger);
@@ -57,10 +44,4 @@ export function observer(config: Config, logger: Logger): ReturnType<typeof crea
   return createIpcBus('observer', catalogue, config, logger);
 }
 
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { keptLogger, waitFor } from '@steem-bot/testkit';
