@@ -240,6 +240,17 @@ describe('clock', () => {
     expect(env.lines.some((l) => /57 ticks passed their expiry/.test(String(l.msg)))).toBe(true);
   });
 
+  test('history is pruned after the keep time, except ticks still open', async () => {
+    env = await setup([]);
+    const t0 = Date.parse('2027-03-01T00:00:00Z');
+    env.store.claim('s', t0, 'a', 'tid', t0);
+    env.store.update('s', t0, 'a', { state: 'acked', now: t0 });
+    env.store.claim('s', t0 + 1_000, 'a', 'tid', t0); // still open: kept
+    env.store.claim('s', Date.parse('2027-03-20T00:00:00Z'), 'a', 'tid', t0, 'skipped');
+    expect(env.store.prune(Date.parse('2027-03-10T00:00:00Z'))).toBe(1);
+    expect(env.store.history('s', 10).map((r) => r.state)).toEqual(['skipped', 'claimed']);
+  });
+
   test('a claim whose clock died before the ack is taken over by another clock', async () => {
     env = await setup([{ ...daily, id: 'tick', cron: '*/5 * * * * *', expiry_ms: 60_000 }]);
     // A clock that claimed a tick and died: its row stays 'claimed' with an old heartbeat.
