@@ -38,7 +38,13 @@ function readDb(file, fn) {
 }
 
 const duration = (ms) =>
-  ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 3_600_000).toFixed(1)}h`;
+  ms < 60_000
+    ? `${Math.round(ms / 1000)}s`
+    : ms < 3_600_000
+      ? `${Math.round(ms / 60_000)}m`
+      : ms < 172_800_000
+        ? `${(ms / 3_600_000).toFixed(1)}h`
+        : `${Math.round(ms / 86_400_000)}d`;
 
 async function main() {
   const apps = pm2List();
@@ -122,7 +128,7 @@ async function main() {
   out.push(
     b.error
       ? `  not answering: ${b.error}`
-      : `  block ${b.current_block}  head ${b.head_block}  LIB ${b.irreversible_block}  lag ${b.lag_blocks} blocks (${b.lag_seconds ?? '?'} s)  mode ${b.mode}`,
+      : `  block ${b.current_block}  head ${b.head_block}  LIB ${b.irreversible_block}  lag ${b.lag_blocks} blocks (${b.lag_seconds === null ? '?' : duration(b.lag_seconds * 1000)} behind the clock)  mode ${b.mode}`,
   );
   if (!b.error) for (const n of b.nodes) out.push(`    ${n.state.padEnd(8)} ${n.url}${n.lastError ? `  (${n.lastError})` : ''}`);
   out.push('', 'BOTS');
