@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { lookup } from 'node:dns';
+import { lookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP } from 'node:net';
@@ -71,6 +71,7 @@ export function checkStillWanted(options: {
       {
         method: 'POST',
         timeout: options.timeoutMs,
+        agent: false, // a fresh connection, so the guard below sees every request's address
         headers: {
           'content-type': 'application/json',
           'webhook-id': options.id,
@@ -78,22 +79,22 @@ export function checkStillWanted(options: {
           'webhook-signature': `v1,${signature}`,
         },
         // The guard runs on the address actually connected to, so DNS cannot swap it afterwards.
-        lookup: (hostname, opts, callback) => {
-          lookup(hostname, { ...opts, all: false }, (err, address, family) => {
-            if (err) return callback(err, '', 0);
-            if (!addressAllowed(address, host, options.allow)) {
+        lookup: ((hostname: string, opts: LookupOptions, callback: (err: Error | null, address: unknown, family?: number) => void) => {
+          lookup(hostname, { ...opts, all: true }, (err, addresses) => {
+            if (err) return callback(err, opts.all ? [] : '', 0);
+            const bad = addresses.find((a) => !addressAllowed(a.address, host, options.allow));
+            if (bad || addresses.length === 0) {
               refused = true;
-              return callback(
-                new Error(
-                  `${hostname} resolves to ${address}, a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`,
-                ),
-                '',
-                0,
-              );
+              const why = bad
+                ? `resolves to ${bad.address}, a private, loopback or link-local address that MAILER_CHECK_ALLOW does not list`
+                : 'resolves to nothing';
+              return callback(new Error(`${hostname} ${why}`), opts.all ? [] : '', 0);
             }
-            callback(null, address, family);
+            // Node asks for every address (happy eyeballs) or for one, depending on its version and options.
+            if (opts.all) callback(null, addresses);
+            else callback(null, (addresses[0] as LookupAddress).address, (addresses[0] as LookupAddress).family);
           });
-        },
+        }) as unknown as typeof lookup,
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -194,6 +194,14 @@ describe('mailer delivery to a real SMTP server', () => {
       expect(s.sink.messages).toHaveLength(0);
     });
 
+    test('a check_url by host name that MAILER_CHECK_ALLOW lists is called', async () => {
+      const s = await system({ MAILER_CHECK_ALLOW: 'localhost' });
+      answer = () => ({ status: 200, body: '{"send":true}' });
+      const id = await s.post({ check_url: url().replace('127.0.0.1', 'localhost') });
+      await waitFor(() => s.status(id) === 'sent', 10_000, 'sent');
+      expect(seen).toHaveLength(1);
+    });
+
     test('SSRF guard: a loopback check_url not allow-listed is refused at send time (host name resolved)', async () => {
       const s = await system({ MAILER_CHECK_ALLOW: '' });
       answer = () => ({ status: 200, body: '{"send":true}' });
