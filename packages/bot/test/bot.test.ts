@@ -102,6 +102,39 @@ describe('bot SDK (in-memory bus)', () => {
     await mailer.close();
   });
 
+  test('filter skips ops; keyed concurrency keeps per-key order and checkpoints the last op', async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    const order: string[] = [];
+    let active = 0;
+    let peak = 0;
+    const bot = createBot({
+      name: 'parallel',
+      filter: (_name, op) => op.weight !== 0,
+      concurrency: { limit: 3, key: (_name, op) => String(op.author) },
+      on: {
+        async vote(op) {
+          peak = Math.max(peak, ++active);
+          await new Promise((r) => setTimeout(r, op.op_in_block % 2 === 0 ? 30 : 5));
+          order.push(op.permlink);
+          active--;
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('parallel') });
+    await running.subscription.ready;
+    for (let i = 0; i < 12; i++) await env.publishVote(50, i, i === 7 ? { weight: 0 } : {});
+    await waitFor(() => running?.checkpoint() === positionOf(50, 11), 5_000, 'the last op');
+    expect(order).toHaveLength(11);
+    expect(order).not.toContain('post-50-7');
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(3);
+    for (const author of [0, 1, 2]) {
+      const mine = order.filter((p) => Number(p.split('-')[2]) % 3 === author);
+      expect(mine).toEqual([...mine].sort((a, b) => Number(a.split('-')[2]) - Number(b.split('-')[2])));
+    }
+  });
+
   test('dry run logs exactly the vote it would cast', async () => {
     const env = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: TEST_WIF });
     cleanup = env.cleanup;
