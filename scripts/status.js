@@ -9,7 +9,8 @@ const { join } = require('node:path');
 
 const { createIpcBus } = require('@steem-bot/bus');
 const { catalogue, createLogger, loadConfig } = require('@steem-bot/config');
-const { openDatabase } = require('@steem-bot/store');
+const { BotStore } = require('@steem-bot/bot');
+const { MailStore, storeFile } = require('@steem-bot/mailer');
 const { loadSchedules } = require('@steem-bot/clock');
 
 const ROOT = join(__dirname, '..');
@@ -27,13 +28,14 @@ function pm2List() {
   }
 }
 
-function readDb(file, fn) {
+/** Use an app's store if it exists (the status screen never creates one). */
+function open(file, make, read) {
   if (!existsSync(file)) return undefined;
-  const db = openDatabase(file, { readonly: true });
+  const store = make(file);
   try {
-    return fn(db);
+    return read(store);
   } finally {
-    db.close();
+    store.close();
   }
 }
 
@@ -76,35 +78,38 @@ async function main() {
   const head = status.broadcaster?.head_block ?? null;
 
   for (const a of apps.filter((x) => String(x.pm2_env.pm_exec_path ?? '').includes('/bots/'))) {
-    const position = readDb(join(config.DATA_DIR, `bot-${a.name}.sqlite`), (db) => {
-      const row = db.prepare('SELECT position FROM checkpoint WHERE id = 1').get();
-      const dead = db.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE state = 'dead'").get().n;
-      return { position: row?.position ?? null, dead };
-    });
-    const block = position?.position == null ? null : Math.floor(position.position / 1_000_000);
+    const bot = open(
+      join(config.DATA_DIR, `bot-${a.name}.sqlite`),
+      (file) => new BotStore(file),
+      (store) => ({
+        position: store.checkpoint(),
+        dead: store.deadLetters('dead').length,
+      }),
+    );
+    const block = bot?.position == null ? null : Math.floor(bot.position / 1_000_000);
     status.bots.push({
       name: a.name,
-      checkpoint: position?.position ?? null,
+      checkpoint: bot?.position ?? null,
       block,
       lag_blocks: head !== null && block !== null ? head - block : null,
-      dead_letters: position?.dead ?? 0,
+      dead_letters: bot?.dead ?? 0,
     });
   }
 
   status.mailer =
-    readDb(join(config.DATA_DIR, 'mailer.sqlite'), (db) => {
-      const counts = Object.fromEntries(
-        db
-          .prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status')
-          .all()
-          .map((r) => [r.status, r.n]),
-      );
-      const oldest = db
-        .prepare("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?")
-        .get(Date.now()).t;
-      const next = db.prepare("SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying')").get().t;
-      return { counts, oldest_due: oldest ? new Date(oldest).toISOString() : null, next_due: next ? new Date(next).toISOString() : null };
-    }) ?? null;
+    open(
+      storeFile(config.DATA_DIR),
+      (file) => new MailStore(file),
+      (store) => {
+        const oldest = store.oldestDue(Date.now());
+        const next = store.nextDue();
+        return {
+          counts: store.counts(),
+          oldest_due: oldest === undefined ? null : new Date(oldest).toISOString(),
+          next_due: next === undefined ? null : new Date(next).toISOString(),
+        };
+      },
+    ) ?? null;
 
   try {
     for (const s of loadSchedules(config.CLOCK_SCHEDULES)) {

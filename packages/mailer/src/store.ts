@@ -204,6 +204,15 @@ export class MailStore {
       .immediate();
   }
 
+  /** Due time of the longest-waiting message that is due by `now` (a backlog sign), if any. */
+  oldestDue(now: number): number | undefined {
+    return (
+      (this.sql("SELECT MIN(next_attempt_at) FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?")
+        .pluck()
+        .get(now) as number | null) ?? undefined
+    );
+  }
+
   /** When the next message falls due (or a lease expires), or undefined if nothing is pending. */
   nextDue(): number | undefined {
     const row = this.db
