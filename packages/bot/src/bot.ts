@@ -80,7 +80,7 @@ export interface BotDefinition {
   /** Overrides of BOT_RETRY_ATTEMPTS / BOT_RETRY_BASE_MS / BOT_RETRY_MAX_MS. */
   retry?: { attempts?: number; baseMs?: number; maxMs?: number };
   /** Runs once at start, before the subscription: create the bot's tables here. */
-  setup?: (ctx: { db: Database; config: Config; log: Logger }) => void | Promise<void>;
+  setup?: (ctx: { db: Database; config: Config<'chain' | 'bot'>; log: Logger }) => void | Promise<void>;
 }
 
 /** A started bot. */
@@ -95,7 +95,7 @@ export interface RunningBot extends RunningApp {
 export interface Bot {
   readonly definition: BotDefinition;
   /** Start with a given config, logger and bus (tests; `run` uses the real ones). */
-  start(ctx: AppContext): Promise<RunningBot>;
+  start(ctx: AppContext<'chain' | 'bot'>): Promise<RunningBot>;
   /** The whole of a bot's `main.ts`: run it as a PM2 app. */
   run(): void;
 }
@@ -120,11 +120,11 @@ export function createBot(definition: BotDefinition): Bot {
   return {
     definition,
     start: (ctx) => startBot(definition, ctx),
-    run: () => void runApp({ app: definition.name, drainMs: 8_000, start: (ctx) => startBot(definition, ctx) }),
+    run: () => void runApp({ app: definition.name, sections: ['chain', 'bot'], drainMs: 8_000, start: (ctx) => startBot(definition, ctx) }),
   };
 }
 
-async function startBot(def: BotDefinition, { config, logger, bus }: AppContext): Promise<RunningBot> {
+async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<'chain' | 'bot'>): Promise<RunningBot> {
   const store = new BotStore(join(config.DATA_DIR, `bot-${def.name}.sqlite`));
   const chain = await Chain.create({
     live: config.BOT_LIVE,

@@ -6,6 +6,7 @@ import { createBroadcaster } from './create';
 
 runApp({
   app: 'broadcaster',
+  sections: ['chain', 'broadcaster'],
   drainMs: 8_000,
   async start({ config, logger, bus }) {
     const broadcaster = createBroadcaster(config, logger, bus, join(config.DATA_DIR, 'broadcaster.checkpoint.json'));

@@ -4,7 +4,7 @@ import { Bus } from './bus';
 import { IpcTransport } from './ipc-transport';
 
 /** The bus of one app over node-ipc, configured from the validated config. */
-export function createIpcBus<C extends CatalogueShape>(app: string, catalogue: C, config: Config, logger: Logger): Bus<C> {
+export function createIpcBus<C extends CatalogueShape>(app: string, catalogue: C, config: Config<never>, logger: Logger): Bus<C> {
   const transport = new IpcTransport({
     socketDir: config.SOCKET_DIR,
     maxMessageBytes: config.BUS_MAX_MESSAGE_BYTES,

@@ -7,6 +7,7 @@ import {
   type ErrorCode,
   loadConfigOrExit,
   type Logger,
+  type Section,
 } from '@steem-bot/config';
 
 import type { Bus } from './bus';
@@ -21,9 +22,9 @@ const CONFIG_ERRORS = new Set<ErrorCode>([
   'ERR_CLOCK_SCHEDULES_INVALID',
 ]);
 
-/** What an app's `start` gets: the frozen config, the root logger and its bus. */
-export interface AppContext {
-  config: Config;
+/** What an app's `start` gets: the frozen config (its own sections), the root logger and its bus. */
+export interface AppContext<S extends Section = Section> {
+  config: Config<S>;
   logger: Logger;
   bus: Bus<Catalogue>;
 }
@@ -33,9 +34,11 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-export interface RunAppOptions {
+export interface RunAppOptions<S extends Section> {
   app: string;
-  start(ctx: AppContext): Promise<RunningApp>;
+  /** The configuration sections the app reads besides `shared` and `bus`; only those are validated. */
+  sections: readonly S[];
+  start(ctx: AppContext<S>): Promise<RunningApp>;
   /** Upper bound of a graceful stop; keep it below PM2's kill_timeout. Default 5000 ms. */
   drainMs?: number;
 }
@@ -44,8 +47,8 @@ export interface RunAppOptions {
  * The whole of a `main.ts`: load config, create logger and bus, start the app, tell PM2 it is
  * ready; on the first SIGINT/SIGTERM drain within `drainMs` and exit 0, on the second exit 1.
  */
-export async function runApp(options: RunAppOptions): Promise<void> {
-  const config = loadConfigOrExit();
+export async function runApp<S extends Section>(options: RunAppOptions<S>): Promise<void> {
+  const config = loadConfigOrExit({ sections: options.sections, app: options.app });
   const logger = createLogger({ app: options.app, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   const bus = createIpcBus(options.app, catalogue, config, logger);
   const drainMs = options.drainMs ?? 5_000;

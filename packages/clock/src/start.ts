@@ -9,7 +9,7 @@ import { ClockStore } from './store';
 export const clockStoreFile = (dataDir: string): string => join(dataDir, 'clock.sqlite');
 
 /** A clock process: any number may run against the same DATA_DIR. */
-export async function startClock({ config, logger, bus }: AppContext): Promise<RunningApp & { clock: Clock }> {
+export async function startClock({ config, logger, bus }: AppContext<'clock'>): Promise<RunningApp & { clock: Clock }> {
   const schedules = loadSchedules(config.CLOCK_SCHEDULES);
   const store = new ClockStore(clockStoreFile(config.DATA_DIR));
   const clock = new Clock({

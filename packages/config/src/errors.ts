@@ -1,3 +1,5 @@
+import { maskUrlCredentials, redactSecrets } from './redact';
+
 /**
  * Every stable error code the project raises, with whether a caller may retry and what it means.
  * The README's "Error codes" table is checked against this map by a test.
@@ -57,8 +59,9 @@ export class AppError extends Error {
     this.data = options.data;
   }
 
+  /** The wire form; secrets in the message or data are masked (see redactSecrets). */
   toJSON(): SerializedError {
-    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable, data: this.data };
+    return redactSecrets({ name: this.name, code: this.code, message: this.message, retryable: this.retryable, data: this.data });
   }
 }
 
@@ -70,7 +73,7 @@ export function serializeError(err: unknown): SerializedError {
   return {
     name: err instanceof Error ? err.name : 'Error',
     code: 'ERR_BUS_HANDLER_FAILED',
-    message,
+    message: maskUrlCredentials(message),
     retryable: typeof retryable === 'boolean' ? retryable : true,
   };
 }

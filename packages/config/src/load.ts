@@ -1,12 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { parse as parseDotenv } from 'dotenv';
 
 import { AppError } from './errors';
 import { projectRoot, resolveProjectPath } from './paths';
+import { isSecretName, maskUrlCredentials } from './redact';
 import { checkPrivateDir } from './secure-dir';
-import { type Config, type VariableName, variables } from './variables';
+import { type Config, type Section, sections, type VariableDef } from './variables';
 
 /** One violation: which variable, what was expected, what was found. */
 export interface ConfigProblem {
@@ -19,32 +20,46 @@ export interface ConfigProblem {
 const MAX_APP_NAME = 32;
 const MAX_SOCKET_DIR = 107 - '/app.'.length - MAX_APP_NAME;
 
-export interface LoadOptions {
+export interface LoadOptions<S extends Section = Section> {
+  /**
+   * The sections this process reads besides `shared` and `bus` (its own: `['mailer']`); only
+   * those are validated and returned. Default: every section (tools such as the status screen).
+   */
+  sections?: readonly S[];
+  /** The app name: `<root>/.env.<app>` then applies over `<root>/.env` (per-app values, e.g. a bot's). */
+  app?: string;
   /** Variables to read; defaults to `process.env`. */
   env?: Record<string, string | undefined>;
-  /** A dotenv file whose values apply where `env` has none; defaults to `<root>/.env`. */
+  /** A dotenv file whose values apply where `env` has none; defaults to `<root>/.env` (and `.env.<app>`). */
   dotenvPath?: string | false;
+  /** Told about problems that do not stop the app (a readable .env holding a secret). Default: stderr. */
+  onWarning?: (message: string) => void;
 }
 
 /**
- * Read `.env` and the environment once, validate every variable, report all problems together
- * (as an AppError with code ERR_CONFIG_INVALID and `data: ConfigProblem[]`), and return a frozen object.
- * Also creates SOCKET_DIR and DATA_DIR, and refuses a socket directory other users can write to.
+ * Read `.env` and the environment once, validate the variables of `shared`, `bus` and the asked
+ * sections, report all problems together (as an AppError with code ERR_CONFIG_INVALID and
+ * `data: ConfigProblem[]`, secret values never shown), and return a frozen object. Also creates
+ * SOCKET_DIR and DATA_DIR (0700), refusing a socket directory others can write to and a data
+ * directory others can read.
  */
-export function loadConfig(options: LoadOptions = {}): Config {
-  const env = { ...readDotenv(options.dotenvPath), ...(options.env ?? process.env) };
+export function loadConfig<S extends Section = Section>(options: LoadOptions<S> = {}): Config<S> {
+  const warn = options.onWarning ?? ((message: string) => process.stderr.write(`warning: ${message}\n`));
+  const env = { ...readDotenv(options, warn), ...(options.env ?? process.env) };
   const problems: ConfigProblem[] = [];
   const out: Record<string, unknown> = {};
-  for (const name of Object.keys(variables) as VariableName[]) {
-    const def = variables[name];
-    const raw = env[name] === undefined || env[name] === '' ? def.default : env[name];
-    if (raw === undefined) {
-      problems.push({ variable: name, expected: def.doc, got: 'nothing' });
-      continue;
+  const wanted = ['shared', 'bus', ...(options.sections ?? Object.keys(sections).filter((k) => k !== 'shared' && k !== 'bus'))];
+  for (const section of wanted) {
+    for (const [name, def] of Object.entries(sections[section as keyof typeof sections]) as Array<[string, VariableDef]>) {
+      const raw = env[name] === undefined || env[name] === '' ? def.default : env[name];
+      if (raw === undefined) {
+        problems.push({ variable: name, expected: def.doc, got: 'nothing' });
+        continue;
+      }
+      const result = def.schema.safeParse(raw);
+      if (result.success) out[name] = result.data;
+      else problems.push({ variable: name, expected: result.error.issues.map((i) => i.message).join('; '), got: shown(name, raw) });
     }
-    const result = def.schema.safeParse(raw);
-    if (result.success) out[name] = result.data;
-    else problems.push({ variable: name, expected: result.error.issues.map((i) => i.message).join('; '), got: JSON.stringify(raw) });
   }
   for (const name of ['SOCKET_DIR', 'DATA_DIR', 'MAILER_OUTBOX', 'CLOCK_SCHEDULES'] as const) {
     if (typeof out[name] === 'string') out[name] = resolveProjectPath(out[name]);
@@ -54,11 +69,17 @@ export function loadConfig(options: LoadOptions = {}): Config {
     const lines = problems.map((p) => `  ${p.variable}: expected ${p.expected}; got ${p.got}`);
     throw new AppError('ERR_CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`, { data: problems });
   }
-  return deepFreeze(out) as Config;
+  return deepFreeze(out) as Config<S>;
+}
+
+/** A refused value as a problem shows it: never a secret, never a URL's password. */
+function shown(name: string, raw: string): string {
+  if (isSecretName(name)) return `a value of ${raw.length} characters (not shown)`;
+  return JSON.stringify(maskUrlCredentials(raw));
 }
 
 /** For `main.ts`: load the config, or print every problem to stderr and exit with status 78 (EX_CONFIG). */
-export function loadConfigOrExit(options?: LoadOptions): Config {
+export function loadConfigOrExit<S extends Section = Section>(options?: LoadOptions<S>): Config<S> {
   try {
     return loadConfig(options);
   } catch (err) {
@@ -80,15 +101,36 @@ function checkDirectories(out: Record<string, unknown>, problems: ConfigProblem[
       });
       continue;
     }
-    const problem = checkPrivateDir(dir);
+    // The data directory holds messages, keys' owners' state and idempotency keys: private.
+    const problem = checkPrivateDir(dir, { readable: variable !== 'DATA_DIR' });
     if (problem) problems.push({ variable, ...problem });
   }
 }
 
-function readDotenv(path: string | false | undefined): Record<string, string> {
-  if (path === false) return {};
-  const file = path ?? join(projectRoot, '.env');
-  return existsSync(file) ? parseDotenv(readFileSync(file)) : {};
+/** `.env`, then `.env.<app>` over it; warns when a file holding a secret is readable by others. */
+function readDotenv(options: LoadOptions<Section>, warn: (message: string) => void): Record<string, string> {
+  if (options.dotenvPath === false) return {};
+  const files = options.dotenvPath
+    ? [options.dotenvPath]
+    : [join(projectRoot, '.env'), ...(options.app ? [join(projectRoot, `.env.${options.app}`)] : [])];
+  const values: Record<string, string> = {};
+  for (const file of files) {
+    let text: Buffer;
+    try {
+      text = readFileSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    const parsed = parseDotenv(text);
+    const secrets = Object.keys(parsed).filter((k) => isSecretName(k) && parsed[k] !== '');
+    const mode = statSync(file).mode & 0o777;
+    if (secrets.length > 0 && (mode & 0o077) !== 0) {
+      warn(`${file} holds ${secrets.join(', ')} but is readable by others (mode ${mode.toString(8)}); run: chmod 600 ${file}`);
+    }
+    Object.assign(values, parsed);
+  }
+  return values;
 }
 
 function deepFreeze<T>(value: T): T {

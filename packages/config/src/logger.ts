@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
+import { maskUrlCredentials, redactSecrets } from './redact';
 import { currentTid } from './tid';
 
 export type { Logger } from 'pino';
@@ -13,11 +14,6 @@ export interface LoggerOptions {
   /** Where lines go; defaults to stdout. */
   destination?: NodeJS.WritableStream;
 }
-
-// Secrets must never reach a log line, wherever they sit in a logged object.
-const REDACT = ['token', 'password', 'secret', 'authorization', 'wif', 'privateKey', 'postingKey', 'activeKey']
-  .flatMap((k) => [k, `*.${k}`, `*.*.${k}`])
-  .concat(['headers.authorization', '*.headers.authorization']);
 
 /**
  * The process's root logger: pino, `{ app }` on every line and the current TID where there is one.
@@ -37,11 +33,18 @@ export function createLogger(options: LoggerOptions): Logger {
           ignore: 'pid,hostname,app,component,tid',
           messageFormat: '{app}{if component}/{component}{end}{if tid} [{tid}]{end} {msg}',
         });
-  return pino(
+  const logger = pino(
     {
       level: options.level ?? 'info',
       base: { app: options.app },
-      redact: { paths: REDACT, censor: '[redacted]' },
+      // Secrets must never reach a log line: secret-named keys at any depth, and URL credentials
+      // in any string, in the logged object and in the message.
+      formatters: { log: (object) => redactSecrets(object) },
+      hooks: {
+        logMethod(args: unknown[], method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? maskUrlCredentials(a) : a)) as Parameters<typeof method>);
+        },
+      },
       mixin: () => {
         const tid = currentTid();
         return tid === undefined ? {} : { tid };
@@ -49,4 +52,10 @@ export function createLogger(options: LoggerOptions): Logger {
     },
     stream,
   );
+  // pino applies no formatter to a child's bindings; every child inherits this `child` from the root.
+  const pinoChild = logger.child;
+  logger.child = function (this: Logger, bindings, options) {
+    return pinoChild.call(this, redactSecrets(bindings), options);
+  } as Logger['child'];
+  return logger;
 }

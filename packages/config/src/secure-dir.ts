@@ -7,10 +7,11 @@ export interface DirProblem {
 }
 
 /**
- * Create `dir` (mode 0700) if it is missing and check that only this user can write to it.
+ * Create `dir` (mode 0700) if it is missing and check that only this user can write to it, and,
+ * unless `readable` is true, that nobody else can read or enter it either.
  * Returns the problem, or undefined when the directory is safe.
  */
-export function checkPrivateDir(dir: string): DirProblem | undefined {
+export function checkPrivateDir(dir: string, options: { readable?: boolean } = {}): DirProblem | undefined {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const stat = lstatSync(dir);
@@ -23,6 +24,12 @@ export function checkPrivateDir(dir: string): DirProblem | undefined {
     }
     if ((stat.mode & 0o022) !== 0) {
       return { expected: 'a directory not writable by group or others', got: `mode ${(stat.mode & 0o777).toString(8)} (${dir})` };
+    }
+    if (options.readable === false && (stat.mode & 0o077) !== 0) {
+      return {
+        expected: 'a directory only its owner can read (chmod 700)',
+        got: `mode ${(stat.mode & 0o777).toString(8)} (${dir})`,
+      };
     }
     return undefined;
   } catch (err) {

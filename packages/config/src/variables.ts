@@ -9,7 +9,7 @@ export interface VariableDef<T = unknown> {
   readonly schema: z.ZodType<T, string>;
 }
 
-function variable<T>(doc: string, defaultValue: string | undefined, schema: z.ZodType<T, string>): VariableDef<T> {
+export function variable<T>(doc: string, defaultValue: string | undefined, schema: z.ZodType<T, string>): VariableDef<T> {
   return { doc, default: defaultValue, schema };
 }
 
@@ -53,28 +53,37 @@ const startBlock = z.union(
   { error: '"head", "irreversible" or a block number >= 1' },
 );
 
-/**
- * Every variable the apps read. Relative paths are resolved against the repository root, so an
- * app finds the same files whatever its working directory.
- */
-export const variables = {
+/** Variables every app reads (sockets, files, logs). */
+const shared = {
   SOCKET_DIR: variable(
     "Directory holding every app's Unix socket. Created 0700; an app refuses to start if it is group- or world-writable or owned by another user.",
     'var/run',
     z.string().min(1),
   ),
-  DATA_DIR: variable("Directory of the apps' SQLite files and checkpoints.", 'var/data', z.string().min(1)),
+  DATA_DIR: variable(
+    "Directory of the apps' SQLite files and checkpoints. Created 0700; an app refuses to start if others can read it.",
+    'var/data',
+    z.string().min(1),
+  ),
   LOG_LEVEL: variable(
     'Lowest level logged: trace, debug, info, warn, error, fatal or silent.',
     'info',
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
   ),
   LOG_FORMAT: variable('`pretty` (one readable line per event, for `pm2 logs`) or `json`.', 'pretty', z.enum(['pretty', 'json'])),
+} as const satisfies Record<string, VariableDef>;
+
+/** The Steem nodes: read by the apps that talk to the chain (broadcaster, bots). */
+const chain = {
   STEEM_NODES: variable(
     'Comma-separated Steem JSON-RPC node URLs, tried in order with failover.',
     'https://api.steemit.com,https://api.justyy.com,https://steemd.steemworld.org,https://api.steem.fans',
     urlList,
   ),
+} as const satisfies Record<string, VariableDef>;
+
+/** The broadcaster's variables. */
+const broadcaster = {
   STEEM_START_BLOCK: variable(
     'Where the broadcaster starts when it has no checkpoint: a block number, `head` or `irreversible`.',
     'irreversible',
@@ -107,6 +116,10 @@ export const variables = {
     '500',
     positiveInt,
   ),
+} as const satisfies Record<string, VariableDef>;
+
+/** The bus: read by every app, since every app is on the bus. */
+const bus = {
   BUS_MAX_MESSAGE_BYTES: variable('Largest bus frame accepted or sent, in bytes.', '1048576', positiveInt),
   BUS_SUBSCRIBER_BUFFER_BYTES: variable(
     'Unsent bytes a subscriber may fall behind before it is cut off (it then resumes from its position).',
@@ -123,6 +136,10 @@ export const variables = {
     '5000',
     positiveInt,
   ),
+} as const satisfies Record<string, VariableDef>;
+
+/** Read by every bot (the bot SDK). A bot's own variables are declared by its package. */
+const bot = {
   BOT_LIVE: variable(
     '`1` lets bots broadcast votes, comments and transfers; otherwise they log exactly what they would broadcast (dry run).',
     '0',
@@ -136,16 +153,28 @@ export const variables = {
   ),
   BOT_RETRY_MAX_MS: variable('Longest delay between two tries of a failing bot handler.', '60000', positiveInt),
   BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
-  STEEM_ACCOUNT: variable('Account the bots act as (votes, comments, transfers). Set it per bot in pm2.json.', '', optionalText),
-  STEEM_POSTING_KEY: variable(
-    'Private posting key (WIF) of STEEM_ACCOUNT, for votes, comments and custom_json. Never logged.',
+  STEEM_ACCOUNT: variable(
+    "Account the bots act as (votes, comments, transfers). Per bot: in that bot's `.env.<bot>` or its `env` in pm2.json.",
     '',
     optionalText,
   ),
-  STEEM_ACTIVE_KEY: variable('Private active key (WIF) of STEEM_ACCOUNT, for transfers. Never logged.', '', optionalText),
+  STEEM_POSTING_KEY: variable(
+    'Private posting key (WIF) of STEEM_ACCOUNT, for votes, comments and custom_json. Only in `.env` / `.env.<bot>` (chmod 600) or the environment, never in pm2.json. Never logged.',
+    '',
+    optionalText,
+  ),
+  STEEM_ACTIVE_KEY: variable(
+    'Private active key (WIF) of STEEM_ACCOUNT, for transfers. Like STEEM_POSTING_KEY: `.env` / `.env.<bot>` (chmod 600) or the environment. Never logged.',
+    '',
+    optionalText,
+  ),
   WATCHER_ACCOUNTS: variable('Comma-separated accounts the watcher bot watches (transfers in, replies, mentions).', '', list),
   WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', '', optionalText),
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
+} as const satisfies Record<string, VariableDef>;
+
+/** The mailer (mailer-api and mailer-worker). */
+const mailer = {
   MAILER_HOST: variable('Address the mailer API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
   MAILER_PORT: variable('Port of the mailer REST API.', '8025', port),
   MAILER_FROM: variable(
@@ -185,6 +214,10 @@ export const variables = {
   ),
   MAILER_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
   MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
+} as const satisfies Record<string, VariableDef>;
+
+/** The clock. */
+const clock = {
   CLOCK_SCHEDULES: variable("The clock's schedule file.", 'clock.schedules.json', z.string().min(1)),
   CLOCK_KEEP_DAYS: variable('Days the clock keeps its record of ticks.', '14', positiveInt),
   CLOCK_CLAIM_STALE_MS: variable(
@@ -194,7 +227,29 @@ export const variables = {
   ),
 } as const satisfies Record<string, VariableDef>;
 
+/**
+ * Every variable, grouped by the app that reads it. `shared` and `bus` are read by every app; a
+ * process validates those and its own section only, so a bad MAILER_FROM does not stop the
+ * broadcaster. Relative paths are resolved against the repository root, so an app finds the same
+ * files whatever its working directory.
+ */
+export const sections = { shared, bus, chain, broadcaster, bot, mailer, clock } as const;
+
+/** A section an app may ask for; `shared` and `bus` always come with it. */
+export type Section = Exclude<keyof typeof sections, 'shared' | 'bus'>;
+export const appSections = ['chain', 'broadcaster', 'bot', 'mailer', 'clock'] as const satisfies readonly Section[];
+
+/** The whole table (README, status screen, tests). */
+export const variables = { ...shared, ...bus, ...chain, ...broadcaster, ...bot, ...mailer, ...clock } as const;
+
 export type VariableName = keyof typeof variables;
 
-/** The parsed, frozen configuration: one property per variable, already converted. */
-export type Config = { readonly [K in VariableName]: z.output<(typeof variables)[K]['schema']> };
+type SectionName<S extends keyof typeof sections> = S extends keyof typeof sections ? keyof (typeof sections)[S] : never;
+
+/**
+ * The parsed, frozen configuration of an app that reads sections `S` (plus `shared` and `bus`):
+ * one property per variable, already converted. `Config` alone is every section.
+ */
+export type Config<S extends Section = Section> = {
+  readonly [K in SectionName<S | 'shared' | 'bus'>]: z.output<(typeof variables)[K]['schema']>;
+};

@@ -72,6 +72,35 @@ describe('loadConfig', () => {
     expect(problems({ ...base(), SOCKET_DIR: join(dir, 'x'.repeat(90)) })[0]?.expected).toMatch(/at most \d+ bytes/);
   });
 
+  test('a process validates the shared variables and its own sections only, and gets only those', () => {
+    const env = { ...base(), MAILER_FROM: 'not an address', STEEM_MODE: 'sideways' };
+    const broadcaster = loadConfig({ sections: ['chain', 'broadcaster'], env: { ...env, STEEM_MODE: 'head' }, dotenvPath: false });
+    expect(broadcaster.STEEM_MODE).toBe('head');
+    expect(broadcaster).not.toHaveProperty('MAILER_FROM');
+    expect(broadcaster.BUS_TASK_TIMEOUT_MS).toBe(5000); // shared and bus come with every section
+
+    const clock = loadConfig({ sections: ['clock'], env, dotenvPath: false });
+    expect(clock).not.toHaveProperty('STEEM_MODE');
+    expect(clock.CLOCK_KEEP_DAYS).toBe(14);
+
+    let found: ConfigProblem[] = [];
+    try {
+      loadConfig({ sections: ['mailer'], env, dotenvPath: false });
+    } catch (err) {
+      found = (err as AppError).data as ConfigProblem[];
+    }
+    expect(found.map((p) => p.variable)).toEqual(['MAILER_FROM']);
+  });
+
+  test('refuses a data directory others can read, and creates it 0700', () => {
+    const config = loadConfig({ env: base(), dotenvPath: false });
+    expect(statSync(config.DATA_DIR).mode & 0o777).toBe(0o700);
+    const open = join(dir, 'readable');
+    mkdirSync(open);
+    chmodSync(open, 0o755);
+    expect(problems({ ...base(), DATA_DIR: open })[0]).toMatchObject({ variable: 'DATA_DIR', got: expect.stringMatching(/mode 755/) });
+  });
+
   test('values in .env apply where the environment has none', () => {
     const file = join(dir, '.env');
     writeFileSync(file, 'LOG_LEVEL=debug\nSTEEM_MODE=head\n');

@@ -27,7 +27,7 @@ declare module 'fastify' {
 
 export interface ApiOptions {
   store: MailStore;
-  config: Config;
+  config: Config<'mailer'>;
   logger: Logger;
   /** The mailer's bus: publishes email.queued / email.cancelled. */
   bus: Bus<Catalogue>;
@@ -82,7 +82,7 @@ export function accept(
 }
 
 /** Problems a valid-looking request still has for this client: sender not allowed, check_url refused. */
-function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: Config): Array<{ path: string; message: string }> {
+function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: Config<'mailer'>): Array<{ path: string; message: string }> {
   const problems: Array<{ path: string; message: string }> = [];
   const allowed = client.allowed_from ? (JSON.parse(client.allowed_from) as string[]) : [config.MAILER_FROM];
   if (request.from !== undefined && !allowed.includes(request.from))

@@ -55,7 +55,7 @@ function mailOptions(message: Message, from: string): SendMailOptions {
   };
 }
 
-export function createDelivery(config: Config): Delivery {
+export function createDelivery(config: Config<'mailer'>): Delivery {
   if (config.SMTP_URL === '') return outbox(config.MAILER_OUTBOX);
   const transport = nodemailer.createTransport({
     url: config.SMTP_URL,

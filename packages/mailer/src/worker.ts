@@ -12,7 +12,7 @@ export interface WorkerOptions {
   delivery: Delivery;
   /** The worker's bus (app `mailer-worker`): publishes email.sent/failed/skipped, hears email.queued. */
   bus: Bus<Catalogue>;
-  config: Config;
+  config: Config<'mailer'>;
   logger: Logger;
   /** Injectable clock (tests). */
   now?: () => number;
