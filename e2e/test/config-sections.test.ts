@@ -3,7 +3,7 @@ import { spawnProcess, testSetup } from '@steem-bot/testkit';
 
 // Each app validates the shared variables and its own only: another app's bad value must not
 // stop it (it did: a bad MAILER_FROM stopped the broadcaster).
-const apps = [
+const apps: Array<{ script: string; bad: Record<string, string> }> = [
   { script: 'packages/broadcaster/dist/main.js', bad: { MAILER_FROM: 'not an address', CLOCK_KEEP_DAYS: 'soon' } },
   { script: 'packages/mailer/dist/main-api.js', bad: { STEEM_NODES: 'ftp://nowhere', STEEM_MODE: 'sideways', BOT_LIVE: 'yes' } },
   { script: 'packages/mailer/dist/main-worker.js', bad: { STEEM_START_BLOCK: 'tomorrow', CLOCK_SCHEDULES: '' } },

@@ -1,2 +1,4 @@
+export type { PoolClient, PostgresOptions, QueryResultRow } from './postgres';
+export { ActiveLock, Listener, Postgres } from './postgres';
 export type { Database, OpenOptions, Statement } from './sqlite';
 export { openDatabase } from './sqlite';
