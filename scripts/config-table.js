@@ -12,6 +12,7 @@ const TITLES = {
   shared: 'Every app',
   bus: 'Every app: the bus',
   chain: 'Apps that talk to the chain (broadcaster, bots)',
+  store: 'Apps with a PostgreSQL store',
   broadcaster: 'The broadcaster',
   bot: 'Every bot (the bot SDK)',
   mailer: 'The mailer (mailer-api and mailer-worker)',

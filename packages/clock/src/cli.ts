@@ -4,8 +4,7 @@ import { existsSync } from 'node:fs';
 import { AppError, loadConfigOrExit } from '@steem-bot/config';
 
 import { loadSchedules } from './schedules';
-import { clockStoreFile } from './start';
-import { ClockStore } from './store';
+import { clockStoreFile, openClockStore } from './start';
 
 const USAGE = `usage: npm run clock -- <command>
   next [N]          the next N (default 3) fire times of every schedule
@@ -18,9 +17,10 @@ function fail(message: string, code = 1): never {
 }
 
 const [command, arg, count] = process.argv.slice(2);
-const config = loadConfigOrExit();
+const config = loadConfigOrExit({ sections: ['clock', 'store'] });
 const out = (text: string): boolean => process.stdout.write(`${text}\n`);
-try {
+
+async function main(): Promise<void> {
   if (command === 'next' || command === 'check') {
     const schedules = loadSchedules(config.CLOCK_SCHEDULES);
     if (command === 'check') out(`${config.CLOCK_SCHEDULES}: ${schedules.length} valid schedules`);
@@ -30,11 +30,10 @@ try {
         out(`${s.id.padEnd(24)} ${s.cron.padEnd(20)} ${s.timezone.padEnd(16)} ${s.task}\n  ${times.join('\n  ')}`);
       }
   } else if (command === 'history' && arg) {
-    const file = clockStoreFile(config.DATA_DIR);
-    if (!existsSync(file)) fail('no clock has run yet (no clock.sqlite)');
-    const store = new ClockStore(file);
-    const rows = store.history(arg, Number(count ?? 20));
-    store.close();
+    if (config.STORE === 'sqlite' && !existsSync(clockStoreFile(config.DATA_DIR))) fail('no clock has run yet (no clock.sqlite)');
+    const store = await openClockStore(config);
+    const rows = await store.history(arg, Number(count ?? 20));
+    await store.close();
     if (rows.length === 0) out(`no ticks of ${arg}`);
     for (const r of rows) {
       out(
@@ -44,7 +43,9 @@ try {
   } else {
     fail(USAGE, 64);
   }
-} catch (err) {
-  if (err instanceof AppError && err.code === 'ERR_CLOCK_SCHEDULES_INVALID') fail(err.message, 78);
-  throw err;
 }
+
+main().catch((err: unknown) => {
+  if (err instanceof AppError && (err.code === 'ERR_CLOCK_SCHEDULES_INVALID' || err.code === 'ERR_CONFIG_INVALID')) fail(err.message, 78);
+  fail(`clock: ${err instanceof Error ? err.message : String(err)}`);
+});

@@ -51,20 +51,20 @@ export class Clock {
   }
 
   /** Start firing; with `loop: false` the caller drives it with `poll()` (tests with an injected clock). */
-  start(loop = true): void {
+  async start(loop = true): Promise<void> {
     this.running = true;
     const now = this.now();
     for (const s of this.options.schedules) {
       this.cursor.set(s.id, now);
-      if (s.missed === 'once') this.catchUp(s, now);
+      if (s.missed === 'once') await this.catchUp(s, now);
     }
     if (loop) this.loop = this.run();
   }
 
   /** Fire every tick due since the last poll, beat, take orphaned claims over. */
-  poll(): void {
+  async poll(): Promise<void> {
     const now = this.now();
-    this.options.store.heartbeat(this.owner, now);
+    await this.options.store.heartbeat(this.owner);
     for (const s of this.options.schedules) {
       let t = this.cursor.get(s.id) as number;
       let stale = 0;
@@ -72,15 +72,15 @@ export class Clock {
         t = next.getTime();
         // After a stall (a suspended machine), ticks already past their expiry are not fired late.
         if (t + s.expiry_ms <= now) stale++;
-        else this.tick(s, t, false);
+        else await this.tick(s, t, false);
       }
       if (stale > 0) this.options.logger.warn(`${s.id}: ${stale} ticks passed their expiry while this clock was stalled; not fired`);
       this.cursor.set(s.id, t);
     }
-    for (const row of this.options.store.orphans(now - this.options.staleMs)) this.adopt(row, now);
+    for (const row of await this.options.store.orphans(this.options.staleMs)) await this.adopt(row);
     if (now - this.lastPrune > 3_600_000) {
       this.lastPrune = now;
-      this.options.store.prune(now - this.options.keepMs);
+      await this.options.store.prune(now - this.options.keepMs);
     }
   }
 
@@ -108,7 +108,12 @@ export class Clock {
 
   private async run(): Promise<void> {
     while (this.running) {
-      this.poll();
+      try {
+        await this.poll();
+      } catch (err) {
+        // The store is unreachable (a database restart): beat and claim again on the next round.
+        this.options.logger.error({ err }, 'clock store failed; retrying');
+      }
       const now = this.now();
       const next = Math.min(...this.options.schedules.map((s) => s.pattern.nextRun(new Date(now))?.getTime() ?? Infinity));
       await new Promise<void>((resolve) => {
@@ -122,8 +127,8 @@ export class Clock {
   }
 
   /** The latest tick missed within the window, fired once if no clock has it yet (never on a schedule's first start). */
-  private catchUp(s: Schedule, now: number): void {
-    const last = this.options.store.lastTick(s.id);
+  private async catchUp(s: Schedule, now: number): Promise<void> {
+    const last = await this.options.store.lastTick(s.id);
     if (last === undefined) return;
     let missed: number | undefined;
     for (
@@ -133,27 +138,26 @@ export class Clock {
     ) {
       missed = next.getTime();
     }
-    if (missed !== undefined && missed > last) this.tick(s, missed, true);
+    if (missed !== undefined && missed > last) await this.tick(s, missed, true);
   }
 
-  private tick(s: Schedule, t: number, catchUp: boolean): void {
+  private async tick(s: Schedule, t: number, catchUp: boolean): Promise<void> {
     const { store, logger } = this.options;
-    const now = this.now();
     const tid = newTid();
-    if (s.overlap === 'skip' && store.openBefore(s.id, t)) {
-      if (store.claim(s.id, t, this.owner, tid, now, 'skipped')) {
+    if (s.overlap === 'skip' && (await store.openBefore(s.id, t))) {
+      if (await store.claim(s.id, t, this.owner, tid, 'skipped')) {
         withTid(tid, () => logger.warn(`${s.id} tick ${iso(t)} skipped: the previous run is not acknowledged yet (overlap: skip)`));
       }
       return;
     }
-    if (!store.claim(s.id, t, this.owner, tid, now)) return; // another clock has it
+    if (!(await store.claim(s.id, t, this.owner, tid))) return; // another clock has it
     withTid(tid, () => logger.info(`${s.id} tick ${iso(t)}${catchUp ? ' (catch-up)' : ''}: sending ${s.task}`));
     this.fire(s, t, tid);
   }
 
-  private adopt(row: TickRow, now: number): void {
+  private async adopt(row: TickRow): Promise<void> {
     const s = this.options.schedules.find((x) => x.id === row.schedule_id);
-    if (!s || !this.options.store.takeOver(row, this.owner, now)) return;
+    if (!s || !(await this.options.store.takeOver(row, this.owner))) return;
     withTid(row.tid, () =>
       this.options.logger.warn(`${s.id} tick ${iso(row.tick_time)}: its clock ${row.owner} went quiet; taking it over`),
     );
@@ -161,7 +165,10 @@ export class Clock {
   }
 
   private fire(s: Schedule, t: number, tid: string): void {
-    const run = withTid(tid, () => this.send(s, t)).finally(() => this.inFlight.delete(run));
+    const run = withTid(tid, () => this.send(s, t))
+      // The store failed while recording an outcome: the claim goes quiet and is taken over.
+      .catch((err: unknown) => this.options.logger.error({ err }, `${s.id} tick ${iso(t)}: could not record the outcome`))
+      .finally(() => this.inFlight.delete(run));
     this.inFlight.add(run);
   }
 
@@ -174,18 +181,18 @@ export class Clock {
           timeoutMs: this.options.ackTimeoutMs,
           attempts: 1,
         });
-        store.update(s.id, t, this.owner, { state: 'acked', now: this.now(), attempt: true });
+        await store.update(s.id, t, this.owner, { state: 'acked', attempt: true });
         logger.info(`${s.id} tick ${iso(t)} acknowledged by ${targetOf(s)}`);
         return;
       } catch (err) {
         const now = this.now();
         const message = err instanceof Error ? err.message : String(err);
         if (now >= t + s.expiry_ms) {
-          store.update(s.id, t, this.owner, { state: 'expired', error: message, now, attempt: true });
+          await store.update(s.id, t, this.owner, { state: 'expired', error: message, attempt: true });
           logger.error(`${s.id} tick ${iso(t)} expired unacknowledged after ${attempt} tries: ${message}`);
           return;
         }
-        store.update(s.id, t, this.owner, { state: 'sent', error: message, now, attempt: true });
+        await store.update(s.id, t, this.owner, { state: 'sent', error: message, attempt: true });
         const delay = Math.min(backoffDelay(attempt, 200, 5_000), t + s.expiry_ms - now);
         logger.warn(`${s.id} tick ${iso(t)}: ${targetOf(s)} did not acknowledge (${message}); retrying in ${delay} ms`);
         await new Promise((r) => setTimeout(r, delay));

@@ -2,4 +2,4 @@ import { runApp } from '@steem-bot/bus';
 
 import { startClock } from './start';
 
-runApp({ app: 'clock', sections: ['clock'], start: (ctx) => startClock(ctx) });
+runApp({ app: 'clock', sections: ['clock', 'store'], start: (ctx) => startClock(ctx) });

@@ -2,7 +2,7 @@ import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { type Catalogue, catalogue } from '@steem-bot/config';
 import { keptLogger, testSetup, waitFor } from '@steem-bot/testkit';
 
-import { Clock, ClockStore, clockStoreFile, parseSchedules } from '../src';
+import { Clock, clockStoreFile, parseSchedules, SqliteClockStore } from '../src';
 
 const file = (schedules: unknown[]): string => JSON.stringify({ schedules });
 const daily = { id: 'daily', cron: '0 0 8 * * *', task: 'digest.report.send', payload: { period: 'day' } };
@@ -67,7 +67,7 @@ async function setup(schedules: unknown[], options: { receiver?: boolean } = {})
   };
   if (options.receiver ?? true) await startReceiver();
   const parsed = parseSchedules(file(schedules));
-  const store = new ClockStore(clockStoreFile(t.config.DATA_DIR));
+  const store = new SqliteClockStore(clockStoreFile(t.config.DATA_DIR), () => now);
   const clocks: Clock[] = [];
   const makeClock = (name: string): Clock => {
     const clock = new Clock({
@@ -97,7 +97,7 @@ async function setup(schedules: unknown[], options: { receiver?: boolean } = {})
     async cleanup() {
       for (const c of clocks) await c.stop();
       await receiver?.close();
-      store.close();
+      await store.close();
       t.cleanup();
     },
   };
@@ -111,19 +111,19 @@ describe('clock', () => {
     env = await setup([{ ...daily, id: 'every-5s', cron: '*/5 * * * * *' }]);
     const a = env.makeClock('a');
     const b = env.makeClock('b');
-    a.start(false);
-    b.start(false);
+    await a.start(false);
+    await b.start(false);
     for (let i = 0; i < 12; i++) {
       env.advance(1_000);
-      a.poll();
-      b.poll();
+      await a.poll();
+      await b.poll();
       await a.settled();
       await b.settled();
     }
     await a.settled();
     await b.settled();
     expect(env.received).toEqual(['00:00:05', '00:00:10'].map((t) => `every-5s@2027-03-27T${t}.000Z`));
-    expect(env.store.history('every-5s', 10).map((r) => r.state)).toEqual(['acked', 'acked']);
+    expect((await env.store.history('every-5s', 10)).map((r) => r.state)).toEqual(['acked', 'acked']);
   });
 
   test('Europe/Berlin: a 02:30 daily fires at 03:00 on the spring-forward day; every 15 min fires 8 times in the repeated fall-back hour', async () => {
@@ -133,12 +133,12 @@ describe('clock', () => {
     ]);
     const clock = env.makeClock('a');
     env.set('2027-03-27T12:00:00Z');
-    clock.start(false);
+    await clock.start(false);
     // Poll every 15 minutes through both DST days, as the running clock would (more often).
     const walk = async (c: Clock, until: string): Promise<void> => {
       while (env && Date.parse(until) > env.time()) {
         env.advance(15 * 60_000);
-        c.poll();
+        await c.poll();
         await c.settled();
       }
     };
@@ -151,7 +151,7 @@ describe('clock', () => {
     env.received.length = 0;
     const fall = env.makeClock('b');
     env.set('2027-10-30T23:45:00Z'); // 01:45 CEST
-    fall.start(false);
+    await fall.start(false);
     await walk(fall, '2027-10-31T02:00:00Z'); // 03:00 CET: the hour 02:00-03:00 ran twice
     const ticks = env.received.filter((k) => k.startsWith('fall@')).map((k) => k.slice(5));
     expect(ticks).toEqual([
@@ -170,22 +170,22 @@ describe('clock', () => {
   test('a target that is down gets its tick once it is back, within the expiry; after it, the tick expires', async () => {
     env = await setup([{ ...daily, id: 'minutely', cron: '0 * * * * *', expiry_ms: 1_500 }], { receiver: false });
     const clock = env.makeClock('a');
-    clock.start(false);
+    await clock.start(false);
     env.advance(60_000);
-    clock.poll(); // the tick is due; nobody handles digest.* yet: retried with backoff
-    await waitFor(() => (env?.store.history('minutely', 1)[0]?.attempts ?? 0) >= 2, 5_000, 'two tries');
+    await clock.poll(); // the tick is due; nobody handles digest.* yet: retried with backoff
+    await waitFor(async () => ((await env?.store.history('minutely', 1))?.[0]?.attempts ?? 0) >= 2, 5_000, 'two tries');
     await env.startReceiver();
     await clock.settled();
     expect(env.received).toEqual(['minutely@2027-03-27T00:01:00.000Z']);
-    expect(env.store.history('minutely', 1)[0]?.state).toBe('acked');
+    expect((await env.store.history('minutely', 1))[0]?.state).toBe('acked');
 
     await env.stopReceiver();
     env.advance(60_000);
-    clock.poll();
-    await waitFor(() => (env?.store.history('minutely', 1)[0]?.attempts ?? 0) >= 1, 5_000, 'a try');
+    await clock.poll();
+    await waitFor(async () => ((await env?.store.history('minutely', 1))?.[0]?.attempts ?? 0) >= 1, 5_000, 'a try');
     env.advance(2_000); // past the expiry
     await clock.settled();
-    expect(env.store.history('minutely', 1)[0]).toMatchObject({ state: 'expired', error: expect.any(String) });
+    expect((await env.store.history('minutely', 1))[0]).toMatchObject({ state: 'expired', error: expect.any(String) });
   });
 
   test('overlap skip: a tick is skipped while the previous run is not acknowledged', async () => {
@@ -196,13 +196,13 @@ describe('clock', () => {
     env = await setup([{ ...daily, id: 'slow', cron: '*/10 * * * * *', expiry_ms: 60_000 }], { receiver: false });
     await env.startReceiver(() => gate);
     const clock = env.makeClock('a');
-    clock.start(false);
+    await clock.start(false);
     env.advance(10_000);
-    clock.poll();
+    await clock.poll();
     await waitFor(() => env?.received.length === 1, 2_000, 'the first tick');
     env.advance(10_000);
-    clock.poll();
-    expect(env.store.history('slow', 2).map((r) => r.state)).toEqual(['skipped', 'claimed']);
+    await clock.poll();
+    expect((await env.store.history('slow', 2)).map((r) => r.state)).toEqual(['skipped', 'claimed']);
     expect(env.lines.some((l) => /skipped: the previous run is not acknowledged/.test(String(l.msg)))).toBe(true);
     release();
   });
@@ -213,14 +213,14 @@ describe('clock', () => {
       { ...daily, id: 'hourly-skip', cron: '0 0 * * * *' },
     ]);
     const first = env.makeClock('a');
-    first.start(false);
+    await first.start(false);
     env.advance(3_600_000);
-    first.poll();
+    await first.poll();
     await first.settled();
     await first.stop();
     env.advance(5 * 3_600_000 + 60_000); // an outage of five hours
     const second = env.makeClock('b');
-    second.start(false);
+    await second.start(false);
     await second.settled();
     expect(env.received).toEqual([
       'hourly-once@2027-03-27T01:00:00.000Z',
@@ -232,9 +232,9 @@ describe('clock', () => {
   test('after a stall longer than the expiry, the stale ticks are not fired late', async () => {
     env = await setup([{ ...daily, id: 'each-second', cron: '* * * * * *', expiry_ms: 3_000, overlap: 'allow' }]);
     const clock = env.makeClock('a');
-    clock.start(false);
+    await clock.start(false);
     env.advance(60_000); // the process was suspended for a minute
-    clock.poll();
+    await clock.poll();
     await clock.settled();
     expect(env.received).toHaveLength(3); // only the ticks still within their 3 s expiry: 00:00:58, :59, 00:01:00
     expect(env.lines.some((l) => /57 ticks passed their expiry/.test(String(l.msg)))).toBe(true);
@@ -243,24 +243,27 @@ describe('clock', () => {
   test('history is pruned after the keep time, except ticks still open', async () => {
     env = await setup([]);
     const t0 = Date.parse('2027-03-01T00:00:00Z');
-    env.store.claim('s', t0, 'a', 'tid', t0);
-    env.store.update('s', t0, 'a', { state: 'acked', now: t0 });
-    env.store.claim('s', t0 + 1_000, 'a', 'tid', t0); // still open: kept
-    env.store.claim('s', Date.parse('2027-03-20T00:00:00Z'), 'a', 'tid', t0, 'skipped');
-    expect(env.store.prune(Date.parse('2027-03-10T00:00:00Z'))).toBe(1);
-    expect(env.store.history('s', 10).map((r) => r.state)).toEqual(['skipped', 'claimed']);
+    env.set('2027-03-01T00:00:00Z');
+    await env.store.claim('s', t0, 'a', 'tid');
+    await env.store.update('s', t0, 'a', { state: 'acked' });
+    await env.store.claim('s', t0 + 1_000, 'a', 'tid'); // still open: kept
+    await env.store.claim('s', Date.parse('2027-03-20T00:00:00Z'), 'a', 'tid', 'skipped');
+    expect(await env.store.prune(Date.parse('2027-03-10T00:00:00Z'))).toBe(1);
+    expect((await env.store.history('s', 10)).map((r) => r.state)).toEqual(['skipped', 'claimed']);
   });
 
   test('a claim whose clock died before the ack is taken over by another clock', async () => {
     env = await setup([{ ...daily, id: 'tick', cron: '*/5 * * * * *', expiry_ms: 60_000 }]);
     // A clock that claimed a tick and died: its row stays 'claimed' with an old heartbeat.
-    env.store.claim('tick', Date.parse('2027-03-27T00:00:05Z'), 'dead-clock', 'deadbeefdeadbeef', Date.parse('2027-03-27T00:00:05Z'));
+    env.set('2027-03-27T00:00:05Z');
+    await env.store.claim('tick', Date.parse('2027-03-27T00:00:05Z'), 'dead-clock', 'deadbeefdeadbeef');
+    env.set('2027-03-27T00:00:00Z');
     const clock = env.makeClock('b');
-    clock.start(false);
+    await clock.start(false);
     env.advance(9_000); // the dead clock's heartbeat is 4 s old: stale (2 s)
-    clock.poll();
+    await clock.poll();
     await clock.settled();
     expect(env.received).toEqual(['tick@2027-03-27T00:00:05.000Z']);
-    expect(env.store.history('tick', 1)[0]).toMatchObject({ state: 'acked', owner: 'b', tid: 'deadbeefdeadbeef' });
+    expect((await env.store.history('tick', 1))[0]).toMatchObject({ state: 'acked', owner: 'b', tid: 'deadbeefdeadbeef' });
   });
 });

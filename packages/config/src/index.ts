@@ -17,4 +17,4 @@ export { isSecretName, maskUrlCredentials, REDACTED, redactSecrets } from './red
 export { checkPrivateDir } from './secure-dir';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, Section, VariableDef, VariableName } from './variables';
-export { appSections, sections, variable, variables } from './variables';
+export { sections, variable, variables } from './variables';

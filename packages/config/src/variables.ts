@@ -216,6 +216,21 @@ const mailer = {
   MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
 } as const satisfies Record<string, VariableDef>;
 
+/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (today the clock). */
+const store = {
+  STORE: variable(
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Today the clock reads it; the other apps keep SQLite until their stores move.',
+    'sqlite',
+    z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
+  ),
+  DATABASE_URL: variable(
+    'PostgreSQL URL (`postgres://user:pass@host:5432/db`) when STORE=postgres. Its password is never logged.',
+    '',
+    z.union([z.literal(''), z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// URL' })]),
+  ),
+  DATABASE_SCHEMA: variable('PostgreSQL schema of the tables (created if missing).', 'steembot', z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL name')),
+} as const satisfies Record<string, VariableDef>;
+
 /** The clock. */
 const clock = {
   CLOCK_SCHEDULES: variable("The clock's schedule file.", 'clock.schedules.json', z.string().min(1)),
@@ -233,14 +248,13 @@ const clock = {
  * broadcaster. Relative paths are resolved against the repository root, so an app finds the same
  * files whatever its working directory.
  */
-export const sections = { shared, bus, chain, broadcaster, bot, mailer, clock } as const;
+export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock } as const;
 
 /** A section an app may ask for; `shared` and `bus` always come with it. */
 export type Section = Exclude<keyof typeof sections, 'shared' | 'bus'>;
-export const appSections = ['chain', 'broadcaster', 'bot', 'mailer', 'clock'] as const satisfies readonly Section[];
 
 /** The whole table (README, status screen, tests). */
-export const variables = { ...shared, ...bus, ...chain, ...broadcaster, ...bot, ...mailer, ...clock } as const;
+export const variables = { ...shared, ...bus, ...chain, ...store, ...broadcaster, ...bot, ...mailer, ...clock } as const;
 
 export type VariableName = keyof typeof variables;
 

@@ -94,10 +94,10 @@ export async function spawnProcess(file: string, options: SpawnOptions = {}): Pr
   return proc;
 }
 
-/** Poll `predicate` every 20 ms; throw with `what` after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/** Poll `predicate` (sync or async) every 20 ms; throw with `what` after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
