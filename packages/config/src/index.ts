@@ -4,6 +4,8 @@ export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, Task
 export { defineCatalogue, taskApp } from './catalogue-shape';
 export type { ChainOpName, OtherOpName } from './chain-ops';
 export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
+export type { VariableCheck, VariableDefs, VariableValues } from './check-variables';
+export { checkVariables, configError, readEnvironment } from './check-variables';
 export type { EmailRequest, EmailStatus, ParsedEmailRequest } from './email';
 export { allowedHeaderNames, emailAddress, emailRequest, emailStatuses, MAX_METADATA_BYTES, MAX_SCHEDULE_MS } from './email';
 export type { ErrorCode, SerializedError } from './errors';
@@ -16,4 +18,4 @@ export { projectRoot, resolveProjectPath } from './paths';
 export { checkPrivateDir } from './secure-dir';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, VariableDef, VariableName } from './variables';
-export { variables } from './variables';
+export { variable, variables, variableSchemas } from './variables';

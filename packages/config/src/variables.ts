@@ -9,7 +9,8 @@ export interface VariableDef<T = unknown> {
   readonly schema: z.ZodType<T, string>;
 }
 
-function variable<T>(doc: string, defaultValue: string | undefined, schema: z.ZodType<T, string>): VariableDef<T> {
+/** Declare one variable (also how a bot package declares its own; see `checkVariables`). */
+export function variable<T>(doc: string, defaultValue: string | undefined, schema: z.ZodType<T, string>): VariableDef<T> {
   return { doc, default: defaultValue, schema };
 }
 
@@ -52,6 +53,9 @@ const startBlock = z.union(
   ],
   { error: '"head", "irreversible" or a block number >= 1' },
 );
+
+/** The schemas the project's variables use, for variables declared outside this package (a bot's own). */
+export const variableSchemas = { positiveInt, httpUrl, urlList, flag, optionalText, list, port } as const;
 
 /**
  * Every variable the apps read. Relative paths are resolved against the repository root, so an
@@ -135,6 +139,11 @@ export const variables = {
     positiveInt,
   ),
   BOT_RETRY_MAX_MS: variable('Longest delay between two tries of a failing bot handler.', '60000', positiveInt),
+  BOT_HANDLER_TIMEOUT_MS: variable(
+    "Longest try of a bot handler; past it the try fails (and is retried) and the handler's `ctx.signal` is aborted.",
+    '300000',
+    positiveInt,
+  ),
   BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
   STEEM_ACCOUNT: variable('Account the bots act as (votes, comments, transfers). Set it per bot in pm2.json.', '', optionalText),
   STEEM_POSTING_KEY: variable(
@@ -143,9 +152,6 @@ export const variables = {
     optionalText,
   ),
   STEEM_ACTIVE_KEY: variable('Private active key (WIF) of STEEM_ACCOUNT, for transfers. Never logged.', '', optionalText),
-  WATCHER_ACCOUNTS: variable('Comma-separated accounts the watcher bot watches (transfers in, replies, mentions).', '', list),
-  WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', '', optionalText),
-  DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
   MAILER_HOST: variable('Address the mailer API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
   MAILER_PORT: variable('Port of the mailer REST API.', '8025', port),
   MAILER_FROM: variable(
