@@ -25,3 +25,16 @@ test('with no WATCHER_ACCOUNTS/WATCHER_EMAIL the process signals ready, logs one
     t.cleanup();
   }
 });
+
+test('an invalid WATCHER_* value is a config error: the problem list on stderr and exit code 78 (PM2 does not restart it)', async () => {
+  const t = testSetup({ WATCHER_ACCOUNTS: 'alice', WATCHER_EMAIL: 'nobody' });
+  try {
+    const proc = await spawnProcess(projectRootFile('bots/watcher/dist/main.js'), { env: t.env, ready: false, stderr: 'pipe' });
+    let stderr = '';
+    proc.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    expect(await proc.exited).toBe(78);
+    expect(stderr).toMatch(/^invalid configuration:\n {2}WATCHER_EMAIL: expected an email address \(name@example\.com\); got "nobody"\n/);
+  } finally {
+    t.cleanup();
+  }
+});
