@@ -76,6 +76,9 @@ export default config;
 /** ${name}: logs every downvote. Handle any op type by adding its name under \`on\`. */
 export const ${camel} = createBot({
   name: '${name}',
+  // Its own settings: variables: { MY_VAR: variable(doc, default, schema) } (from @steem-bot/config),
+  // parsed into setup's \`vars\`; list them in the README under "Bots' own variables".
+  // A handler that awaits I/O passes \`ctx.signal\` on: it is aborted at BOT_HANDLER_TIMEOUT_MS.
   on: {
     vote(op, { log }) {
       if (op.weight < 0) log.info(\`@\${op.voter} downvoted @\${op.author}/\${op.permlink} (\${op.weight / 100} %)\`);

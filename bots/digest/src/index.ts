@@ -1,7 +1,12 @@
 import { createBot, type OpContext, type OpHandlers } from '@steem-bot/bot';
-import { AppError, chainOpNames } from '@steem-bot/config';
+import { chainOpNames, emailAddress, variable } from '@steem-bot/config';
 
 const TOP_AUTHORS = 10;
+
+/** The digest's own variable; without it the digest idles (see the bot SDK). */
+export const digestVariables = {
+  DIGEST_EMAIL: variable('Where the digest bot sends its digest.', undefined, emailAddress),
+};
 
 let to = '';
 
@@ -23,9 +28,9 @@ function count(op: Record<string, unknown>, { db, name, position }: OpContext): 
 
 export const digest = createBot({
   name: 'digest',
-  setup({ db, config }) {
-    if (config.DIGEST_EMAIL === '') throw new AppError('ERR_CONFIG_INVALID', 'the digest needs DIGEST_EMAIL (where to send the digest)');
-    to = config.DIGEST_EMAIL;
+  variables: digestVariables,
+  setup({ db, vars }) {
+    to = vars.DIGEST_EMAIL;
     db.exec(`
       CREATE TABLE IF NOT EXISTS digest_state (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, since INTEGER NOT NULL);
       INSERT OR IGNORE INTO digest_state (id, position, since) VALUES (1, -1, unixepoch() * 1000);

@@ -1,6 +1,10 @@
-import { startTestBot, type TestBot } from '@steem-bot/bot';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { digest } from '../src';
+import { startTestBot, type TestBot } from '@steem-bot/bot';
+import { projectRoot, variables } from '@steem-bot/config';
+
+import { digest, digestVariables } from '../src';
 
 const post = (author: string) => ({
   parent_author: '',
@@ -48,7 +52,29 @@ describe('digest', () => {
     expect(bot.running.store.db.prepare('SELECT n FROM op_counts WHERE type = ?').pluck().get('vote')).toBe(1);
   });
 
-  test('refuses to start without DIGEST_EMAIL', async () => {
-    await expect(startTestBot(digest, {})).rejects.toThrow(/DIGEST_EMAIL/);
+  test('without DIGEST_EMAIL it idles with one line saying what to set; an invalid one is a config error', async () => {
+    expect(Object.keys(variables)).not.toContain('DIGEST_EMAIL');
+    expect(Object.keys(digestVariables)).toEqual(['DIGEST_EMAIL']);
+    bot = await startTestBot(digest, {});
+    expect(bot.running.idle).toBe(true);
+    expect(bot.lines.filter((l) => String(l.msg).startsWith('idle')).map((l) => l.msg)).toEqual([
+      expect.stringMatching(/until DIGEST_EMAIL is set in \.env or the environment/),
+    ]);
+    await expect(startTestBot(digest, { DIGEST_EMAIL: 'me at example' })).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: expect.stringMatching(/DIGEST_EMAIL: expected an email address/),
+    });
+  });
+
+  test("the README lists its variables under Bots' own variables, with their defaults", () => {
+    const readme = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf("## Bots' own variables")).split('\n## ')[0] as string;
+    const table = section.slice(section.indexOf('### digest\n')).split('\n### ')[0] as string;
+    const rows = [...table.matchAll(/^\|\s*`([A-Z0-9_]+)`\s*\|\s*([^|]+?)\s*\|/gm)].map((m) => [m[1], m[2]]);
+    const defaults = Object.entries(digestVariables).map(([name, def]) => [
+      name,
+      def.default === undefined ? 'required' : `\`${def.default}\``,
+    ]);
+    expect(rows.sort()).toEqual(defaults.sort());
   });
 });

@@ -1,5 +1,5 @@
 import { createBot, type Mail } from '@steem-bot/bot';
-import { AppError } from '@steem-bot/config';
+import { emailAddress, variable, variableSchemas } from '@steem-bot/config';
 
 // `@name` where name is a Steem account name (3-16 chars), not part of an email address or URL.
 const MENTION = /(?:^|[^\w@./-])@([a-z][a-z0-9-.]{1,14}[a-z0-9])(?![\w-]|\.[a-z])/g;
@@ -52,6 +52,20 @@ export function emailsFor(name: 'transfer' | 'comment', op: Op, watched: Readonl
   return emails;
 }
 
+const ACCOUNT = /^[a-z][a-z0-9-.]{1,14}[a-z0-9]$/;
+
+/** The watcher's own variables; without them it idles (see the bot SDK). */
+export const watcherVariables = {
+  WATCHER_ACCOUNTS: variable(
+    'Comma-separated accounts the watcher bot watches (transfers in, replies, mentions).',
+    undefined,
+    variableSchemas.list
+      .refine((names) => names.length > 0, 'at least one account name')
+      .refine((names) => names.every((n) => ACCOUNT.test(n)), 'Steem account names (lower-case, 3-16 characters)'),
+  ),
+  WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', undefined, emailAddress),
+};
+
 let watched: ReadonlySet<string> = new Set();
 let to = '';
 
@@ -68,14 +82,10 @@ async function notify(emails: WatcherEmail[], mail: Mail, log: { info(msg: strin
  */
 export const watcher = createBot({
   name: 'watcher',
-  setup({ config }) {
-    const problems = [
-      config.WATCHER_ACCOUNTS.length === 0 ? 'WATCHER_ACCOUNTS (the accounts to watch)' : '',
-      config.WATCHER_EMAIL === '' ? 'WATCHER_EMAIL (where to send the emails)' : '',
-    ].filter(Boolean);
-    if (problems.length > 0) throw new AppError('ERR_CONFIG_INVALID', `the watcher needs ${problems.join(' and ')}`);
-    watched = new Set(config.WATCHER_ACCOUNTS);
-    to = config.WATCHER_EMAIL;
+  variables: watcherVariables,
+  setup({ vars }) {
+    watched = new Set(vars.WATCHER_ACCOUNTS);
+    to = vars.WATCHER_EMAIL;
   },
   on: {
     transfer: (op, { mail, log }) => notify(emailsFor('transfer', op, watched), mail, log),

@@ -1,6 +1,10 @@
-import { startTestBot, type TestBot } from '@steem-bot/bot';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { mentionsIn, watcher } from '../src';
+import { startTestBot, type TestBot } from '@steem-bot/bot';
+import { projectRoot, variables } from '@steem-bot/config';
+
+import { mentionsIn, watcher, watcherVariables } from '../src';
 
 const comment = (author: string, permlink: string, body: string, parent = '') => ({
   parent_author: parent,
@@ -38,7 +42,35 @@ describe('watcher', () => {
     expect(bot.mails.every((m) => JSON.stringify(m.payload.to) === '["ops@example.com"]')).toBe(true);
   });
 
-  test('refuses to start without accounts or an address', async () => {
-    await expect(startTestBot(watcher, {})).rejects.toThrow(/WATCHER_ACCOUNTS .* and WATCHER_EMAIL/);
+  test('without WATCHER_ACCOUNTS and WATCHER_EMAIL it idles: one line says what to set, no op is handled', async () => {
+    bot = await startTestBot(watcher, {});
+    expect(bot.running.idle).toBe(true);
+    const idle = bot.lines.filter((l) => String(l.msg).startsWith('idle'));
+    expect(idle).toHaveLength(1);
+    expect(idle[0]).toMatchObject({ level: 40, msg: expect.stringMatching(/until WATCHER_ACCOUNTS and WATCHER_EMAIL are set in \.env/) });
+  });
+
+  test('declares its own variables (config does not know them); an invalid value is a config error listing each', async () => {
+    expect(Object.keys(variables)).not.toContain('WATCHER_ACCOUNTS');
+    expect(Object.keys(variables)).not.toContain('WATCHER_EMAIL');
+    expect(Object.keys(watcherVariables).sort()).toEqual(['WATCHER_ACCOUNTS', 'WATCHER_EMAIL']);
+    await expect(startTestBot(watcher, { WATCHER_ACCOUNTS: 'alice,Not A Name', WATCHER_EMAIL: 'nobody' })).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: expect.stringMatching(
+        /^invalid configuration:\n {2}WATCHER_ACCOUNTS: expected Steem account names.*\n {2}WATCHER_EMAIL: expected an email address/,
+      ),
+    });
+  });
+
+  test("the README lists its variables under Bots' own variables, with their defaults", () => {
+    const readme = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf("## Bots' own variables")).split('\n## ')[0] as string;
+    const table = section.slice(section.indexOf('### watcher\n')).split('\n### ')[0] as string;
+    const rows = [...table.matchAll(/^\|\s*`([A-Z0-9_]+)`\s*\|\s*([^|]+?)\s*\|/gm)].map((m) => [m[1], m[2]]);
+    const defaults = Object.entries(watcherVariables).map(([name, def]) => [
+      name,
+      def.default === undefined ? 'required' : `\`${def.default}\``,
+    ]);
+    expect(rows.sort()).toEqual(defaults.sort());
   });
 });

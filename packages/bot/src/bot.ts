@@ -6,19 +6,25 @@ import {
   AppError,
   type Catalogue,
   type ChainOpName,
+  checkVariables,
   type Config,
+  configError,
   type EmailRequest,
   type EventPayload,
   type Logger,
+  readEnvironment,
   serializeError,
   type TaskName,
   type TaskPayload,
   type TaskReply,
+  type VariableDefs,
+  type VariableValues,
   withTid,
 } from '@steem-bot/config';
 import type { Database } from '@steem-bot/store';
 
 import { Chain, type KeyRole } from './chain';
+import { withDeadline } from './deadline';
 import { Dispatcher } from './dispatcher';
 import { BotStore } from './store';
 
@@ -44,6 +50,13 @@ export interface OpContext<N extends OpName = OpName> {
   mail: Mail;
   /** The bot's own SQLite file, for state it keeps (make writes idempotent by position). */
   db: Database;
+  /**
+   * Aborted when this try outlives BOT_HANDLER_TIMEOUT_MS (or the bot's `handlerTimeoutMs`): the
+   * try has then failed and will be retried. A promise cannot be cancelled, so pass the signal on
+   * (`fetch(url, { signal })`) or check it, and stop: a handler that ignores it runs on, unawaited,
+   * possibly next to its own retry.
+   */
+  signal: AbortSignal;
 }
 
 export type OpHandlers = { [N in OpName]?: (op: EventPayload<Catalogue, N>, ctx: OpContext<N>) => unknown };
@@ -64,14 +77,26 @@ export type BotTaskHandlers = {
   ) => TaskReply<Catalogue, N> | Promise<TaskReply<Catalogue, N>>;
 };
 
-export interface BotDefinition {
+/** What a bot's `setup` gets. */
+export interface BotSetupContext<V extends VariableDefs = VariableDefs> {
+  db: Database;
+  config: Config<'chain' | 'bot'>;
+  log: Logger;
+  /** The bot's own variables, parsed (see `variables`). */
+  vars: VariableValues<V>;
+}
+
+export interface BotDefinition<V extends VariableDefs = VariableDefs> {
   /** App name: the PM2 app, the log prefix, `DATA_DIR/bot-<name>.sqlite`, and its tasks' first segment. */
   name: string;
   /** One handler per op type; the bot subscribes to exactly these. */
   on: OpHandlers;
   /** Tasks addressed to this bot (`<name>.<model>.<verb>`), e.g. sent by the clock. */
   tasks?: BotTaskHandlers;
-  /** Ops for which this returns false are skipped without calling a handler. */
+  /**
+   * Ops for which this returns false are skipped without calling a handler. If it (or
+   * `concurrency.key`) throws, the op fails like a throwing handler: retried, then dead-lettered.
+   */
   filter?: (name: OpName, op: Record<string, unknown>) => boolean;
   /** Run up to `limit` handlers at once, in order per `key` (e.g. per author). Default: one at a time, in chain order. */
   concurrency?: { limit: number; key: (name: OpName, op: Record<string, unknown>) => string };
@@ -79,8 +104,17 @@ export interface BotDefinition {
   keys?: KeyRole[];
   /** Overrides of BOT_RETRY_ATTEMPTS / BOT_RETRY_BASE_MS / BOT_RETRY_MAX_MS. */
   retry?: { attempts?: number; baseMs?: number; maxMs?: number };
+  /** Overrides BOT_HANDLER_TIMEOUT_MS: the longest try of one handler. */
+  handlerTimeoutMs?: number;
+  /**
+   * The bot's own environment variables, declared with `variable(doc, default, schema)` from
+   * `@steem-bot/config` and read (from `.env` and the environment) at start. An invalid value
+   * stops the bot with the config error list (exit 78); a required one (default `undefined`)
+   * that is unset leaves the bot idle: online, handling nothing, with one log line saying what to set.
+   */
+  variables?: V;
   /** Runs once at start, before the subscription: create the bot's tables here. */
-  setup?: (ctx: { db: Database; config: Config<'chain' | 'bot'>; log: Logger }) => void | Promise<void>;
+  setup?(ctx: BotSetupContext<V>): void | Promise<void>;
 }
 
 /** A started bot. */
@@ -90,12 +124,17 @@ export interface RunningBot extends RunningApp {
   /** The subscription to the broadcaster. */
   readonly subscription: TransportSubscription;
   readonly store: BotStore;
+  /** True when the bot started idle for want of its required variables (it handles nothing). */
+  readonly idle: boolean;
 }
 
 export interface Bot {
   readonly definition: BotDefinition;
-  /** Start with a given config, logger and bus (tests; `run` uses the real ones). */
-  start(ctx: AppContext<'chain' | 'bot'>): Promise<RunningBot>;
+  /**
+   * Start with a given config, logger and bus (tests; `run` uses the real ones). `env` holds the
+   * bot's own variables; by default they are read from `.env` and `process.env`.
+   */
+  start(ctx: AppContext<'chain' | 'bot'>, env?: Record<string, string | undefined>): Promise<RunningBot>;
   /** The whole of a bot's `main.ts`: run it as a PM2 app. */
   run(): void;
 }
@@ -109,7 +148,7 @@ const SOURCE = 'broadcaster';
 class Stopped extends Error {}
 
 /** Define a bot: typed handlers per op type; see the package README for the guarantees. */
-export function createBot(definition: BotDefinition): Bot {
+export function createBot<V extends VariableDefs = VariableDefs>(definition: BotDefinition<V>): Bot {
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(definition.name)) {
     throw new AppError('ERR_BOT_INVALID', `bot name "${definition.name}" must be lower-case letters, digits and dashes`);
   }
@@ -119,13 +158,26 @@ export function createBot(definition: BotDefinition): Bot {
   }
   return {
     definition,
-    start: (ctx) => startBot(definition, ctx),
-    run: () => void runApp({ app: definition.name, sections: ['chain', 'bot'], drainMs: 8_000, start: (ctx) => startBot(definition, ctx) }),
+    start: (ctx, env) => startBot(definition, ctx, env ?? readEnvironment({ app: definition.name })),
+    run: () =>
+      void runApp({
+        app: definition.name,
+        sections: ['chain', 'bot'],
+        drainMs: 8_000,
+        start: (ctx) => startBot(definition, ctx, readEnvironment({ app: definition.name })),
+      }),
   };
 }
 
-async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<'chain' | 'bot'>): Promise<RunningBot> {
+async function startBot<V extends VariableDefs>(
+  def: BotDefinition<V>,
+  { config, logger, bus }: AppContext<'chain' | 'bot'>,
+  env: Record<string, string | undefined>,
+): Promise<RunningBot> {
+  const { values: vars, problems, missing } = checkVariables(def.variables ?? ({} as V), env);
+  if (problems.length > 0) throw configError(problems);
   const store = new BotStore(join(config.DATA_DIR, `bot-${def.name}.sqlite`));
+  if (missing.length > 0) return idleBot(def, store, logger, missing);
   const chain = await Chain.create({
     live: config.BOT_LIVE,
     account: config.STEEM_ACCOUNT,
@@ -140,7 +192,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
   });
   if (!config.BOT_LIVE && def.keys?.length) logger.warn('dry run: chain actions are logged, not broadcast (BOT_LIVE=1 to broadcast)');
   try {
-    await def.setup?.({ db: store.db, config, log: logger });
+    await def.setup?.({ db: store.db, config, log: logger, vars });
   } catch (err) {
     store.close();
     throw err;
@@ -151,6 +203,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
     baseMs: def.retry?.baseMs ?? config.BOT_RETRY_BASE_MS,
     maxMs: def.retry?.maxMs ?? config.BOT_RETRY_MAX_MS,
   };
+  const timeoutMs = def.handlerTimeoutMs ?? config.BOT_HANDLER_TIMEOUT_MS;
   const stopping = new AbortController();
   // Rejects at once when the bot stops, so a handler waiting for its next try does not hold up the drain.
   const sleep = (ms: number): Promise<void> => delay(ms, undefined, { signal: stopping.signal }).catch(() => Promise.reject(new Stopped()));
@@ -163,20 +216,43 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
     };
   };
 
-  /** Run a handler with retries; resolves to the error of the last try, or undefined on success. */
+  /**
+   * Run a handler with retries; resolves to the error of the last try, or undefined on success.
+   * With `recheck` (the filter or the key threw when the op arrived, or a dead-letter replay),
+   * every try first runs the filter and the key again: their failure is the try's failure.
+   */
   const runHandler = async (
     name: OpName,
     payload: Record<string, unknown>,
     position: number,
     tid: string,
+    recheck: boolean,
   ): Promise<{ error: unknown; attempts: number } | undefined> => {
     const handler = def.on[name] as ((op: unknown, ctx: OpContext) => unknown) | undefined;
     if (!handler) return undefined;
     const log = logger.child({ op: name, pos: position });
     for (let attempt = 1, counted = 1; ; attempt++) {
-      const ctx: OpContext = { name, position, tid, attempt, log, chain, mail: mailFor(`${def.name}:${position}`), db: store.db };
+      let stage = 'handler';
       try {
-        await withTid(tid, () => handler(payload, ctx));
+        if (recheck) {
+          stage = 'filter';
+          if (def.filter && !def.filter(name, payload)) return undefined;
+          stage = 'concurrency.key';
+          def.concurrency?.key(name, payload);
+          stage = 'handler';
+        }
+        const mail = mailFor(`${def.name}:${position}`);
+        await withDeadline(
+          (signal) => withTid(tid, () => handler(payload, { name, position, tid, attempt, log, chain, mail, db: store.db, signal })),
+          timeoutMs,
+          (late) =>
+            withTid(tid, () =>
+              log.warn(
+                { err: late?.error, attempt },
+                `${name} handler try ${attempt}, abandoned after its timeout, ${late ? 'failed' : 'succeeded'} late`,
+              ),
+            ),
+        );
         return undefined;
       } catch (err) {
         if (err instanceof Stopped || stopping.signal.aborted) throw new Stopped();
@@ -187,7 +263,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
         withTid(tid, () =>
           log.warn(
             { err, attempt },
-            `${name} handler failed (try ${attempt}${transient ? ', bus unavailable' : `/${retry.attempts}`}); retrying in ${delay} ms`,
+            `${name} ${stage} failed (try ${attempt}${transient ? ', bus unavailable' : `/${retry.attempts}`}); retrying in ${delay} ms`,
           ),
         );
         await sleep(delay);
@@ -198,12 +274,21 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
   const dispatcher = new Dispatcher(def.concurrency?.limit ?? 1, (position) => store.saveCheckpoint(position));
 
   const onOp = (name: OpName, payload: Record<string, unknown>, position: number, tid: string): Promise<void> => {
-    const wanted = def.on[name] !== undefined && (def.filter?.(name, payload) ?? true);
-    const key = wanted && def.concurrency ? def.concurrency.key(name, payload) : undefined;
+    let wanted = def.on[name] !== undefined;
+    let key: string | undefined;
+    let threw = false;
+    try {
+      if (wanted) wanted = def.filter?.(name, payload) ?? true;
+      if (wanted && def.concurrency) key = def.concurrency.key(name, payload);
+    } catch {
+      // Retried like a failing handler. Without its key the op runs outside any key's order.
+      threw = true;
+      wanted = true;
+    }
     return dispatcher.submit(position, key, async () => {
       if (!wanted) return true;
       try {
-        const failure = await runHandler(name, payload, position, tid);
+        const failure = await runHandler(name, payload, position, tid, threw);
         if (failure) {
           const id = store.addDeadLetter({ position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts });
           withTid(tid, () =>
@@ -261,7 +346,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
     try {
       for (const letter of store.deadLetters('replay')) {
         logger.info({ deadLetter: letter.id }, `replaying dead letter #${letter.id} (${letter.name} at ${letter.position})`);
-        const failure = await runHandler(letter.name as OpName, letter.payload, letter.position, letter.tid);
+        const failure = await runHandler(letter.name as OpName, letter.payload, letter.position, letter.tid, true);
         if (failure) store.replayFailed(letter.id, describe(failure.error), failure.attempts);
         else store.replaySucceeded(letter.id);
         logger.info(`dead letter #${letter.id} ${failure ? 'failed again' : 'replayed'}`);
@@ -277,6 +362,7 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
   return {
     subscription,
     store,
+    idle: false,
     checkpoint: () => store.checkpoint(),
     async stop() {
       subscription.close();
@@ -284,6 +370,29 @@ async function startBot(def: BotDefinition, { config, logger, bus }: AppContext<
       stopping.abort();
       await dispatcher.idle();
       store.close();
+    },
+  };
+}
+
+/**
+ * A bot whose required variables are unset: online (PM2 sees it ready, not errored), handling
+ * nothing, having said once what to set.
+ */
+function idleBot(def: BotDefinition, store: BotStore, logger: Logger, missing: string[]): RunningBot {
+  const names = missing.length === 1 ? `${missing[0]} is` : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are`;
+  const docs = missing.map((name) => `${name}: ${def.variables?.[name]?.doc ?? ''}`).join(' ');
+  logger.warn(`idle, handling nothing, until ${names} set in .env or the environment (then: npx pm2 restart ${def.name}). ${docs}`);
+  // Nothing else holds the event loop open: no subscription, no tasks.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  return {
+    subscription: { position: null, ready: Promise.resolve(), close: () => undefined },
+    store,
+    idle: true,
+    checkpoint: () => store.checkpoint(),
+    stop() {
+      clearInterval(keepAlive);
+      store.close();
+      return Promise.resolve();
     },
   };
 }

@@ -1,4 +1,15 @@
-export type { Bot, BotDefinition, BotTaskContext, BotTaskHandlers, Mail, OpContext, OpHandlers, OpName, RunningBot } from './bot';
+export type {
+  Bot,
+  BotDefinition,
+  BotSetupContext,
+  BotTaskContext,
+  BotTaskHandlers,
+  Mail,
+  OpContext,
+  OpHandlers,
+  OpName,
+  RunningBot,
+} from './bot';
 export { createBot } from './bot';
 export type { ChainOptions, CommentInput, CustomJsonInput, KeyRole, TransferInput, VoteInput } from './chain';
 export { Chain } from './chain';

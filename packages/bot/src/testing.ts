@@ -25,7 +25,8 @@ export interface TestBot {
 
 /**
  * Run a bot in this process on the in-memory bus, with a temp DATA_DIR, a broadcaster stand-in
- * and a mailer stand-in that records what it is asked to send: for bot unit tests.
+ * and a mailer stand-in that records what it is asked to send: for bot unit tests. `vars` are
+ * the environment: config variables and the bot's own.
  */
 export async function startTestBot(bot: Bot, vars: Record<string, string> = {}): Promise<TestBot> {
   const dir = mkdtempSync(join(tmpdir(), `bot-${bot.definition.name}-`));
@@ -55,7 +56,8 @@ export async function startTestBot(bot: Bot, vars: Record<string, string> = {}):
   await mailer.serve();
   const clock = busFor('clock');
   const botBus = busFor(bot.definition.name);
-  const running = await bot.start({ config, logger, bus: botBus });
+  // The bot's own variables come from `vars` only, never from the developer's .env.
+  const running = await bot.start({ config, logger, bus: botBus }, vars);
   await running.subscription.ready;
   return {
     running,

@@ -1,4 +1,4 @@
-import { AppError } from '@steem-bot/config';
+import { AppError, variable, variableSchemas } from '@steem-bot/config';
 import { DevNode } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
@@ -133,6 +133,138 @@ describe('bot SDK (in-memory bus)', () => {
       const mine = order.filter((p) => Number(p.split('-')[2]) % 3 === author);
       expect(mine).toEqual([...mine].sort((a, b) => Number(a.split('-')[2]) - Number(b.split('-')[2])));
     }
+  });
+
+  test('a filter or concurrency.key that throws fails the op like a handler: retried, then dead-lettered, later ops flow', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '2' });
+    cleanup = env.cleanup;
+    const handled: string[] = [];
+    const bot = createBot({
+      name: 'picky',
+      filter: (_name, op) => {
+        if (op.permlink === 'post-60-1') throw new Error('filter boom');
+        return true;
+      },
+      concurrency: {
+        limit: 2,
+        key: (_name, op) => {
+          if (op.permlink === 'post-60-3') throw new Error('key boom');
+          return String(op.author);
+        },
+      },
+      on: { vote: (op) => void handled.push(op.permlink) },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('picky') });
+    await running.subscription.ready;
+    for (let i = 0; i < 5; i++) await env.publishVote(60, i);
+    await waitFor(() => running?.checkpoint() === positionOf(60, 4), 5_000, 'the last op');
+    expect(handled.sort()).toEqual(['post-60-0', 'post-60-2', 'post-60-4']);
+    const letters = running.store.deadLetters();
+    expect(letters.map((l) => [l.position, l.attempts, l.state])).toEqual([
+      [positionOf(60, 1), 2, 'dead'],
+      [positionOf(60, 3), 2, 'dead'],
+    ]);
+    expect(letters[0]?.error).toMatch(/filter boom/);
+    expect(letters[1]?.error).toMatch(/key boom/);
+    expect(env.lines.some((l) => String(l.msg).startsWith('vote filter failed (try 1/2)'))).toBe(true);
+    expect(env.lines.some((l) => String(l.msg).startsWith('vote concurrency.key failed (try 1/2)'))).toBe(true);
+  });
+
+  test('a hung handler under concurrency times out into retries and the dead letter; its signal is aborted; the checkpoint moves on', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '2', BOT_HANDLER_TIMEOUT_MS: '100' });
+    cleanup = env.cleanup;
+    const signals: AbortSignal[] = [];
+    const handled: string[] = [];
+    const bot = createBot({
+      name: 'hung',
+      concurrency: { limit: 3, key: (_name, op) => String(op.author) },
+      on: {
+        async vote(op, { signal }) {
+          if (op.permlink === 'post-70-1') {
+            signals.push(signal);
+            await new Promise(() => undefined); // never settles, ignores its signal
+          }
+          handled.push(op.permlink);
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('hung') });
+    await running.subscription.ready;
+    for (let i = 0; i < 6; i++) await env.publishVote(70, i);
+    await waitFor(() => running?.checkpoint() === positionOf(70, 5), 5_000, 'the checkpoint past the hung op');
+    expect(handled).toHaveLength(5);
+    expect(handled).not.toContain('post-70-1');
+    const [letter] = running.store.deadLetters();
+    expect(letter).toMatchObject({ position: positionOf(70, 1), attempts: 2, state: 'dead' });
+    expect(letter?.error).toMatch(/^ERR_BOT_HANDLER_TIMEOUT: the handler did not settle within 100 ms/);
+    expect(signals).toHaveLength(2);
+    expect(signals.every((s) => s.aborted && (s.reason as { code?: string }).code === 'ERR_BOT_HANDLER_TIMEOUT')).toBe(true);
+  });
+
+  test('handlerTimeoutMs overrides the variable; a cooperative handler stops on its signal and a late settling is logged', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '3' });
+    cleanup = env.cleanup;
+    const bot = createBot({
+      name: 'slow',
+      handlerTimeoutMs: 50,
+      on: {
+        async vote(_op, { attempt, signal }) {
+          if (attempt > 1) return;
+          // The first try ignores the deadline for a while, then notices its signal and gives up.
+          await new Promise((r) => setTimeout(r, 150));
+          signal.throwIfAborted();
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('slow') });
+    await running.subscription.ready;
+    await env.publishVote(80, 0);
+    await waitFor(() => running?.checkpoint() === positionOf(80, 0), 5_000, 'the op');
+    expect(running.store.deadLetters()).toEqual([]);
+    await waitFor(
+      () => env.lines.some((l) => l.msg === 'vote handler try 1, abandoned after its timeout, failed late'),
+      2_000,
+      'the late line',
+    );
+    expect(
+      env.lines.some(
+        (l) => String(l.msg).startsWith('vote handler failed (try 1/3)') && (l.err as { code?: string }).code === 'ERR_BOT_HANDLER_TIMEOUT',
+      ),
+    ).toBe(true);
+  });
+
+  test("a bot's own variables: parsed into setup; an invalid value is ERR_CONFIG_INVALID; a missing required one leaves it idle", async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    let got: unknown;
+    const define = () =>
+      createBot({
+        name: 'configured',
+        variables: {
+          MY_LIMIT: variable('How many.', '5', variableSchemas.positiveInt),
+          MY_TARGET: variable('Whom to tell.', undefined, variableSchemas.optionalText),
+        },
+        setup: ({ vars }) => void (got = { limit: vars.MY_LIMIT + 1, target: vars.MY_TARGET }),
+        on: { vote: () => undefined },
+      });
+    const start = (vars: Record<string, string>) =>
+      define().start({ config: env.config, logger: env.logger, bus: env.busFor('configured') }, vars);
+    await expect(start({ MY_LIMIT: 'many', MY_TARGET: 'x' })).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: 'invalid configuration:\n  MY_LIMIT: expected a whole number; got "many"',
+      data: [{ variable: 'MY_LIMIT', expected: 'a whole number', got: '"many"' }],
+    });
+    running = await start({ MY_TARGET: 'me' });
+    expect(got).toEqual({ limit: 6, target: 'me' });
+    expect(running.idle).toBe(false);
+    await running.stop();
+    running = await start({});
+    expect(running.idle).toBe(true);
+    expect(env.lines.filter((l) => String(l.msg).startsWith('idle')).map((l) => l.msg)).toEqual([
+      'idle, handling nothing, until MY_TARGET is set in .env or the environment (then: npx pm2 restart configured). MY_TARGET: Whom to tell.',
+    ]);
+    await env.publishVote(90, 0);
+    expect(running.checkpoint()).toBeNull();
   });
 
   test('dry run logs exactly the vote it would cast', async () => {

@@ -7,7 +7,12 @@ import { BlockFetcher } from './fetcher';
 import { NodePool } from './nodes';
 
 /** Wire a broadcaster from the validated config. */
-export function createBroadcaster(config: Config<'chain' | 'broadcaster'>, logger: Logger, bus: Bus<Catalogue>, checkpointPath: string): Broadcaster {
+export function createBroadcaster(
+  config: Config<'chain' | 'broadcaster'>,
+  logger: Logger,
+  bus: Bus<Catalogue>,
+  checkpointPath: string,
+): Broadcaster {
   const pool = new NodePool(config.STEEM_NODES, {
     timeoutMs: config.BROADCASTER_RPC_TIMEOUT_MS,
     staleBlocks: config.BROADCASTER_STALE_BLOCKS,

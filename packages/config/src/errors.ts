@@ -28,6 +28,10 @@ export const errorCodes = {
   ERR_BOT_KEY_INVALID: { retryable: false, doc: 'A bot key is not a valid private key (WIF).' },
   ERR_BOT_KEY_MISMATCH: { retryable: false, doc: 'Live mode: the key is not an authority of STEEM_ACCOUNT on chain.' },
   ERR_BOT_CHAIN_INPUT: { retryable: false, doc: 'A chain action got an invalid argument (vote weight, transfer amount).' },
+  ERR_BOT_HANDLER_TIMEOUT: {
+    retryable: true,
+    doc: 'A bot handler try outlived BOT_HANDLER_TIMEOUT_MS: it counts as failed, its `ctx.signal` is aborted.',
+  },
   ERR_BOT_INVALID: { retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
   ERR_MAILER_NOT_FOUND: { retryable: false, doc: 'No such message (or it belongs to another client).' },
   ERR_MAILER_CONFLICT: { retryable: false, doc: 'Idempotency key reused with another body, or the message can no longer be cancelled.' },

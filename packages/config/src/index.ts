@@ -4,12 +4,14 @@ export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, Task
 export { defineCatalogue, taskApp } from './catalogue-shape';
 export type { ChainOpName, OtherOpName } from './chain-ops';
 export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
+export type { VariableCheck, VariableDefs, VariableValues } from './check-variables';
+export { checkVariables, configError } from './check-variables';
 export type { EmailRequest, EmailStatus, ParsedEmailRequest } from './email';
 export { allowedHeaderNames, emailAddress, emailRequest, emailStatuses, MAX_METADATA_BYTES, MAX_SCHEDULE_MS } from './email';
 export type { ErrorCode, SerializedError } from './errors';
 export { AppError, deserializeError, errorCodes, serializeError } from './errors';
 export type { ConfigProblem, LoadOptions } from './load';
-export { loadConfig, loadConfigOrExit } from './load';
+export { loadConfig, loadConfigOrExit, readEnvironment } from './load';
 export type { Logger, LoggerOptions } from './logger';
 export { createLogger } from './logger';
 export { projectRoot, resolveProjectPath } from './paths';
@@ -17,4 +19,4 @@ export { isSecretName, maskUrlCredentials, REDACTED, redactSecrets } from './red
 export { checkPrivateDir } from './secure-dir';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, Section, VariableDef, VariableName } from './variables';
-export { sections, variable, variables } from './variables';
+export { sections, variable, variables, variableSchemas } from './variables';

@@ -3,18 +3,14 @@ import { join } from 'node:path';
 
 import { parse as parseDotenv } from 'dotenv';
 
+import { checkVariables, configError,type ConfigProblem } from './check-variables';
 import { AppError } from './errors';
 import { projectRoot, resolveProjectPath } from './paths';
-import { isSecretName, maskUrlCredentials } from './redact';
+import { isSecretName } from './redact';
 import { checkPrivateDir } from './secure-dir';
 import { type Config, type Section, sections, type VariableDef } from './variables';
 
-/** One violation: which variable, what was expected, what was found. */
-export interface ConfigProblem {
-  variable: string;
-  expected: string;
-  got: string;
-}
+export type { ConfigProblem } from './check-variables';
 
 // Unix socket paths are limited to 107 bytes; leave room for "/app." and an app name.
 const MAX_APP_NAME = 32;
@@ -44,38 +40,22 @@ export interface LoadOptions<S extends Section = Section> {
  * directory others can read.
  */
 export function loadConfig<S extends Section = Section>(options: LoadOptions<S> = {}): Config<S> {
-  const warn = options.onWarning ?? ((message: string) => process.stderr.write(`warning: ${message}\n`));
-  const env = { ...readDotenv(options, warn), ...(options.env ?? process.env) };
+  const env = readEnvironment(options);
   const problems: ConfigProblem[] = [];
   const out: Record<string, unknown> = {};
   const wanted = ['shared', 'bus', ...(options.sections ?? Object.keys(sections).filter((k) => k !== 'shared' && k !== 'bus'))];
   for (const section of wanted) {
-    for (const [name, def] of Object.entries(sections[section as keyof typeof sections]) as Array<[string, VariableDef]>) {
-      const raw = env[name] === undefined || env[name] === '' ? def.default : env[name];
-      if (raw === undefined) {
-        problems.push({ variable: name, expected: def.doc, got: 'nothing' });
-        continue;
-      }
-      const result = def.schema.safeParse(raw);
-      if (result.success) out[name] = result.data;
-      else problems.push({ variable: name, expected: result.error.issues.map((i) => i.message).join('; '), got: shown(name, raw) });
-    }
+    const defs = sections[section as keyof typeof sections] as Record<string, VariableDef>;
+    const found = checkVariables(defs, env);
+    Object.assign(out, found.values);
+    problems.push(...found.problems, ...found.missing.map((name) => ({ variable: name, expected: defs[name]?.doc ?? '', got: 'nothing' })));
   }
   for (const name of ['SOCKET_DIR', 'DATA_DIR', 'MAILER_OUTBOX', 'CLOCK_SCHEDULES'] as const) {
     if (typeof out[name] === 'string') out[name] = resolveProjectPath(out[name]);
   }
   checkDirectories(out, problems);
-  if (problems.length > 0) {
-    const lines = problems.map((p) => `  ${p.variable}: expected ${p.expected}; got ${p.got}`);
-    throw new AppError('ERR_CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`, { data: problems });
-  }
+  if (problems.length > 0) throw configError(problems);
   return deepFreeze(out) as Config<S>;
-}
-
-/** A refused value as a problem shows it: never a secret, never a URL's password. */
-function shown(name: string, raw: string): string {
-  if (isSecretName(name)) return `a value of ${raw.length} characters (not shown)`;
-  return JSON.stringify(maskUrlCredentials(raw));
 }
 
 /** For `main.ts`: load the config, or print every problem to stderr and exit with status 78 (EX_CONFIG). */
@@ -107,8 +87,21 @@ function checkDirectories(out: Record<string, unknown>, problems: ConfigProblem[
   }
 }
 
-/** `.env`, then `.env.<app>` over it; warns when a file holding a secret is readable by others. */
-function readDotenv(options: LoadOptions<Section>, warn: (message: string) => void): Record<string, string> {
+/**
+ * The environment an app reads: `<root>/.env`, then `<root>/.env.<app>` over it (or `dotenvPath`),
+ * then `env` (default `process.env`) over both. Warns when a file holding a secret is readable by
+ * others. The bot SDK reads a bot's own variables from the same place.
+ */
+export function readEnvironment(
+  options: Pick<LoadOptions<Section>, 'app' | 'env' | 'dotenvPath' | 'onWarning'> = {},
+  warn: (message: string) => void = options.onWarning ?? warnOnStderr,
+): Record<string, string | undefined> {
+  return { ...readDotenv(options, warn), ...(options.env ?? process.env) };
+}
+
+const warnOnStderr = (message: string): void => void process.stderr.write(`warning: ${message}\n`);
+
+function readDotenv(options: Pick<LoadOptions<Section>, 'app' | 'dotenvPath'>, warn: (message: string) => void): Record<string, string> {
   if (options.dotenvPath === false) return {};
   const files = options.dotenvPath
     ? [options.dotenvPath]

@@ -9,6 +9,7 @@ export interface VariableDef<T = unknown> {
   readonly schema: z.ZodType<T, string>;
 }
 
+/** Declare one variable (also how a bot package declares its own; see `checkVariables`). */
 export function variable<T>(doc: string, defaultValue: string | undefined, schema: z.ZodType<T, string>): VariableDef<T> {
   return { doc, default: defaultValue, schema };
 }
@@ -52,6 +53,9 @@ const startBlock = z.union(
   ],
   { error: '"head", "irreversible" or a block number >= 1' },
 );
+
+/** The schemas the project's variables use, for variables declared outside this package (a bot's own). */
+export const variableSchemas = { positiveInt, httpUrl, urlList, flag, optionalText, list, port } as const;
 
 /** Variables every app reads (sockets, files, logs). */
 const shared = {
@@ -152,6 +156,11 @@ const bot = {
     positiveInt,
   ),
   BOT_RETRY_MAX_MS: variable('Longest delay between two tries of a failing bot handler.', '60000', positiveInt),
+  BOT_HANDLER_TIMEOUT_MS: variable(
+    "Longest try of a bot handler; past it the try fails (and is retried) and the handler's `ctx.signal` is aborted.",
+    '300000',
+    positiveInt,
+  ),
   BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
   STEEM_ACCOUNT: variable(
     "Account the bots act as (votes, comments, transfers). Per bot: in that bot's `.env.<bot>` or its `env` in pm2.json.",
@@ -168,9 +177,6 @@ const bot = {
     '',
     optionalText,
   ),
-  WATCHER_ACCOUNTS: variable('Comma-separated accounts the watcher bot watches (transfers in, replies, mentions).', '', list),
-  WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', '', optionalText),
-  DIGEST_EMAIL: variable('Where the digest bot sends its digest.', '', optionalText),
 } as const satisfies Record<string, VariableDef>;
 
 /** The mailer (mailer-api and mailer-worker). */
@@ -228,7 +234,11 @@ const store = {
     '',
     z.union([z.literal(''), z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// URL' })]),
   ),
-  DATABASE_SCHEMA: variable('PostgreSQL schema of the tables (created if missing).', 'steembot', z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL name')),
+  DATABASE_SCHEMA: variable(
+    'PostgreSQL schema of the tables (created if missing).',
+    'steembot',
+    z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL name'),
+  ),
 } as const satisfies Record<string, VariableDef>;
 
 /** The clock. */

@@ -82,7 +82,11 @@ export function accept(
 }
 
 /** Problems a valid-looking request still has for this client: sender not allowed, check_url refused. */
-function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: Config<'mailer'>): Array<{ path: string; message: string }> {
+function policyProblems(
+  request: ParsedEmailRequest,
+  client: ClientRow,
+  config: Config<'mailer'>,
+): Array<{ path: string; message: string }> {
   const problems: Array<{ path: string; message: string }> = [];
   const allowed = client.allowed_from ? (JSON.parse(client.allowed_from) as string[]) : [config.MAILER_FROM];
   if (request.from !== undefined && !allowed.includes(request.from))

@@ -9,7 +9,10 @@ import { MailStore } from './store';
 export const storeFile = (dataDir: string): string => join(dataDir, 'mailer.sqlite');
 
 /** The mailer-api process (bus app `mailer`): REST intake and the `mailer.email.send` task. */
-export async function startIntake({ config, logger, bus }: AppContext<'mailer'>, now?: () => number): Promise<RunningApp & { url: string }> {
+export async function startIntake(
+  { config, logger, bus }: AppContext<'mailer'>,
+  now?: () => number,
+): Promise<RunningApp & { url: string }> {
   const store = new MailStore(storeFile(config.DATA_DIR), { checkpoints: false });
   const options = { store, config, logger, bus, ...(now ? { now } : {}) };
   // Internal apps are trusted: no token; the bus idempotency key dedupes (on disk, not only in memory).

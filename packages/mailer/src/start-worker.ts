@@ -6,7 +6,10 @@ import { MailStore } from './store';
 import { Worker } from './worker';
 
 /** The mailer-worker process (bus app `mailer-worker`): delivery. */
-export async function startWorker({ config, logger, bus }: AppContext<'mailer'>, now?: () => number): Promise<RunningApp & { worker: Worker }> {
+export async function startWorker(
+  { config, logger, bus }: AppContext<'mailer'>,
+  now?: () => number,
+): Promise<RunningApp & { worker: Worker }> {
   const store = new MailStore(storeFile(config.DATA_DIR));
   const delivery = createDelivery(config);
   if (config.SMTP_URL === '') {
