@@ -295,13 +295,22 @@ export class MailStore {
 
   // Clients ----------------------------------------------------------------------------------
 
+  /**
+   * A name is never given out twice: messages and idempotency keys are keyed by it, so a new
+   * holder of a revoked client's name would see (and dedupe against) the old client's messages.
+   */
   addClient(row: Omit<ClientRow, 'revoked_at'>): void {
     const existing = this.client(row.name);
-    if (existing && existing.revoked_at === null) throw new AppError('ERR_MAILER_CONFLICT', `client ${row.name} exists; revoke it first`);
+    if (existing) {
+      throw new AppError(
+        'ERR_MAILER_CONFLICT',
+        existing.revoked_at === null
+          ? `client ${row.name} exists`
+          : `client ${row.name} was revoked; a revoked name is never reused (its messages stay its own): choose another name`,
+      );
+    }
     this.db
-      .prepare(
-        'INSERT OR REPLACE INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)',
-      )
+      .prepare('INSERT INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
       .run(row.name, row.token_hash, row.secret, row.allowed_from, row.created_at);
   }
 

@@ -182,7 +182,7 @@ describe('mailer REST API', () => {
     expect(added.stdout).toMatch(/whsec_/);
     expect((await call(api.url, issued, 'POST', '/v1/messages', { ...valid, from: 'news@example.com' })).status).toBe(202);
     expect(cli('clients', 'list').stdout).toMatch(/newsletter +active +from: \["news@example.com"\]/);
-    expect(cli('clients', 'add', 'newsletter').stderr).toMatch(/exists; revoke it first/);
+    expect(cli('clients', 'add', 'newsletter').stderr).toMatch(/client newsletter exists/);
     expect(cli('clients', 'revoke', 'newsletter').status).toBe(0);
     expect((await call(api.url, issued, 'GET', '/v1/messages')).status).toBe(401);
     expect(m.store.client('newsletter')?.token_hash).not.toContain(issued.split('.')[1]);
