@@ -177,7 +177,12 @@ export const variables = {
     '30',
     positiveInt,
   ),
-  MAILER_CHECK_TIMEOUT_MS: variable("Timeout of the call to a message's check_url.", '5000', positiveInt),
+  MAILER_CHECK_TIMEOUT_MS: variable(
+    "One deadline for the whole call to a message's check_url (DNS, connect, headers and body); past it the check is a failed attempt.",
+    '5000',
+    positiveInt,
+  ),
+  MAILER_CHECK_MAX_BYTES: variable('Largest answer read from a check_url; a longer one is a failed attempt.', '65536', positiveInt),
   MAILER_CHECK_ALLOW: variable(
     'Comma-separated hosts or IPs a check_url may reach although private, loopback or link-local (e.g. `127.0.0.1`).',
     '',

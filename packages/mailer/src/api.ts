@@ -14,7 +14,7 @@ import {
 } from '@steem-bot/config';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
-import { literalHostRefused } from './check';
+import { literalHostRefused } from './address-guard';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
 import type { ClientRow, MailStore, Message } from './store';
@@ -88,7 +88,10 @@ function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: 
   if (request.from !== undefined && !allowed.includes(request.from))
     problems.push({ path: 'from', message: `this client may send as: ${allowed.join(', ')}` });
   if (request.check_url !== undefined && literalHostRefused(request.check_url, config.MAILER_CHECK_ALLOW)) {
-    problems.push({ path: 'check_url', message: 'private, loopback and link-local addresses are refused (MAILER_CHECK_ALLOW)' });
+    problems.push({
+      path: 'check_url',
+      message: 'special-purpose addresses (loopback, private, link-local, ...) are refused unless MAILER_CHECK_ALLOW lists them',
+    });
   }
   return problems;
 }

@@ -15,13 +15,18 @@ export interface Delivery {
 
 /** A delivery failure: temporary ones are retried, permanent ones make the message dead at once. */
 export class DeliveryError extends Error {
+  /** What the operator's log shows (server replies, addresses); `message` is the short reason clients see. */
+  readonly detail: string;
+
   constructor(
-    message: string,
+    reason: string,
     readonly permanent: boolean,
     /** The server was not reached at all (connection refused, timeout): counts towards the circuit breaker. */
     readonly unreachable: boolean,
+    detail?: string,
   ) {
-    super(message);
+    super(reason);
+    this.detail = detail ?? reason;
   }
 }
 

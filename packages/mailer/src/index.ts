@@ -1,7 +1,9 @@
 export type { ApiOptions } from './api';
 export { createApi } from './api';
-export type { CheckResult } from './check';
-export { addressAllowed, checkStillWanted } from './check';
+export type { LookupFunction } from './address-guard';
+export { addressAllowed, addressBlocked, embeddedIpv4, guardedLookup, literalHostRefused } from './address-guard';
+export type { CheckOptions, CheckResult } from './check';
+export { checkStillWanted } from './check';
 export { addClient, authenticate } from './clients';
 export type { Delivery } from './delivery';
 export { classify, createDelivery, DeliveryError } from './delivery';

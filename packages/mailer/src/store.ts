@@ -84,6 +84,12 @@ const MIGRATIONS = [
    CREATE INDEX attempts_message ON attempts (message_seq);`,
 ];
 
+// Whether a message has a check_url (a slow check endpoint must not hold up plain messages).
+const CHECKED = {
+  true: "json_extract(request, '$.check_url') IS NOT NULL",
+  false: "json_extract(request, '$.check_url') IS NULL",
+} as const;
+
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /**
@@ -184,19 +190,28 @@ export class MailStore {
       .immediate();
   }
 
-  /** Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases included). */
-  claimDue(owner: string, now: number, leaseMs: number, limit: number): Message[] {
-    const due = this.sql(
-      `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?
-       UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ?
-       ORDER BY seq LIMIT ?`,
-    );
+  /**
+   * Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases of other
+   * workers included), of which at most `maxChecked` have a check_url.
+   */
+  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Message[] {
+    const due = (checked: boolean): Statement =>
+      this.sql(
+        `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ? AND ${CHECKED[checked ? 'true' : 'false']}
+         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ? AND ${CHECKED[checked ? 'true' : 'false']}
+         ORDER BY seq LIMIT ?`,
+      );
+    const dueSeqs = (): number[] => {
+      const plain = due(false).pluck().all(now, now, limit) as number[];
+      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, Math.min(limit, maxChecked)) as number[]) : [];
+      return [...plain, ...checked].sort((a, b) => a - b).slice(0, limit);
+    };
     // Look first without the write lock: most wake-ups find nothing due, and the API's writes
     // should not wait for them.
-    if (due.pluck().get(now, now, 1) === undefined) return [];
+    if (dueSeqs().length === 0) return [];
     return this.db
       .transaction(() => {
-        const rows = due.pluck().all(now, now, limit) as number[];
+        const rows = dueSeqs();
         const claim = this.sql("UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE seq = ?");
         for (const seq of rows) claim.run(owner, now + leaseMs, seq);
         return rows.map((seq) => parse(this.sql('SELECT * FROM messages WHERE seq = ?').get(seq) as MessageRow));
@@ -213,13 +228,13 @@ export class MailStore {
     );
   }
 
-  /** When the next message falls due (or a lease expires), or undefined if nothing is pending. */
-  nextDue(): number | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying')
-         UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending')`,
-      )
+  /** When the next message falls due (or a lease expires), or undefined if nothing is pending; `withChecked: false` leaves out messages with a check_url. */
+  nextDue(withChecked = true): number | undefined {
+    const only = withChecked ? '' : `AND ${CHECKED.false}`;
+    const row = this.sql(
+      `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') ${only}
+       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' ${only})`,
+    )
       .pluck()
       .get() as number | null;
     return row ?? undefined;
