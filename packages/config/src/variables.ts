@@ -167,7 +167,7 @@ export const variables = {
   ),
   MAILER_RETRY_MAX_MS: variable('Longest delay between two delivery tries.', '21600000', positiveInt),
   MAILER_LEASE_MS: variable(
-    "How long a worker owns a message it is sending; a crashed worker's messages are retried after it.",
+    "How long a worker owns a message it is sending (renewed while the send is in flight); a crashed worker's messages are retried after it.",
     '120000',
     positiveInt,
   ),

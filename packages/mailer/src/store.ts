@@ -192,18 +192,20 @@ export class MailStore {
 
   /**
    * Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases of other
-   * workers included), of which at most `maxChecked` have a check_url.
+   * workers included, never a message `owner` itself holds), of which at most `maxChecked` have a
+   * check_url.
    */
   claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Message[] {
     const due = (checked: boolean): Statement =>
       this.sql(
         `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ? AND ${CHECKED[checked ? 'true' : 'false']}
-         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ? AND ${CHECKED[checked ? 'true' : 'false']}
+         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ? AND lease_owner IS NOT ?
+           AND ${CHECKED[checked ? 'true' : 'false']}
          ORDER BY seq LIMIT ?`,
       );
     const dueSeqs = (): number[] => {
-      const plain = due(false).pluck().all(now, now, limit) as number[];
-      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, Math.min(limit, maxChecked)) as number[]) : [];
+      const plain = due(false).pluck().all(now, now, owner, limit) as number[];
+      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, owner, Math.min(limit, maxChecked)) as number[]) : [];
       return [...plain, ...checked].sort((a, b) => a - b).slice(0, limit);
     };
     // Look first without the write lock: most wake-ups find nothing due, and the API's writes
@@ -228,15 +230,18 @@ export class MailStore {
     );
   }
 
-  /** When the next message falls due (or a lease expires), or undefined if nothing is pending; `withChecked: false` leaves out messages with a check_url. */
-  nextDue(withChecked = true): number | undefined {
+  /**
+   * When the next message falls due (or another worker's lease expires), or undefined if nothing
+   * is pending; `withChecked: false` leaves out messages with a check_url.
+   */
+  nextDue(owner: string, withChecked = true): number | undefined {
     const only = withChecked ? '' : `AND ${CHECKED.false}`;
     const row = this.sql(
       `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') ${only}
-       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' ${only})`,
+       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND lease_owner IS NOT ? ${only})`,
     )
       .pluck()
-      .get() as number | null;
+      .get(owner) as number | null;
     return row ?? undefined;
   }
 
@@ -271,6 +276,11 @@ export class MailStore {
         return true;
       })
       .immediate();
+  }
+
+  /** Extend every lease `owner` holds to `until` (its sends are still in flight). */
+  renewLeases(owner: string, until: number): number {
+    return this.sql("UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND status = 'sending'").run(until, owner).changes;
   }
 
   /** Give back the leases of `owner` (clean shutdown): its messages are due again at once. */

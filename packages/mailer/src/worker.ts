@@ -49,6 +49,7 @@ export class Worker {
   private breakerOpenings = 0;
   private lastPurge = 0;
   private lastCheckpoint = 0;
+  private lastRenewal = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private checksInFlight = 0;
   /** Aborted by `stop`: pending check_url calls end at once and their messages are given back. */
@@ -97,6 +98,13 @@ export class Worker {
         this.lastCheckpoint = now;
         store.checkpoint();
       }
+      // A send may outlast its lease (a slow SMTP server, a check): keep the leases of the sends
+      // in flight fresh, so that no other worker takes them over while this one is alive.
+      const renewEvery = config.MAILER_LEASE_MS / 3;
+      if (this.inFlight.size > 0 && now - this.lastRenewal >= renewEvery) {
+        this.lastRenewal = now;
+        store.renewLeases(this.owner, now + config.MAILER_LEASE_MS);
+      }
       let wait = MAX_SLEEP_MS;
       if (now < this.breakerUntil) {
         wait = this.breakerUntil - now;
@@ -121,10 +129,11 @@ export class Worker {
           }
           if (claimed.length === room) continue; // there may be more due
           // With every check slot taken, checked messages wait for a slot (a finished send wakes the loop).
-          const next = store.nextDue(this.checksInFlight < MAX_CHECKS_IN_FLIGHT);
+          const next = store.nextDue(this.owner, this.checksInFlight < MAX_CHECKS_IN_FLIGHT);
           if (next !== undefined) wait = Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
         }
       }
+      if (this.inFlight.size > 0) wait = Math.min(wait, renewEvery);
       if (wait > 0 && this.running) await this.sleep(wait);
     }
     await Promise.all(this.inFlight);
