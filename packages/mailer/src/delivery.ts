@@ -32,13 +32,20 @@ export class DeliveryError extends Error {
 
 type SmtpError = Error & { responseCode?: number; code?: string; response?: string };
 
-/** 5xx replies are permanent; 4xx replies, connection errors and timeouts are temporary. */
+/**
+ * 5xx replies are permanent; 4xx replies, connection errors and timeouts are temporary. The
+ * reason clients see is short (the reply code); the server's words stay in the operator's log.
+ */
 export function classify(err: unknown): DeliveryError {
   const e = err as SmtpError;
   const text = e.response ?? e.message ?? String(err);
-  if (typeof e.responseCode === 'number') return new DeliveryError(`${e.responseCode} ${text}`, e.responseCode >= 500, false);
-  if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new DeliveryError(text, true, false);
-  return new DeliveryError(`${e.code ?? 'error'}: ${text}`, false, true);
+  if (typeof e.responseCode === 'number') {
+    const code = e.responseCode;
+    return new DeliveryError(`${code} from the mail server`, code >= 500, false, `${code} ${text}`);
+  }
+  if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE')
+    return new DeliveryError(`message refused (${e.code})`, true, false, `${e.code}: ${text}`);
+  return new DeliveryError(`mail server unreachable (${e.code ?? 'error'})`, false, true, `${e.code ?? 'error'}: ${text}`);
 }
 
 function mailOptions(message: Message, from: string): SendMailOptions {

@@ -175,12 +175,12 @@ export class MailStore {
     return rows.map(parse);
   }
 
-  /** Cancel a message not yet being sent; returns undefined when it does not exist for this client. */
-  cancel(id: string, client: string, now: number): Message | undefined {
+  /** Cancel a message not yet being sent (ERR_MAILER_NOT_FOUND if this client has none with this id). */
+  cancel(id: string, client: string, now: number): Message {
     return this.db
       .transaction(() => {
         const message = this.get(id, client);
-        if (!message) return undefined;
+        if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', 'no such message');
         if (message.status !== 'scheduled' && message.status !== 'retrying') {
           throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
         }

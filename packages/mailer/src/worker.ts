@@ -194,7 +194,7 @@ export class Worker {
       this.unreachableInRow = 0;
       this.breakerOpenings = 0;
     } catch (err) {
-      const failure = err instanceof DeliveryError ? err : new DeliveryError(String(err), false, false);
+      const failure = err instanceof DeliveryError ? err : new DeliveryError('delivery failed', false, false, String(err));
       if (failure.unreachable && ++this.unreachableInRow >= BREAKER_AFTER) this.openBreaker();
       const attempts = message.attempts + 1;
       if (failure.permanent || attempts >= config.MAILER_MAX_ATTEMPTS) {

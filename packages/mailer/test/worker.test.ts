@@ -122,7 +122,8 @@ describe('mailer delivery to a real SMTP server', () => {
     const atOpen = attempts();
     await new Promise((r) => setTimeout(r, 1_500));
     expect(attempts()).toBe(atOpen); // paused: no attempt while the breaker is open
-    expect(m.store.get((m.store.list('app', { limit: 1 })[0] as { id: string }).id)?.last_error).toMatch(/ECONNREFUSED/);
+    expect(m.store.get((m.store.list('app', { limit: 1 })[0] as { id: string }).id)?.last_error).toMatch(/^mail server unreachable \(/);
+    expect(worker.lines.some((l) => /ECONNREFUSED/.test(String(l.msg)))).toBe(true); // the detail, for the operator
   });
 
   test('a message scheduled ahead is sent at its time, not before (injectable clock)', async () => {
