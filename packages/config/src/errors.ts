@@ -49,6 +49,11 @@ export const errorCodes = {
     doc: 'A mailer request is over a size limit (MAILER_BODY_LIMIT_BYTES, MAILER_MAX_MESSAGE_BYTES, MAILER_MAX_RECIPIENTS).',
   },
   ERR_MAILER_UNSUPPORTED_MEDIA_TYPE: { http: 415, retryable: false, doc: 'A mailer request body that is not `application/json`.' },
+  ERR_MAILER_TOO_MANY_PENDING: {
+    http: 429,
+    retryable: true,
+    doc: 'A REST client has MAILER_MAX_PENDING messages not yet sent; retry once some are.',
+  },
   ERR_MAILER_RATE_LIMITED: {
     http: 429,
     retryable: true,

@@ -190,6 +190,21 @@ export const variables = {
   ),
   MAILER_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
   MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
+  MAILER_MAX_PENDING: variable(
+    'Messages one REST client may have not yet sent (scheduled, sending or retrying); 429 beyond. Bounds what one client can store.',
+    '1000',
+    positiveInt,
+  ),
+  MAILER_MAX_MESSAGE_BYTES: variable(
+    'Largest message, counted as its JSON request (addresses, subject, text, html, headers, metadata); 413 beyond (also for the bus task).',
+    '1048576',
+    positiveInt,
+  ),
+  MAILER_MAX_RECIPIENTS: variable(
+    'Most recipients of one message, to, cc and bcc together; 413 beyond (also for the bus task).',
+    '50',
+    positiveInt,
+  ),
   CLOCK_SCHEDULES: variable("The clock's schedule file.", 'clock.schedules.json', z.string().min(1)),
   CLOCK_KEEP_DAYS: variable('Days the clock keeps its record of ticks.', '14', positiveInt),
   CLOCK_CLAIM_STALE_MS: variable(

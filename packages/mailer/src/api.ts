@@ -76,9 +76,22 @@ export function accept(
   options: ApiOptions,
   input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string },
 ): { message: Message; created: boolean } {
+  const { config } = options;
   const now = (options.now ?? Date.now)();
-  const domain = (input.request.from ?? options.config.MAILER_FROM).split('@')[1] as string;
-  const result = options.store.enqueue({ ...input, now, domain });
+  const recipients = input.request.to.length + (input.request.cc?.length ?? 0) + (input.request.bcc?.length ?? 0);
+  if (recipients > config.MAILER_MAX_RECIPIENTS) {
+    throw new AppError('ERR_MAILER_TOO_LARGE', `at most ${config.MAILER_MAX_RECIPIENTS} recipients (to, cc and bcc together)`, {
+      data: { fields: [{ path: 'to', message: `${recipients} recipients; at most ${config.MAILER_MAX_RECIPIENTS}` }] },
+    });
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(input.request));
+  if (bytes > config.MAILER_MAX_MESSAGE_BYTES) {
+    throw new AppError('ERR_MAILER_TOO_LARGE', `the message is ${bytes} bytes; at most ${config.MAILER_MAX_MESSAGE_BYTES}`);
+  }
+  const domain = (input.request.from ?? config.MAILER_FROM).split('@')[1] as string;
+  // Internal apps (the bus task) are trusted, as for tokens: only REST clients have a pending cap.
+  const maxPending = input.client === 'bus' ? undefined : config.MAILER_MAX_PENDING;
+  const result = options.store.enqueue({ ...input, now, domain, ...(maxPending ? { maxPending } : {}) });
   if (result.created) {
     options.logger.info(
       `${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`,
@@ -144,7 +157,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         request.client = client;
       });
       await v1.register(rateLimit, {
-        hook: 'preHandler',
+        // Before the body is read: a client over its limit costs no parsing (after the token check, per client).
+        hook: 'onRequest',
         max: config.MAILER_RATE_LIMIT,
         timeWindow: 60_000,
         keyGenerator: (request) => request.client?.name ?? request.ip,

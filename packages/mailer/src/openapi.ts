@@ -98,8 +98,13 @@ export const openApiDocument = {
           '200': json('Already queued under this Idempotency-Key', accepted),
           '400': err('ERR_MAILER_INVALID_REQUEST: invalid body or Idempotency-Key (field-level errors)'),
           ...common,
+          '429': err(
+            'ERR_MAILER_RATE_LIMITED (see `Retry-After`), or ERR_MAILER_TOO_MANY_PENDING: the client has MAILER_MAX_PENDING messages not yet sent',
+          ),
           '409': err('ERR_MAILER_CONFLICT: Idempotency-Key reused with another body'),
-          '413': err('ERR_MAILER_TOO_LARGE: body over MAILER_BODY_LIMIT_BYTES'),
+          '413': err(
+            'ERR_MAILER_TOO_LARGE: body over MAILER_BODY_LIMIT_BYTES, message over MAILER_MAX_MESSAGE_BYTES, or more than MAILER_MAX_RECIPIENTS recipients (to, cc and bcc together)',
+          ),
           '415': err('ERR_MAILER_UNSUPPORTED_MEDIA_TYPE: not application/json'),
         },
       },

@@ -82,6 +82,8 @@ const MIGRATIONS = [
      duration_ms INTEGER NOT NULL
    );
    CREATE INDEX attempts_message ON attempts (message_seq);`,
+  // The pending count per client (MAILER_MAX_PENDING) on every intake.
+  `CREATE INDEX messages_client_status ON messages (client, status);`,
 ];
 
 // Whether a message has a check_url (a slow check endpoint must not hold up plain messages).
@@ -128,7 +130,16 @@ export class MailStore {
    * Store a message, or return the one stored earlier under the same (client, key) when the body
    * is the same; a different body under a used key is a conflict.
    */
-  enqueue(input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string; now: number; domain: string }): {
+  enqueue(input: {
+    client: string;
+    key: string | undefined;
+    request: ParsedEmailRequest;
+    tid: string;
+    now: number;
+    domain: string;
+    /** Refuse (ERR_MAILER_TOO_MANY_PENDING) when the client already has this many messages not yet sent. */
+    maxPending?: number;
+  }): {
     message: Message;
     created: boolean;
   } {
@@ -142,6 +153,17 @@ export class MailStore {
           if (existing) {
             if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
             return { message: parse(existing), created: false };
+          }
+        }
+        if (input.maxPending !== undefined) {
+          const pending = this.sql("SELECT COUNT(*) FROM messages WHERE client = ? AND status IN ('scheduled', 'sending', 'retrying')")
+            .pluck()
+            .get(input.client) as number;
+          if (pending >= input.maxPending) {
+            throw new AppError(
+              'ERR_MAILER_TOO_MANY_PENDING',
+              `${pending} messages of this client are not yet sent (at most ${input.maxPending}); retry once some are`,
+            );
           }
         }
         const id = randomUUID();
