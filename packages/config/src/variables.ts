@@ -177,6 +177,11 @@ export const variables = {
     '30',
     positiveInt,
   ),
+  MAILER_KEY_KEEP_DAYS: variable(
+    'Days an Idempotency-Key (and a bus task key) is remembered, so a replayed request or op never sends twice; at least MAILER_KEEP_DAYS.',
+    '400',
+    positiveInt,
+  ),
   MAILER_CHECK_TIMEOUT_MS: variable(
     "One deadline for the whole call to a message's check_url (DNS, connect, headers and body); past it the check is a failed attempt.",
     '5000',

@@ -19,7 +19,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { literalHostRefused } from './address-guard';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
-import type { ClientRow, MailStore, Message } from './store';
+import type { ClientRow, Enqueued, MailStore, Message } from './store';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -75,7 +75,7 @@ export function view(message: Message, attempts?: ReturnType<MailStore['attempts
 export function accept(
   options: ApiOptions,
   input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string },
-): { message: Message; created: boolean } {
+): Enqueued {
   const { config } = options;
   const now = (options.now ?? Date.now)();
   const recipients = input.request.to.length + (input.request.cc?.length ?? 0) + (input.request.bcc?.length ?? 0);
@@ -92,15 +92,16 @@ export function accept(
   // Internal apps (the bus task) are trusted, as for tokens: only REST clients have a pending cap.
   const maxPending = input.client === 'bus' ? undefined : config.MAILER_MAX_PENDING;
   const result = options.store.enqueue({ ...input, now, domain, ...(maxPending ? { maxPending } : {}) });
-  if (result.created) {
+  const message = result.message;
+  if (result.created && message) {
     options.logger.info(
-      `${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`,
+      `${message.id} queued for ${message.request.to.join(', ')} (${input.client}), due ${new Date(message.send_at).toISOString()}`,
     );
     // The event only wakes the worker; it finds the message in the store anyway.
     options.bus
       .publish(
         'email.queued',
-        { id: result.message.id, client: input.client, send_at: new Date(result.message.send_at).toISOString() },
+        { id: message.id, client: input.client, send_at: new Date(message.send_at).toISOString() },
         { tid: input.tid },
       )
       .catch((err: unknown) => options.logger.warn({ err }, 'could not publish email.queued'));
@@ -182,8 +183,8 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const problems = policyProblems(parsed.data, client, config);
         if (problems.length > 0) throw invalid('the request body is invalid', problems);
         const tid = newTid();
-        const { message, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
-        return reply.code(created ? 202 : 200).send({ id: message.id, status: message.status });
+        const { id, status, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
+        return reply.code(created ? 202 : 200).send({ id, status });
       });
 
       v1.get<{ Params: { id: string } }>('/messages/:id', (request) => {

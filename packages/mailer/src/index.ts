@@ -10,7 +10,7 @@ export { classify, createDelivery, DeliveryError } from './delivery';
 export { startIntake, storeFile } from './intake';
 export { openApiDocument } from './openapi';
 export { startWorker } from './start-worker';
-export type { AttemptRow, ClientRow, Message } from './store';
+export type { AttemptRow, ClientRow, Enqueued, Message } from './store';
 export { MailStore } from './store';
 export type { WorkerOptions } from './worker';
 export { Worker } from './worker';

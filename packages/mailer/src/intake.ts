@@ -15,8 +15,8 @@ export async function startIntake({ config, logger, bus }: AppContext, now?: () 
   // Internal apps are trusted: no token; the bus idempotency key dedupes (on disk, not only in memory).
   bus.handle('mailer.email.send', (payload, ctx) => {
     const request = emailRequest.parse(payload);
-    const { message } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
-    return { id: message.id, status: message.status };
+    const { id, status } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
+    return { id, status };
   });
   await bus.serve();
   const api = await createApi(options);

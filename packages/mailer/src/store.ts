@@ -84,7 +84,36 @@ const MIGRATIONS = [
    CREATE INDEX attempts_message ON attempts (message_seq);`,
   // The pending count per client (MAILER_MAX_PENDING) on every intake.
   `CREATE INDEX messages_client_status ON messages (client, status);`,
+  // Idempotency keys outlive their messages (MAILER_KEY_KEEP_DAYS): a bot may replay an op long
+  // after its email was sent and purged. status is the message's last status once it is purged.
+  `CREATE TABLE idempotency_keys (
+     client TEXT NOT NULL,
+     key TEXT NOT NULL,
+     body_hash TEXT NOT NULL,
+     message_id TEXT NOT NULL,
+     status TEXT,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (client, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_keys_message ON idempotency_keys (message_id);
+   CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+   INSERT INTO idempotency_keys (client, key, body_hash, message_id, created_at)
+     SELECT client, idem_key, body_hash, id, created_at FROM messages WHERE idem_key IS NOT NULL;`,
 ];
+
+interface KeyRow {
+  body_hash: string;
+  message_id: string;
+  status: EmailStatus | null;
+}
+
+/** What an intake gets back: the message (undefined when a replayed key's message was purged). */
+export interface Enqueued {
+  id: string;
+  status: EmailStatus;
+  created: boolean;
+  message: Message | undefined;
+}
 
 // Whether a message has a check_url (a slow check endpoint must not hold up plain messages).
 const CHECKED = {
@@ -139,20 +168,20 @@ export class MailStore {
     domain: string;
     /** Refuse (ERR_MAILER_TOO_MANY_PENDING) when the client already has this many messages not yet sent. */
     maxPending?: number;
-  }): {
-    message: Message;
-    created: boolean;
-  } {
+  }): Enqueued {
     const body = JSON.stringify(input.request);
     const hash = sha256(body);
     return this.db
       .transaction(() => {
         if (input.key !== undefined) {
-          const existing = this.sql('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as
-            MessageRow | undefined;
-          if (existing) {
-            if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
-            return { message: parse(existing), created: false };
+          const known = this.sql('SELECT body_hash, message_id, status FROM idempotency_keys WHERE client = ? AND key = ?').get(
+            input.client,
+            input.key,
+          ) as KeyRow | undefined;
+          if (known) {
+            if (known.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
+            const message = this.get(known.message_id);
+            return { id: known.message_id, status: message?.status ?? known.status ?? 'sent', created: false, message };
           }
         }
         if (input.maxPending !== undefined) {
@@ -174,7 +203,17 @@ export class MailStore {
              VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?)`,
           )
           .run(id, input.client, input.key ?? null, hash, body, sendAt, sendAt, `<${id}@${input.domain}>`, input.tid, input.now);
-        return { message: this.get(id) as Message, created: true };
+        if (input.key !== undefined) {
+          this.sql('INSERT INTO idempotency_keys (client, key, body_hash, message_id, created_at) VALUES (?, ?, ?, ?, ?)').run(
+            input.client,
+            input.key,
+            hash,
+            id,
+            input.now,
+          );
+        }
+        const message = this.get(id) as Message;
+        return { id, status: message.status, created: true, message };
       })
       .immediate();
   }
@@ -325,11 +364,28 @@ export class MailStore {
     );
   }
 
-  /** Delete finished messages older than `keepMs`; pending ones are never purged. */
-  purge(now: number, keepMs: number): number {
+  /**
+   * Delete finished messages older than `keepMs` (pending ones are never purged), and idempotency
+   * keys older than `keyKeepMs` whose message is gone. A purged message's key remembers its status.
+   */
+  purge(now: number, keepMs: number, keyKeepMs = keepMs): { messages: number; keys: number } {
     return this.db
-      .prepare("DELETE FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?")
-      .run(now - keepMs).changes;
+      .transaction(() => {
+        const old = "SELECT id, status FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?";
+        this.db
+          .prepare(`UPDATE idempotency_keys SET status = m.status FROM (${old}) AS m WHERE idempotency_keys.message_id = m.id`)
+          .run(now - keepMs);
+        const messages = this.db
+          .prepare("DELETE FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?")
+          .run(now - keepMs).changes;
+        const keys = this.db
+          .prepare(
+            'DELETE FROM idempotency_keys WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id = idempotency_keys.message_id)',
+          )
+          .run(now - Math.max(keepMs, keyKeepMs)).changes;
+        return { messages, keys };
+      })
+      .immediate();
   }
 
   counts(): Record<string, number> {

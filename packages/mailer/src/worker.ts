@@ -89,8 +89,9 @@ export class Worker {
       const now = this.now();
       if (now - this.lastPurge > 3_600_000) {
         this.lastPurge = now;
-        const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000);
-        if (purged > 0) this.log.info(`purged ${purged} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
+        const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000, config.MAILER_KEY_KEEP_DAYS * 86_400_000);
+        if (purged.messages > 0) this.log.info(`purged ${purged.messages} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
+        if (purged.keys > 0) this.log.info(`forgot ${purged.keys} idempotency keys older than ${config.MAILER_KEY_KEEP_DAYS} days`);
       }
       // The API leaves WAL checkpoints to the worker (see MailStore); every API write wakes the
       // worker (email.queued), so the WAL cannot grow unseen.

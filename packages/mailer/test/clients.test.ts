@@ -16,7 +16,7 @@ describe('REST clients', () => {
       );
       expect(authenticate(store, `Bearer ${old.token}`)).toBeUndefined();
       expect(store.client('shop')?.revoked_at).not.toBeNull();
-      expect(store.list('shop', { limit: 10 }).map((m) => m.id)).toEqual([sent.message.id]);
+      expect(store.list('shop', { limit: 10 }).map((m) => m.id)).toEqual([sent.id]);
     } finally {
       store.close();
       t.cleanup();

@@ -39,7 +39,8 @@ test('a delivery that outlasts its lease is not sent twice: the live worker rene
   let b: Awaited<ReturnType<typeof start>> | undefined;
   try {
     const request = { to: ['bob@example.com'], subject: 'Slow', text: 'x' };
-    const { message } = m.store.enqueue({ client: 'app', key: undefined, request, tid: '0000000000000000', now, domain: 'x.org' });
+    const message = m.store.enqueue({ client: 'app', key: undefined, request, tid: '0000000000000000', now, domain: 'x.org' })
+      .message as Message;
     a.worker.wake();
     await waitFor(() => delivery.sent.length === 1, 5_000, 'the first send');
 
