@@ -158,7 +158,11 @@ export const variables = {
     '',
     z.union([z.literal(''), z.url({ protocol: /^smtps?$/, error: 'an smtp:// or smtps:// URL' })]),
   ),
-  MAILER_OUTBOX: variable('Directory of the .eml files written when SMTP_URL is empty.', 'var/outbox', z.string().min(1)),
+  MAILER_OUTBOX: variable(
+    'Directory of the .eml files written when SMTP_URL is empty. Created 0700; the worker refuses one that group or others can read.',
+    'var/outbox',
+    z.string().min(1),
+  ),
   MAILER_MAX_ATTEMPTS: variable('Delivery tries of a message before it is dead.', '8', positiveInt),
   MAILER_RETRY_BASE_MS: variable(
     'First delay after a temporary delivery failure; it doubles up to MAILER_RETRY_MAX_MS.',

@@ -7,7 +7,7 @@ export { checkStillWanted } from './check';
 export { addClient, authenticate } from './clients';
 export type { Delivery } from './delivery';
 export { classify, createDelivery, DeliveryError } from './delivery';
-export { startIntake, storeFile } from './intake';
+export { openIntakeStore, startIntake, storeFile } from './intake';
 export { openApiDocument } from './openapi';
 export { startWorker } from './start-worker';
 export type { AttemptRow, ClientRow, Enqueued, Message } from './store';
