@@ -47,14 +47,15 @@ export function checkStillWanted(options: CheckOptions): Promise<CheckResult> {
     return Promise.resolve({ reason: 'invalid URL', detail: `invalid URL ${options.url}`, refused: true });
   }
   return new Promise((resolve) => {
-    let req: ClientRequest | undefined;
+    // Set once the request exists; `settle` may run before (a refused address, a stop).
+    const pending: { req?: ClientRequest } = {};
     let settled = false;
     const settle = (result: CheckResult): void => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       options.signal?.removeEventListener('abort', onAbort);
-      req?.destroy();
+      pending.req?.destroy();
       resolve(result);
     };
     const fail = (reason: string, detail = reason, extra: { refused?: boolean; stopped?: boolean } = {}): void =>
@@ -72,7 +73,7 @@ export function checkStillWanted(options: CheckOptions): Promise<CheckResult> {
     if (isIP(host) !== 0 && !addressAllowed(host, host, options.allow)) {
       return fail('address not allowed', `${host} is a special-purpose address MAILER_CHECK_ALLOW does not list`, { refused: true });
     }
-    req = (url.protocol === 'https:' ? https : http).request(url, {
+    const req = (url.protocol === 'https:' ? https : http).request(url, {
       method: 'POST',
       agent: false, // a fresh connection, so the guard sees every request's address
       headers: {
@@ -83,6 +84,7 @@ export function checkStillWanted(options: CheckOptions): Promise<CheckResult> {
       },
       lookup: guardedLookup(host, options.allow, options.lookup ?? (dnsLookup as unknown as LookupFunction)) as unknown as typeof dnsLookup,
     });
+    pending.req = req;
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       if (status < 200 || status >= 300)

@@ -1,7 +1,7 @@
-export type { ApiOptions } from './api';
-export { createApi } from './api';
 export type { LookupFunction } from './address-guard';
 export { addressAllowed, addressBlocked, embeddedIpv4, guardedLookup, literalHostRefused } from './address-guard';
+export type { ApiOptions } from './api';
+export { createApi } from './api';
 export type { CheckOptions, CheckResult } from './check';
 export { checkStillWanted } from './check';
 export { addClient, authenticate } from './clients';

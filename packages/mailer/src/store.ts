@@ -176,12 +176,7 @@ export class MailStore {
   /** After a write of the API: checkpoint here if the WAL has grown past its limit (no worker checkpoints). */
   private afterWrite(): void {
     if (this.walLimitBytes === undefined || ++this.writes % 16 !== 0) return;
-    let size = 0;
-    try {
-      size = statSync(this.walFile).size;
-    } catch {
-      return; // no WAL yet
-    }
+    const size = statSync(this.walFile, { throwIfNoEntry: false })?.size ?? 0;
     if (size > this.walLimitBytes) this.checkpoint();
   }
 

@@ -1,5 +1,5 @@
-import { SmtpSink } from '@steem-bot/devnode';
 import { type ErrorCode, errorCodes } from '@steem-bot/config';
+import { SmtpSink } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
 import { addClient, openApiDocument } from '../src';

@@ -1,5 +1,5 @@
-import { createServer, type Server } from 'node:http';
 import type { LookupAddress } from 'node:dns';
+import { createServer, type Server } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
 
 import { checkStillWanted, guardedLookup, literalHostRefused, type LookupFunction } from '../src';
@@ -124,7 +124,7 @@ describe('SSRF guard of check_url', () => {
     try {
       const { token } = client(m, 'shop');
       const got: Array<[string, string, string]> = [];
-      for (const [url, refused, resolvesTo] of table) {
+      for (const [url, , resolvesTo] of table) {
         const res = await call(api.url, token, 'POST', '/v1/messages', { to: 'bob@example.com', subject: 's', text: 't', check_url: url });
         const rest =
           res.status === 202
