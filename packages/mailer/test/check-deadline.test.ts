@@ -2,8 +2,9 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { SmtpSink } from '@steem-bot/devnode';
-import { waitFor } from '@steem-bot/testkit';
+import { projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
+import { MailStore, storeFile } from '../src';
 import { call, client, mailerEnv, startApi, startMailWorker } from './helpers';
 
 const DEADLINE_MS = 1_000;
@@ -102,4 +103,29 @@ test('25 truncating and 25 dripping check servers: a plain message of another cl
   await worker.stop();
   expect(Date.now() - stopAt).toBeLessThan(DEADLINE_MS);
   expect(pending.map((id) => [m.store.get(id)?.status, m.store.get(id)?.attempts])).toEqual(pending.map(() => ['scheduled', 0]));
+});
+
+test('SIGINT of the mailer-worker process while checks hang: it exits 0 at once, well within its drain bound, and gives the messages back', async () => {
+  const dripping = await checkServer((res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const timer = setInterval(() => res.write(' '), 100);
+    res.on('close', () => clearInterval(timer));
+  });
+  // A deadline far beyond the drain bound (12 s): only abandoning the checks can stop in time.
+  const t = testSetup({ MAILER_CHECK_ALLOW: '127.0.0.1', MAILER_CHECK_TIMEOUT_MS: '60000', LOG_LEVEL: 'warn' });
+  cleanups.push(t.cleanup);
+  const store = new MailStore(storeFile(t.config.DATA_DIR));
+  cleanups.push(() => store.close());
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const request = { to: ['bob@example.com'], subject: `m${i}`, text: 'x', check_url: dripping.url };
+    ids.push(store.enqueue({ client: 'app', key: undefined, request, tid: '0000000000000000', now: Date.now(), domain: 'x.org' }).id);
+  }
+  const worker = await spawnProcess(projectRootFile('packages/mailer/dist/main-worker.js'), { env: t.env });
+  cleanups.push(() => worker.stop());
+  await waitFor(() => dripping.open() === 5, 10_000, 'five checks in flight');
+  const stopAt = Date.now();
+  expect(await worker.stop('SIGINT')).toBe(0);
+  expect(Date.now() - stopAt).toBeLessThan(3_000);
+  expect(ids.map((id) => store.get(id)?.status)).toEqual(ids.map(() => 'scheduled'));
 });
