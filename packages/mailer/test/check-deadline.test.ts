@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SmtpSink } from '@steem-bot/devnode';
 import { projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
-import { MailStore, storeFile } from '../src';
+import { checkStillWanted, MailStore, storeFile } from '../src';
 import { call, client, mailerEnv, startApi, startMailWorker } from './helpers';
 
 const DEADLINE_MS = 1_000;
@@ -128,4 +128,21 @@ test('SIGINT of the mailer-worker process while checks hang: it exits 0 at once,
   expect(await worker.stop('SIGINT')).toBe(0);
   expect(Date.now() - stopAt).toBeLessThan(3_000);
   expect(ids.map((id) => store.get(id)?.status)).toEqual(ids.map(() => 'scheduled'));
+});
+
+test('an answer over MAILER_CHECK_MAX_BYTES is a failed check, announced by Content-Length or not; a small one is read', async () => {
+  const big = await checkServer((res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(`{"send": true, "pad": "${'x'.repeat(5000)}"}`),
+  );
+  const chunked = await checkServer((res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    for (let i = 0; i < 10; i++) res.write(' '.repeat(500));
+    res.end('{"send": true}');
+  });
+  const small = await checkServer((res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"send": false}'));
+  const check = (url: string) =>
+    checkStillWanted({ url, id: 'm1', metadata: null, secret: 'whsec_AAAA', timeoutMs: 2_000, maxBytes: 1024, allow: ['127.0.0.1'] });
+  expect(await check(big.url)).toMatchObject({ reason: 'answer larger than 1024 bytes' });
+  expect(await check(chunked.url)).toMatchObject({ reason: 'answer larger than 1024 bytes' });
+  expect(await check(small.url)).toEqual({ send: false });
 });
