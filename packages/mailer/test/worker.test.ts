@@ -119,6 +119,8 @@ describe('mailer delivery to a real SMTP server', () => {
       'the breaker',
     );
     const attempts = (): number => m.store.db.prepare('SELECT COUNT(*) FROM attempts').pluck().get() as number;
+    // A send already in flight when the breaker opens still ends (and counts); none starts after.
+    await waitFor(() => (m.store.counts().sending ?? 0) === 0, 5_000, 'the sends in flight to end');
     const atOpen = attempts();
     await new Promise((r) => setTimeout(r, 1_500));
     expect(attempts()).toBe(atOpen); // paused: no attempt while the breaker is open
