@@ -1,42 +1,74 @@
 import { maskUrlCredentials, redactSecrets } from './redact';
 
 /**
- * Every stable error code the project raises, with whether a caller may retry and what it means.
+ * Every stable error code the project raises, with its HTTP status (what a REST API answers with
+ * it; 500 for codes that never reach a client), whether a caller may retry and what it means.
  * The README's "Error codes" table is checked against this map by a test.
  */
 export const errorCodes = {
   ERR_CONFIG_INVALID: {
+    http: 500,
     retryable: false,
     doc: 'The environment or .env has invalid values, or SOCKET_DIR/DATA_DIR is unsafe (every problem is listed in `data`).',
   },
-  ERR_BUS_UNKNOWN_NAME: { retryable: false, doc: 'An event or task name is not in the catalogue.' },
+  ERR_BUS_UNKNOWN_NAME: { http: 400, retryable: false, doc: 'An event or task name is not in the catalogue.' },
   ERR_BUS_INVALID_PAYLOAD: {
+    http: 400,
     retryable: false,
     doc: 'A payload does not match its catalogue schema, or carries a forbidden key.',
   },
-  ERR_BUS_WRONG_APP: { retryable: false, doc: 'A task reached an app its first segment does not name.' },
-  ERR_BUS_NO_HANDLER: { retryable: true, doc: 'The app is up but has no handler for the task (yet).' },
-  ERR_BUS_HANDLER_FAILED: { retryable: true, doc: 'The task handler threw; the task was not accepted.' },
-  ERR_BUS_TIMEOUT: { retryable: true, doc: 'No acknowledgement or reply arrived within the timeout.' },
-  ERR_BUS_CLOSED: { retryable: false, doc: 'The bus was closed while the operation was pending.' },
+  ERR_BUS_WRONG_APP: { http: 400, retryable: false, doc: 'A task reached an app its first segment does not name.' },
+  ERR_BUS_NO_HANDLER: { http: 503, retryable: true, doc: 'The app is up but has no handler for the task (yet).' },
+  ERR_BUS_HANDLER_FAILED: { http: 500, retryable: true, doc: 'The task handler threw; the task was not accepted.' },
+  ERR_BUS_TIMEOUT: { http: 504, retryable: true, doc: 'No acknowledgement or reply arrived within the timeout.' },
+  ERR_BUS_CLOSED: { http: 503, retryable: false, doc: 'The bus was closed while the operation was pending.' },
   ERR_BUS_POSITION: {
+    http: 500,
     retryable: false,
     doc: 'An event position is not a safe integer above the last published one.',
   },
-  ERR_BUS_FRAME_TOO_LARGE: { retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
-  ERR_BOT_KEY_MISSING: { retryable: false, doc: 'A bot needs a key (or STEEM_ACCOUNT) that is not set; checked at start-up.' },
-  ERR_BOT_KEY_INVALID: { retryable: false, doc: 'A bot key is not a valid private key (WIF).' },
-  ERR_BOT_KEY_MISMATCH: { retryable: false, doc: 'Live mode: the key is not an authority of STEEM_ACCOUNT on chain.' },
-  ERR_BOT_CHAIN_INPUT: { retryable: false, doc: 'A chain action got an invalid argument (vote weight, transfer amount).' },
+  ERR_BUS_FRAME_TOO_LARGE: { http: 413, retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
+  ERR_BOT_KEY_MISSING: { http: 500, retryable: false, doc: 'A bot needs a key (or STEEM_ACCOUNT) that is not set; checked at start-up.' },
+  ERR_BOT_KEY_INVALID: { http: 500, retryable: false, doc: 'A bot key is not a valid private key (WIF).' },
+  ERR_BOT_KEY_MISMATCH: { http: 500, retryable: false, doc: 'Live mode: the key is not an authority of STEEM_ACCOUNT on chain.' },
+  ERR_BOT_CHAIN_INPUT: { http: 400, retryable: false, doc: 'A chain action got an invalid argument (vote weight, transfer amount).' },
   ERR_BOT_HANDLER_TIMEOUT: {
+    http: 500,
     retryable: true,
     doc: 'A bot handler try outlived BOT_HANDLER_TIMEOUT_MS: it counts as failed, its `ctx.signal` is aborted.',
   },
-  ERR_BOT_INVALID: { retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
-  ERR_MAILER_NOT_FOUND: { retryable: false, doc: 'No such message (or it belongs to another client).' },
-  ERR_MAILER_CONFLICT: { retryable: false, doc: 'Idempotency key reused with another body, or the message can no longer be cancelled.' },
-  ERR_CLOCK_SCHEDULES_INVALID: { retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
-} as const satisfies Record<string, { retryable: boolean; doc: string }>;
+  ERR_BOT_INVALID: { http: 500, retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
+  ERR_MAILER_INVALID_REQUEST: {
+    http: 400,
+    retryable: false,
+    doc: 'A mailer request (body, query, header, client name) is invalid; `fields` lists each problem.',
+  },
+  ERR_MAILER_UNAUTHORIZED: { http: 401, retryable: false, doc: 'No valid `Authorization: Bearer` token (missing, wrong or revoked).' },
+  ERR_MAILER_NOT_FOUND: { http: 404, retryable: false, doc: 'No such message (or it belongs to another client), or no such route.' },
+  ERR_MAILER_CONFLICT: {
+    http: 409,
+    retryable: false,
+    doc: 'Idempotency key reused with another body, the message can no longer be cancelled, or the client name is taken (active, revoked or reserved).',
+  },
+  ERR_MAILER_TOO_LARGE: {
+    http: 413,
+    retryable: false,
+    doc: 'A mailer request is over a size limit (MAILER_BODY_LIMIT_BYTES, MAILER_MAX_MESSAGE_BYTES, MAILER_MAX_RECIPIENTS).',
+  },
+  ERR_MAILER_UNSUPPORTED_MEDIA_TYPE: { http: 415, retryable: false, doc: 'A mailer request body that is not `application/json`.' },
+  ERR_MAILER_TOO_MANY_PENDING: {
+    http: 429,
+    retryable: true,
+    doc: 'A REST client has MAILER_MAX_PENDING messages not yet sent; retry once some are.',
+  },
+  ERR_MAILER_RATE_LIMITED: {
+    http: 429,
+    retryable: true,
+    doc: 'More than MAILER_RATE_LIMIT requests a minute from one client; see `Retry-After`.',
+  },
+  ERR_MAILER_INTERNAL: { http: 500, retryable: true, doc: 'A bug in the mailer API; the details are in its log.' },
+  ERR_CLOCK_SCHEDULES_INVALID: { http: 500, retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
+} as const satisfies Record<string, { http: number; retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;
 

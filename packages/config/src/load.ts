@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import { parse as parseDotenv } from 'dotenv';
 
-import { checkVariables, configError,type ConfigProblem } from './check-variables';
+import { checkVariables, configError, type ConfigProblem } from './check-variables';
 import { AppError } from './errors';
 import { projectRoot, resolveProjectPath } from './paths';
 import { isSecretName } from './redact';

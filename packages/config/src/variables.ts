@@ -193,7 +193,11 @@ const mailer = {
     '',
     z.union([z.literal(''), z.url({ protocol: /^smtps?$/, error: 'an smtp:// or smtps:// URL' })]),
   ),
-  MAILER_OUTBOX: variable('Directory of the .eml files written when SMTP_URL is empty.', 'var/outbox', z.string().min(1)),
+  MAILER_OUTBOX: variable(
+    'Directory of the .eml files written when SMTP_URL is empty. Created 0700; the worker refuses one that group or others can read.',
+    'var/outbox',
+    z.string().min(1),
+  ),
   MAILER_MAX_ATTEMPTS: variable('Delivery tries of a message before it is dead.', '8', positiveInt),
   MAILER_RETRY_BASE_MS: variable(
     'First delay after a temporary delivery failure; it doubles up to MAILER_RETRY_MAX_MS.',
@@ -202,7 +206,7 @@ const mailer = {
   ),
   MAILER_RETRY_MAX_MS: variable('Longest delay between two delivery tries.', '21600000', positiveInt),
   MAILER_LEASE_MS: variable(
-    "How long a worker owns a message it is sending; a crashed worker's messages are retried after it.",
+    "How long a worker owns a message it is sending (renewed while the send is in flight); a crashed worker's messages are retried after it.",
     '120000',
     positiveInt,
   ),
@@ -212,7 +216,17 @@ const mailer = {
     '30',
     positiveInt,
   ),
-  MAILER_CHECK_TIMEOUT_MS: variable("Timeout of the call to a message's check_url.", '5000', positiveInt),
+  MAILER_KEY_KEEP_DAYS: variable(
+    'Days an Idempotency-Key (and a bus task key) is remembered, so a replayed request or op never sends twice; at least MAILER_KEEP_DAYS.',
+    '400',
+    positiveInt,
+  ),
+  MAILER_CHECK_TIMEOUT_MS: variable(
+    "One deadline for the whole call to a message's check_url (DNS, connect, headers and body); past it the check is a failed attempt.",
+    '5000',
+    positiveInt,
+  ),
+  MAILER_CHECK_MAX_BYTES: variable('Largest answer read from a check_url; a longer one is a failed attempt.', '65536', positiveInt),
   MAILER_CHECK_ALLOW: variable(
     'Comma-separated hosts or IPs a check_url may reach although private, loopback or link-local (e.g. `127.0.0.1`).',
     '',
@@ -220,6 +234,21 @@ const mailer = {
   ),
   MAILER_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
   MAILER_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '2097152', positiveInt),
+  MAILER_MAX_PENDING: variable(
+    'Messages one REST client may have not yet sent (scheduled, sending or retrying); 429 beyond. Bounds what one client can store.',
+    '1000',
+    positiveInt,
+  ),
+  MAILER_MAX_MESSAGE_BYTES: variable(
+    'Largest message, counted as its JSON request (addresses, subject, text, html, headers, metadata); 413 beyond (also for the bus task).',
+    '1048576',
+    positiveInt,
+  ),
+  MAILER_MAX_RECIPIENTS: variable(
+    'Most recipients of one message, to, cc and bcc together; 413 beyond (also for the bus task).',
+    '50',
+    positiveInt,
+  ),
 } as const satisfies Record<string, VariableDef>;
 
 /** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (today the clock). */

@@ -27,7 +27,12 @@ describe('the README stays true', () => {
     }
   });
 
-  test('its error-code table lists exactly the codes the code raises', () => {
+  test('its error-code table lists exactly the codes the code raises, with their HTTP status, retry hint and meaning', () => {
     expect(tableNames('## Error codes').sort()).toEqual(Object.keys(errorCodes).sort());
+    for (const [code, e] of Object.entries(errorCodes)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\` `)) ?? '';
+      const cells = row.split(/(?<!\\)\|/).map((c) => c.trim());
+      expect([code, cells[2], cells[3], cells[4]]).toEqual([code, String(e.http), e.retryable ? 'yes' : 'no', e.doc.replace(/\|/g, '\\|')]);
+    }
   });
 });

@@ -7,6 +7,8 @@ import {
   emailRequest,
   type EmailStatus,
   emailStatuses,
+  type ErrorCode,
+  errorCodes,
   type Logger,
   newTid,
   type ParsedEmailRequest,
@@ -14,10 +16,10 @@ import {
 } from '@steem-bot/config';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
-import { literalHostRefused } from './check';
+import { literalHostRefused } from './address-guard';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
-import type { ClientRow, MailStore, Message } from './store';
+import type { ClientRow, Enqueued, MailStore, Message } from './store';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,11 +36,23 @@ export interface ApiOptions {
   now?: () => number;
 }
 
-type ErrorBody = { error: { code: string; message: string; fields?: Array<{ path: string; message: string }> } };
+type Field = { path: string; message: string };
 
-const error = (code: string, message: string, fields?: ErrorBody['error']['fields']): ErrorBody => ({
-  error: { code, message, ...(fields ? { fields } : {}) },
-});
+/** A client's error: its code in the project's error table, which also gives the HTTP status. */
+const invalid = (message: string, fields: Field[]): AppError => new AppError('ERR_MAILER_INVALID_REQUEST', message, { data: { fields } });
+
+// Fastify's own errors (body too large, not JSON, ...) carry an HTTP status: the first mailer code
+// of the error table with that status names them, so the table stays the one list.
+const mailerCodes = (Object.keys(errorCodes) as ErrorCode[]).filter((c) => c.startsWith('ERR_MAILER_'));
+function codeForStatus(status: number): ErrorCode {
+  return mailerCodes.find((c) => errorCodes[c].http === status) ?? (status >= 500 ? 'ERR_MAILER_INTERNAL' : 'ERR_MAILER_INVALID_REQUEST');
+}
+
+/** The one shape of every error body: `{error: {code, message, fields?}}`. */
+function errorBody(err: AppError): { error: { code: string; message: string; fields?: Field[] } } {
+  const fields = (err.data as { fields?: Field[] } | undefined)?.fields;
+  return { error: { code: err.code, message: err.message, ...(fields ? { fields } : {}) } };
+}
 
 /** The public view of a message. */
 export function view(message: Message, attempts?: ReturnType<MailStore['attempts']>): Record<string, unknown> {
@@ -61,19 +75,33 @@ export function view(message: Message, attempts?: ReturnType<MailStore['attempts
 export function accept(
   options: ApiOptions,
   input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string },
-): { message: Message; created: boolean } {
+): Enqueued {
+  const { config } = options;
   const now = (options.now ?? Date.now)();
-  const domain = (input.request.from ?? options.config.MAILER_FROM).split('@')[1] as string;
-  const result = options.store.enqueue({ ...input, now, domain });
-  if (result.created) {
+  const recipients = input.request.to.length + (input.request.cc?.length ?? 0) + (input.request.bcc?.length ?? 0);
+  if (recipients > config.MAILER_MAX_RECIPIENTS) {
+    throw new AppError('ERR_MAILER_TOO_LARGE', `at most ${config.MAILER_MAX_RECIPIENTS} recipients (to, cc and bcc together)`, {
+      data: { fields: [{ path: 'to', message: `${recipients} recipients; at most ${config.MAILER_MAX_RECIPIENTS}` }] },
+    });
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(input.request));
+  if (bytes > config.MAILER_MAX_MESSAGE_BYTES) {
+    throw new AppError('ERR_MAILER_TOO_LARGE', `the message is ${bytes} bytes; at most ${config.MAILER_MAX_MESSAGE_BYTES}`);
+  }
+  const domain = (input.request.from ?? config.MAILER_FROM).split('@')[1] as string;
+  // Internal apps (the bus task) are trusted, as for tokens: only REST clients have a pending cap.
+  const maxPending = input.client === 'bus' ? undefined : config.MAILER_MAX_PENDING;
+  const result = options.store.enqueue({ ...input, now, domain, ...(maxPending ? { maxPending } : {}) });
+  const message = result.message;
+  if (result.created && message) {
     options.logger.info(
-      `${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`,
+      `${message.id} queued for ${message.request.to.join(', ')} (${input.client}), due ${new Date(message.send_at).toISOString()}`,
     );
     // The event only wakes the worker; it finds the message in the store anyway.
     options.bus
       .publish(
         'email.queued',
-        { id: result.message.id, client: input.client, send_at: new Date(result.message.send_at).toISOString() },
+        { id: message.id, client: input.client, send_at: new Date(message.send_at).toISOString() },
         { tid: input.tid },
       )
       .catch((err: unknown) => options.logger.warn({ err }, 'could not publish email.queued'));
@@ -82,17 +110,16 @@ export function accept(
 }
 
 /** Problems a valid-looking request still has for this client: sender not allowed, check_url refused. */
-function policyProblems(
-  request: ParsedEmailRequest,
-  client: ClientRow,
-  config: Config<'mailer'>,
-): Array<{ path: string; message: string }> {
-  const problems: Array<{ path: string; message: string }> = [];
+function policyProblems(request: ParsedEmailRequest, client: ClientRow, config: Config<'mailer'>): Field[] {
+  const problems: Field[] = [];
   const allowed = client.allowed_from ? (JSON.parse(client.allowed_from) as string[]) : [config.MAILER_FROM];
   if (request.from !== undefined && !allowed.includes(request.from))
     problems.push({ path: 'from', message: `this client may send as: ${allowed.join(', ')}` });
   if (request.check_url !== undefined && literalHostRefused(request.check_url, config.MAILER_CHECK_ALLOW)) {
-    problems.push({ path: 'check_url', message: 'private, loopback and link-local addresses are refused (MAILER_CHECK_ALLOW)' });
+    problems.push({
+      path: 'check_url',
+      message: 'special-purpose addresses (loopback, private, link-local, ...) are refused unless MAILER_CHECK_ALLOW lists them',
+    });
   }
   return problems;
 }
@@ -102,19 +129,19 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({ bodyLimit: config.MAILER_BODY_LIMIT_BYTES, logger: false, return503OnClosing: true });
   app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
 
-  // Every error becomes a JSON body with a stable code; only a bug is a 500, and it is logged.
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, request, reply) => {
-    if (err instanceof AppError && err.code === 'ERR_MAILER_CONFLICT') return reply.code(409).send(error('conflict', err.message));
-    const status = err.statusCode ?? 500;
-    if (status >= 500) {
-      options.logger.error({ err, url: request.url }, 'request failed');
-      return reply.code(500).send(error('internal', 'internal error'));
+  // Every error becomes a JSON body with a code of the error table, whose HTTP status it gets;
+  // only a bug is a 500, and it is logged (clients see no detail).
+  app.setErrorHandler((thrown: Error & { statusCode?: number }, request, reply) => {
+    let err = thrown instanceof AppError ? thrown : new AppError(codeForStatus(thrown.statusCode ?? 500), thrown.message);
+    if (errorCodes[err.code].http >= 500) {
+      options.logger.error({ err: thrown, url: request.url }, 'request failed');
+      err = new AppError('ERR_MAILER_INTERNAL', 'internal error');
     }
-    const code =
-      status === 413 ? 'body_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'bad_request';
-    return reply.code(status).send(error(code, err.message));
+    return reply.code(errorCodes[err.code].http).send(errorBody(err));
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send(error('not_found', 'no such route')));
+  app.setNotFoundHandler(() => {
+    throw new AppError('ERR_MAILER_NOT_FOUND', 'no such route');
+  });
 
   app.get('/healthz', () => ({ ok: true, counts: store.counts() }));
   app.get('/v1/openapi.json', () => openApiDocument);
@@ -124,51 +151,50 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
       v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
         if (request.url === '/v1/openapi.json') return;
         const client = authenticate(store, request.headers.authorization);
-        if (!client)
-          return reply
-            .code(401)
-            .header('www-authenticate', 'Bearer')
-            .send(error('unauthorized', 'a valid Authorization: Bearer token is required'));
+        if (!client) {
+          reply.header('www-authenticate', 'Bearer');
+          throw new AppError('ERR_MAILER_UNAUTHORIZED', 'a valid Authorization: Bearer token is required');
+        }
         request.client = client;
       });
       await v1.register(rateLimit, {
-        hook: 'preHandler',
+        // Before the body is read: a client over its limit costs no parsing (after the token check, per client).
+        hook: 'onRequest',
         max: config.MAILER_RATE_LIMIT,
         timeWindow: 60_000,
         keyGenerator: (request) => request.client?.name ?? request.ip,
-        errorResponseBuilder: (_request, context) => ({
-          statusCode: 429,
-          ...error('rate_limited', `at most ${context.max} requests per minute; retry in ${context.after}`),
-        }),
+        errorResponseBuilder: (_request, context) =>
+          new AppError('ERR_MAILER_RATE_LIMITED', `at most ${context.max} requests per minute; retry in ${context.after}`),
       });
 
       v1.post('/messages', async (request, reply) => {
         const client = request.client as ClientRow;
         const key = request.headers['idempotency-key'];
         if (Array.isArray(key) || (key !== undefined && (key.length === 0 || key.length > 200))) {
-          return reply.code(400).send(error('bad_request', 'Idempotency-Key must be one value of 1-200 characters'));
+          throw invalid('the Idempotency-Key header is invalid', [{ path: 'Idempotency-Key', message: 'one value of 1-200 characters' }]);
         }
         const parsed = emailRequest.safeParse(request.body);
         if (!parsed.success) {
-          const fields = parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message }));
-          return reply.code(400).send(error('invalid_body', 'the request body is invalid', fields));
+          throw invalid(
+            'the request body is invalid',
+            parsed.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', message: i.message })),
+          );
         }
         const problems = policyProblems(parsed.data, client, config);
-        if (problems.length > 0) return reply.code(400).send(error('invalid_body', 'the request body is invalid', problems));
+        if (problems.length > 0) throw invalid('the request body is invalid', problems);
         const tid = newTid();
-        const { message, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
-        return reply.code(created ? 202 : 200).send({ id: message.id, status: message.status });
+        const { id, status, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
+        return reply.code(created ? 202 : 200).send({ id, status });
       });
 
-      v1.get<{ Params: { id: string } }>('/messages/:id', (request, reply) => {
+      v1.get<{ Params: { id: string } }>('/messages/:id', (request) => {
         const message = store.get(request.params.id, request.client?.name);
-        if (!message) return reply.code(404).send(error('not_found', 'no such message'));
+        if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', 'no such message');
         return view(message, store.attempts(message.seq));
       });
 
-      v1.delete<{ Params: { id: string } }>('/messages/:id', async (request, reply) => {
+      v1.delete<{ Params: { id: string } }>('/messages/:id', async (request) => {
         const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
-        if (!message) return reply.code(404).send(error('not_found', 'no such message'));
         options.logger.info(`${message.id} cancelled by ${message.client}`);
         await options.bus
           .publish('email.cancelled', { id: message.id, client: message.client }, { tid: message.tid })
@@ -176,14 +202,14 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         return { id: message.id, status: message.status };
       });
 
-      v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', (request, reply) => {
+      v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', (request) => {
         const { status, limit = '50', cursor } = request.query;
-        const problems: Array<{ path: string; message: string }> = [];
+        const problems: Field[] = [];
         if (status !== undefined && !(emailStatuses as readonly string[]).includes(status))
           problems.push({ path: 'status', message: `one of ${emailStatuses.join(', ')}` });
         if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
         if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
-        if (problems.length > 0) return reply.code(400).send(error('invalid_query', 'the query is invalid', problems));
+        if (problems.length > 0) throw invalid('the query is invalid', problems);
         const messages = store.list((request.client as ClientRow).name, {
           ...(status ? { status: status as EmailStatus } : {}),
           limit: Number(limit),

@@ -8,7 +8,7 @@ import { MailStore } from './store';
 const USAGE = `usage: npm run mailer -- <command>
   clients add NAME [--from a@x.org,b@x.org]   create a REST client; prints its token (once) and signing secret
   clients list                                list clients
-  clients revoke NAME                         revoke a client's token
+  clients revoke NAME                         revoke a client's token (the name is never reused)
   retry ID                                    queue a dead message again (the recovery hook)
   counts                                      messages per status`;
 

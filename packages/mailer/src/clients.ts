@@ -12,7 +12,10 @@ export function addClient(
   now = Date.now(),
 ): { token: string; secret: string } {
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
-    throw new AppError('ERR_MAILER_CONFLICT', 'client names are lower-case letters, digits, _ and -');
+    throw new AppError(
+      'ERR_MAILER_INVALID_REQUEST',
+      'client names are 1-64 lower-case letters, digits, _ and -, starting with a letter or digit',
+    );
   // `bus` owns the messages of internal apps (the mailer.email.send task).
   if (name === 'bus') throw new AppError('ERR_MAILER_CONFLICT', 'the client name "bus" is reserved for internal apps');
   const token = `${name}.${randomBytes(32).toString('base64url')}`;

@@ -1,10 +1,10 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Config } from '@steem-bot/config';
+import { AppError, type Config } from '@steem-bot/config';
 import nodemailer, { type SendMailOptions, type TransportOptions } from 'nodemailer';
 
-import type { Message } from './store';
+import { type Message, syncDirectory } from './store';
 
 /** How a message leaves: SMTP (pooled), or .eml files in the outbox when no SMTP_URL is set. */
 export interface Delivery {
@@ -15,25 +15,37 @@ export interface Delivery {
 
 /** A delivery failure: temporary ones are retried, permanent ones make the message dead at once. */
 export class DeliveryError extends Error {
+  /** What the operator's log shows (server replies, addresses); `message` is the short reason clients see. */
+  readonly detail: string;
+
   constructor(
-    message: string,
+    reason: string,
     readonly permanent: boolean,
     /** The server was not reached at all (connection refused, timeout): counts towards the circuit breaker. */
     readonly unreachable: boolean,
+    detail?: string,
   ) {
-    super(message);
+    super(reason);
+    this.detail = detail ?? reason;
   }
 }
 
 type SmtpError = Error & { responseCode?: number; code?: string; response?: string };
 
-/** 5xx replies are permanent; 4xx replies, connection errors and timeouts are temporary. */
+/**
+ * 5xx replies are permanent; 4xx replies, connection errors and timeouts are temporary. The
+ * reason clients see is short (the reply code); the server's words stay in the operator's log.
+ */
 export function classify(err: unknown): DeliveryError {
   const e = err as SmtpError;
   const text = e.response ?? e.message ?? String(err);
-  if (typeof e.responseCode === 'number') return new DeliveryError(`${e.responseCode} ${text}`, e.responseCode >= 500, false);
-  if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new DeliveryError(text, true, false);
-  return new DeliveryError(`${e.code ?? 'error'}: ${text}`, false, true);
+  if (typeof e.responseCode === 'number') {
+    const code = e.responseCode;
+    return new DeliveryError(`${code} from the mail server`, code >= 500, false, `${code} ${text}`);
+  }
+  if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE')
+    return new DeliveryError(`message refused (${e.code})`, true, false, `${e.code}: ${text}`);
+  return new DeliveryError(`mail server unreachable (${e.code ?? 'error'})`, false, true, `${e.code ?? 'error'}: ${text}`);
 }
 
 function mailOptions(message: Message, from: string): SendMailOptions {
@@ -81,17 +93,49 @@ export function createDelivery(config: Config<'mailer'>): Delivery {
   };
 }
 
-/** The embedded default: each message as `<id>.eml` in `dir`, written then renamed. */
-function outbox(dir: string): Delivery {
+/**
+ * MAILER_OUTBOX holds whole messages: create it 0700 and refuse one that others can read or that
+ * is not this user's own directory (a configuration error: exit 78, no restart loop).
+ */
+export function checkOutbox(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(dir);
+  const uid = process.getuid?.();
+  const got = !stat.isDirectory()
+    ? `${stat.isSymbolicLink() ? 'a symbolic link' : 'a file'} at ${dir}`
+    : uid !== undefined && stat.uid !== uid
+      ? `a directory owned by uid ${stat.uid} (${dir})`
+      : (stat.mode & 0o077) !== 0
+        ? `mode ${(stat.mode & 0o777).toString(8)} (${dir}); chmod 700 it`
+        : undefined;
+  if (got === undefined) return;
+  const expected = 'a directory of this user that group and others cannot read (mode 700)';
+  throw new AppError('ERR_CONFIG_INVALID', `invalid configuration:\n  MAILER_OUTBOX: expected ${expected}; got ${got}`, {
+    data: [{ variable: 'MAILER_OUTBOX', expected, got }],
+  });
+}
+
+/**
+ * The embedded default: each message as `<id>.eml` in `dir`, written, fsynced, renamed, and the
+ * directory fsynced, before the message counts as sent (it survives a power loss).
+ */
+function outbox(dir: string): Delivery {
+  checkOutbox(dir);
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   return {
     description: `outbox ${dir} (no SMTP_URL: nothing is really sent)`,
     async send(message, from) {
       const info = (await transport.sendMail(mailOptions(message, from))) as { message: Buffer };
       const file = join(dir, `${message.id}.eml`);
-      writeFileSync(`${file}.tmp`, info.message);
+      const fd = openSync(`${file}.tmp`, 'w', 0o600);
+      try {
+        writeFileSync(fd, info.message);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(`${file}.tmp`, file);
+      syncDirectory(dir);
     },
     close: () => undefined,
   };

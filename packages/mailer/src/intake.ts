@@ -8,18 +8,22 @@ import { MailStore } from './store';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'mailer.sqlite');
 
+/** The intake's store: on disk (fsynced) before the ack; WAL checkpoints left to the worker while it runs. */
+export const openIntakeStore = (dataDir: string): MailStore =>
+  new MailStore(storeFile(dataDir), { checkpoints: false, fsyncCommits: true });
+
 /** The mailer-api process (bus app `mailer`): REST intake and the `mailer.email.send` task. */
 export async function startIntake(
   { config, logger, bus }: AppContext<'mailer'>,
   now?: () => number,
 ): Promise<RunningApp & { url: string }> {
-  const store = new MailStore(storeFile(config.DATA_DIR), { checkpoints: false });
+  const store = openIntakeStore(config.DATA_DIR);
   const options = { store, config, logger, bus, ...(now ? { now } : {}) };
   // Internal apps are trusted: no token; the bus idempotency key dedupes (on disk, not only in memory).
   bus.handle('mailer.email.send', (payload, ctx) => {
     const request = emailRequest.parse(payload);
-    const { message } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
-    return { id: message.id, status: message.status };
+    const { id, status } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
+    return { id, status };
   });
   await bus.serve();
   const api = await createApi(options);

@@ -10,8 +10,8 @@ export async function startWorker(
   { config, logger, bus }: AppContext<'mailer'>,
   now?: () => number,
 ): Promise<RunningApp & { worker: Worker }> {
+  const delivery = createDelivery(config); // first: an unsafe MAILER_OUTBOX stops the start here
   const store = new MailStore(storeFile(config.DATA_DIR));
-  const delivery = createDelivery(config);
   if (config.SMTP_URL === '') {
     logger.warn(`NO SMTP_URL: messages are NOT sent, only written as .eml files to ${config.MAILER_OUTBOX}. Set SMTP_URL to deliver them.`);
   } else {

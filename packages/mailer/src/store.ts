@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 import { AppError, type EmailStatus, type ParsedEmailRequest } from '@steem-bot/config';
 import { type Database, openDatabase, type Statement } from '@steem-bot/store';
@@ -82,7 +84,59 @@ const MIGRATIONS = [
      duration_ms INTEGER NOT NULL
    );
    CREATE INDEX attempts_message ON attempts (message_seq);`,
+  // The pending count per client (MAILER_MAX_PENDING) on every intake.
+  `CREATE INDEX messages_client_status ON messages (client, status);`,
+  // Idempotency keys outlive their messages (MAILER_KEY_KEEP_DAYS): a bot may replay an op long
+  // after its email was sent and purged. status is the message's last status once it is purged.
+  `CREATE TABLE idempotency_keys (
+     client TEXT NOT NULL,
+     key TEXT NOT NULL,
+     body_hash TEXT NOT NULL,
+     message_id TEXT NOT NULL,
+     status TEXT,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (client, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_keys_message ON idempotency_keys (message_id);
+   CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+   INSERT INTO idempotency_keys (client, key, body_hash, message_id, created_at)
+     SELECT client, idem_key, body_hash, id, created_at FROM messages WHERE idem_key IS NOT NULL;`,
 ];
+
+interface KeyRow {
+  body_hash: string;
+  message_id: string;
+  status: EmailStatus | null;
+}
+
+/** What an intake gets back: the message (undefined when a replayed key's message was purged). */
+export interface Enqueued {
+  id: string;
+  status: EmailStatus;
+  created: boolean;
+  message: Message | undefined;
+}
+
+// Whether a message has a check_url (a slow check endpoint must not hold up plain messages).
+const CHECKED = {
+  true: "json_extract(request, '$.check_url') IS NOT NULL",
+  false: "json_extract(request, '$.check_url') IS NULL",
+} as const;
+
+// The API's WAL may grow this far while no worker checkpoints it (64 MiB: tens of thousands of
+// messages; a checkpoint of that size takes well under a second).
+const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+const JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024;
+
+/** fsync a directory, so that a file created in it survives a power loss. */
+export function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -94,13 +148,36 @@ export class MailStore {
   readonly db: Database;
   private readonly statements = new Map<string, Statement>();
 
+  private readonly walFile: string;
+  private readonly walLimitBytes: number | undefined;
+  private writes = 0;
+
   /**
+   * `fsyncCommits` (the intake): every commit is fsynced (`synchronous = FULL`), so an
+   * acknowledged message survives a power loss, not only a process crash; about 5 ms a commit on
+   * an ordinary disk. Elsewhere (the worker) a commit lost to a power cut only repeats a send.
+   * The directory entry of a new file is fsynced either way.
+   *
    * `checkpoints: false` (the API) leaves WAL checkpoints, which write and fsync the database
-   * file, to the worker (`checkpoint()`), so that they never stall a request.
+   * file, to the worker (`checkpoint()`), so that they do not stall requests; but while the worker
+   * is down the API checkpoints itself once the WAL passes `walLimitBytes`, so the WAL stays bounded.
    */
-  constructor(file: string, options: { checkpoints?: boolean } = {}) {
+  constructor(file: string, options: { checkpoints?: boolean; walLimitBytes?: number; fsyncCommits?: boolean } = {}) {
     this.db = openDatabase(file, { migrations: MIGRATIONS });
+    if (options.fsyncCommits) this.db.pragma('synchronous = FULL');
+    // After a checkpoint, the next writer truncates the WAL back to this size.
+    this.db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+    this.walFile = `${file}-wal`;
+    this.walLimitBytes = options.checkpoints === false ? (options.walLimitBytes ?? WAL_LIMIT_BYTES) : undefined;
     if (options.checkpoints === false) this.db.pragma('wal_autocheckpoint = 0');
+    syncDirectory(dirname(file));
+  }
+
+  /** After a write of the API: checkpoint here if the WAL has grown past its limit (no worker checkpoints). */
+  private afterWrite(): void {
+    if (this.walLimitBytes === undefined || ++this.writes % 16 !== 0) return;
+    const size = statSync(this.walFile, { throwIfNoEntry: false })?.size ?? 0;
+    if (size > this.walLimitBytes) this.checkpoint();
   }
 
   /** A prepared statement, compiled once per store. */
@@ -122,20 +199,40 @@ export class MailStore {
    * Store a message, or return the one stored earlier under the same (client, key) when the body
    * is the same; a different body under a used key is a conflict.
    */
-  enqueue(input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string; now: number; domain: string }): {
-    message: Message;
-    created: boolean;
-  } {
+  enqueue(input: {
+    client: string;
+    key: string | undefined;
+    request: ParsedEmailRequest;
+    tid: string;
+    now: number;
+    domain: string;
+    /** Refuse (ERR_MAILER_TOO_MANY_PENDING) when the client already has this many messages not yet sent. */
+    maxPending?: number;
+  }): Enqueued {
     const body = JSON.stringify(input.request);
     const hash = sha256(body);
-    return this.db
-      .transaction(() => {
+    const result = this.db
+      .transaction((): Enqueued => {
         if (input.key !== undefined) {
-          const existing = this.sql('SELECT * FROM messages WHERE client = ? AND idem_key = ?').get(input.client, input.key) as
-            MessageRow | undefined;
-          if (existing) {
-            if (existing.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
-            return { message: parse(existing), created: false };
+          const known = this.sql('SELECT body_hash, message_id, status FROM idempotency_keys WHERE client = ? AND key = ?').get(
+            input.client,
+            input.key,
+          ) as KeyRow | undefined;
+          if (known) {
+            if (known.body_hash !== hash) throw new AppError('ERR_MAILER_CONFLICT', 'this Idempotency-Key was used with another body');
+            const message = this.get(known.message_id);
+            return { id: known.message_id, status: message?.status ?? known.status ?? 'sent', created: false, message };
+          }
+        }
+        if (input.maxPending !== undefined) {
+          const pending = this.sql("SELECT COUNT(*) FROM messages WHERE client = ? AND status IN ('scheduled', 'sending', 'retrying')")
+            .pluck()
+            .get(input.client) as number;
+          if (pending >= input.maxPending) {
+            throw new AppError(
+              'ERR_MAILER_TOO_MANY_PENDING',
+              `${pending} messages of this client are not yet sent (at most ${input.maxPending}); retry once some are`,
+            );
           }
         }
         const id = randomUUID();
@@ -146,9 +243,21 @@ export class MailStore {
              VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?)`,
           )
           .run(id, input.client, input.key ?? null, hash, body, sendAt, sendAt, `<${id}@${input.domain}>`, input.tid, input.now);
-        return { message: this.get(id) as Message, created: true };
+        if (input.key !== undefined) {
+          this.sql('INSERT INTO idempotency_keys (client, key, body_hash, message_id, created_at) VALUES (?, ?, ?, ?, ?)').run(
+            input.client,
+            input.key,
+            hash,
+            id,
+            input.now,
+          );
+        }
+        const message = this.get(id) as Message;
+        return { id, status: message.status, created: true, message };
       })
       .immediate();
+    this.afterWrite();
+    return result;
   }
 
   get(id: string, client?: string): Message | undefined {
@@ -169,12 +278,12 @@ export class MailStore {
     return rows.map(parse);
   }
 
-  /** Cancel a message not yet being sent; returns undefined when it does not exist for this client. */
-  cancel(id: string, client: string, now: number): Message | undefined {
+  /** Cancel a message not yet being sent (ERR_MAILER_NOT_FOUND if this client has none with this id). */
+  cancel(id: string, client: string, now: number): Message {
     return this.db
       .transaction(() => {
         const message = this.get(id, client);
-        if (!message) return undefined;
+        if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', 'no such message');
         if (message.status !== 'scheduled' && message.status !== 'retrying') {
           throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
         }
@@ -184,19 +293,30 @@ export class MailStore {
       .immediate();
   }
 
-  /** Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases included). */
-  claimDue(owner: string, now: number, leaseMs: number, limit: number): Message[] {
-    const due = this.sql(
-      `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ?
-       UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ?
-       ORDER BY seq LIMIT ?`,
-    );
+  /**
+   * Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases of other
+   * workers included, never a message `owner` itself holds), of which at most `maxChecked` have a
+   * check_url.
+   */
+  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Message[] {
+    const due = (checked: boolean): Statement =>
+      this.sql(
+        `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ? AND ${CHECKED[checked ? 'true' : 'false']}
+         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ? AND lease_owner IS NOT ?
+           AND ${CHECKED[checked ? 'true' : 'false']}
+         ORDER BY seq LIMIT ?`,
+      );
+    const dueSeqs = (): number[] => {
+      const plain = due(false).pluck().all(now, now, owner, limit) as number[];
+      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, owner, Math.min(limit, maxChecked)) as number[]) : [];
+      return [...plain, ...checked].sort((a, b) => a - b).slice(0, limit);
+    };
     // Look first without the write lock: most wake-ups find nothing due, and the API's writes
     // should not wait for them.
-    if (due.pluck().get(now, now, 1) === undefined) return [];
+    if (dueSeqs().length === 0) return [];
     return this.db
       .transaction(() => {
-        const rows = due.pluck().all(now, now, limit) as number[];
+        const rows = dueSeqs();
         const claim = this.sql("UPDATE messages SET status = 'sending', lease_owner = ?, lease_until = ? WHERE seq = ?");
         for (const seq of rows) claim.run(owner, now + leaseMs, seq);
         return rows.map((seq) => parse(this.sql('SELECT * FROM messages WHERE seq = ?').get(seq) as MessageRow));
@@ -213,15 +333,18 @@ export class MailStore {
     );
   }
 
-  /** When the next message falls due (or a lease expires), or undefined if nothing is pending. */
-  nextDue(): number | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying')
-         UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending')`,
-      )
+  /**
+   * When the next message falls due (or another worker's lease expires), or undefined if nothing
+   * is pending; `withChecked: false` leaves out messages with a check_url.
+   */
+  nextDue(owner: string, withChecked = true): number | undefined {
+    const only = withChecked ? '' : `AND ${CHECKED.false}`;
+    const row = this.sql(
+      `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') ${only}
+       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND lease_owner IS NOT ? ${only})`,
+    )
       .pluck()
-      .get() as number | null;
+      .get(owner) as number | null;
     return row ?? undefined;
   }
 
@@ -258,6 +381,11 @@ export class MailStore {
       .immediate();
   }
 
+  /** Extend every lease `owner` holds to `until` (its sends are still in flight). */
+  renewLeases(owner: string, until: number): number {
+    return this.sql("UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND status = 'sending'").run(until, owner).changes;
+  }
+
   /** Give back the leases of `owner` (clean shutdown): its messages are due again at once. */
   release(owner: string): number {
     return this.db
@@ -278,11 +406,28 @@ export class MailStore {
     );
   }
 
-  /** Delete finished messages older than `keepMs`; pending ones are never purged. */
-  purge(now: number, keepMs: number): number {
+  /**
+   * Delete finished messages older than `keepMs` (pending ones are never purged), and idempotency
+   * keys older than `keyKeepMs` whose message is gone. A purged message's key remembers its status.
+   */
+  purge(now: number, keepMs: number, keyKeepMs = keepMs): { messages: number; keys: number } {
     return this.db
-      .prepare("DELETE FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?")
-      .run(now - keepMs).changes;
+      .transaction(() => {
+        const old = "SELECT id, status FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?";
+        this.db
+          .prepare(`UPDATE idempotency_keys SET status = m.status FROM (${old}) AS m WHERE idempotency_keys.message_id = m.id`)
+          .run(now - keepMs);
+        const messages = this.db
+          .prepare("DELETE FROM messages WHERE status IN ('sent', 'dead', 'skipped', 'cancelled') AND finished_at < ?")
+          .run(now - keepMs).changes;
+        const keys = this.db
+          .prepare(
+            'DELETE FROM idempotency_keys WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id = idempotency_keys.message_id)',
+          )
+          .run(now - Math.max(keepMs, keyKeepMs)).changes;
+        return { messages, keys };
+      })
+      .immediate();
   }
 
   counts(): Record<string, number> {
@@ -295,13 +440,22 @@ export class MailStore {
 
   // Clients ----------------------------------------------------------------------------------
 
+  /**
+   * A name is never given out twice: messages and idempotency keys are keyed by it, so a new
+   * holder of a revoked client's name would see (and dedupe against) the old client's messages.
+   */
   addClient(row: Omit<ClientRow, 'revoked_at'>): void {
     const existing = this.client(row.name);
-    if (existing && existing.revoked_at === null) throw new AppError('ERR_MAILER_CONFLICT', `client ${row.name} exists; revoke it first`);
+    if (existing) {
+      throw new AppError(
+        'ERR_MAILER_CONFLICT',
+        existing.revoked_at === null
+          ? `client ${row.name} exists`
+          : `client ${row.name} was revoked; a revoked name is never reused (its messages stay its own): choose another name`,
+      );
+    }
     this.db
-      .prepare(
-        'INSERT OR REPLACE INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)',
-      )
+      .prepare('INSERT INTO clients (name, token_hash, secret, allowed_from, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
       .run(row.name, row.token_hash, row.secret, row.allowed_from, row.created_at);
   }
 

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { backoffDelay, type Bus, type TransportSubscription } from '@steem-bot/bus';
 import { type Catalogue, type Config, type Logger, withTid } from '@steem-bot/config';
 
+import type { LookupFunction } from './address-guard';
 import { checkStillWanted } from './check';
 import { type Delivery, DeliveryError } from './delivery';
 import type { MailStore, Message } from './store';
@@ -16,10 +17,14 @@ export interface WorkerOptions {
   logger: Logger;
   /** Injectable clock (tests). */
   now?: () => number;
+  /** Resolves check_url host names (tests; default `dns.lookup`). */
+  lookup?: LookupFunction;
 }
 
 // Sends in flight at once (the SMTP pool has five connections; the rest wait in its queue).
 const MAX_IN_FLIGHT = 20;
+// At most this many of them wait on a check_url, so slow check endpoints never hold up plain messages.
+const MAX_CHECKS_IN_FLIGHT = 10;
 // Sleep at most this long between looks at the store, as a safety net for a missed wake-up.
 const MAX_SLEEP_MS = 5 * 60_000;
 const CHECKPOINT_MS = 1_000;
@@ -44,7 +49,11 @@ export class Worker {
   private breakerOpenings = 0;
   private lastPurge = 0;
   private lastCheckpoint = 0;
+  private lastRenewal = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  private checksInFlight = 0;
+  /** Aborted by `stop`: pending check_url calls end at once and their messages are given back. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: WorkerOptions) {
     this.now = options.now ?? Date.now;
@@ -66,6 +75,7 @@ export class Worker {
   /** Stop claiming, finish the sends in flight, give back the leases. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     this.subscription?.close();
     this.wake();
     await this.loop;
@@ -79,14 +89,22 @@ export class Worker {
       const now = this.now();
       if (now - this.lastPurge > 3_600_000) {
         this.lastPurge = now;
-        const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000);
-        if (purged > 0) this.log.info(`purged ${purged} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
+        const purged = store.purge(now, config.MAILER_KEEP_DAYS * 86_400_000, config.MAILER_KEY_KEEP_DAYS * 86_400_000);
+        if (purged.messages > 0) this.log.info(`purged ${purged.messages} finished messages older than ${config.MAILER_KEEP_DAYS} days`);
+        if (purged.keys > 0) this.log.info(`forgot ${purged.keys} idempotency keys older than ${config.MAILER_KEY_KEEP_DAYS} days`);
       }
       // The API leaves WAL checkpoints to the worker (see MailStore); every API write wakes the
       // worker (email.queued), so the WAL cannot grow unseen.
       if (now - this.lastCheckpoint >= CHECKPOINT_MS) {
         this.lastCheckpoint = now;
         store.checkpoint();
+      }
+      // A send may outlast its lease (a slow SMTP server, a check): keep the leases of the sends
+      // in flight fresh, so that no other worker takes them over while this one is alive.
+      const renewEvery = config.MAILER_LEASE_MS / 3;
+      if (this.inFlight.size > 0 && now - this.lastRenewal >= renewEvery) {
+        this.lastRenewal = now;
+        store.renewLeases(this.owner, now + config.MAILER_LEASE_MS);
       }
       let wait = MAX_SLEEP_MS;
       if (now < this.breakerUntil) {
@@ -98,19 +116,25 @@ export class Worker {
         const room = limit - this.inFlight.size;
         // Claim in batches (half the pipeline at a time): one transaction for many messages.
         if (room > 0 && (room >= limit / 2 || this.inFlight.size === 0)) {
-          const claimed = store.claimDue(this.owner, now, config.MAILER_LEASE_MS, room);
+          const checkRoom = MAX_CHECKS_IN_FLIGHT - this.checksInFlight;
+          const claimed = store.claimDue(this.owner, now, config.MAILER_LEASE_MS, room, checkRoom);
           for (const message of claimed) {
+            const checked = message.request.check_url !== undefined;
+            if (checked) this.checksInFlight++;
             const send: Promise<void> = withTid(message.tid, () => this.deliver(message)).finally(() => {
+              if (checked) this.checksInFlight--;
               this.inFlight.delete(send);
               this.wake();
             });
             this.inFlight.add(send);
           }
           if (claimed.length === room) continue; // there may be more due
-          const next = store.nextDue();
+          // With every check slot taken, checked messages wait for a slot (a finished send wakes the loop).
+          const next = store.nextDue(this.owner, this.checksInFlight < MAX_CHECKS_IN_FLIGHT);
           if (next !== undefined) wait = Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
         }
       }
+      if (this.inFlight.size > 0) wait = Math.min(wait, renewEvery);
       if (wait > 0 && this.running) await this.sleep(wait);
     }
     await Promise.all(this.inFlight);
@@ -148,10 +172,17 @@ export class Worker {
           metadata: message.request.metadata,
           secret: client?.secret ?? '',
           timeoutMs: config.MAILER_CHECK_TIMEOUT_MS,
+          maxBytes: config.MAILER_CHECK_MAX_BYTES,
           allow: config.MAILER_CHECK_ALLOW,
           now: this.now(),
+          signal: this.stopping.signal,
+          ...(this.options.lookup ? { lookup: this.options.lookup } : {}),
         });
-        if ('error' in answer) throw new DeliveryError(`check_url: ${answer.error}`, answer.refused === true, false);
+        // Stopping: nothing was decided; `stop` gives the lease back and the next worker asks again.
+        if ('stopped' in answer && answer.stopped) return;
+        if ('reason' in answer) {
+          throw new DeliveryError(`check_url: ${answer.reason}`, answer.refused === true, false, `check_url: ${answer.detail}`);
+        }
         if (!answer.send) {
           if (finish('skipped', { status: 'skipped', countsAsAttempt: false })) {
             this.log.info(`${message.id} skipped: check_url says it is no longer needed`);
@@ -164,13 +195,13 @@ export class Worker {
       this.unreachableInRow = 0;
       this.breakerOpenings = 0;
     } catch (err) {
-      const failure = err instanceof DeliveryError ? err : new DeliveryError(String(err), false, false);
+      const failure = err instanceof DeliveryError ? err : new DeliveryError('delivery failed', false, false, String(err));
       if (failure.unreachable && ++this.unreachableInRow >= BREAKER_AFTER) this.openBreaker();
       const attempts = message.attempts + 1;
       if (failure.permanent || attempts >= config.MAILER_MAX_ATTEMPTS) {
         if (finish(failure.permanent ? 'permanent' : 'temporary', { status: 'dead', error: failure.message, countsAsAttempt: true })) {
           this.log.error(
-            `${message.id} is dead after ${attempts} attempts: ${failure.message} (npm run mailer -- retry ${message.id} to send it again)`,
+            `${message.id} is dead after ${attempts} attempts: ${failure.detail} (npm run mailer -- retry ${message.id} to send it again)`,
           );
           announce(bus.publish('email.failed', { ...base, error: failure.message, attempts }));
         }
@@ -178,7 +209,7 @@ export class Worker {
       }
       const delay = backoffDelay(attempts - 1, config.MAILER_RETRY_BASE_MS, config.MAILER_RETRY_MAX_MS);
       finish('temporary', { status: 'retrying', error: failure.message, nextAttemptAt: this.now() + delay, countsAsAttempt: true });
-      this.log.warn(`${message.id} attempt ${attempts} failed: ${failure.message}; retrying in ${Math.round(delay / 1000)} s`);
+      this.log.warn(`${message.id} attempt ${attempts} failed: ${failure.detail}; retrying in ${Math.round(delay / 1000)} s`);
       return;
     }
     // Sent (outside the try: a failure to record it must not count as a failed delivery).

@@ -58,7 +58,7 @@ describe('mailer REST API', () => {
     expect(again.body.id).toBe(first.body.id);
     const other = await call(api.url, token, 'POST', '/v1/messages', { ...valid, subject: 'Other' }, headers);
     expect(other.status).toBe(409);
-    expect(other.body).toEqual({ error: { code: 'conflict', message: 'this Idempotency-Key was used with another body' } });
+    expect(other.body).toEqual({ error: { code: 'ERR_MAILER_CONFLICT', message: 'this Idempotency-Key was used with another body' } });
   });
 
   test('tokens: missing, wrong, revoked -> 401; a client sees only its own messages', async () => {
@@ -182,7 +182,7 @@ describe('mailer REST API', () => {
     expect(added.stdout).toMatch(/whsec_/);
     expect((await call(api.url, issued, 'POST', '/v1/messages', { ...valid, from: 'news@example.com' })).status).toBe(202);
     expect(cli('clients', 'list').stdout).toMatch(/newsletter +active +from: \["news@example.com"\]/);
-    expect(cli('clients', 'add', 'newsletter').stderr).toMatch(/exists; revoke it first/);
+    expect(cli('clients', 'add', 'newsletter').stderr).toMatch(/client newsletter exists/);
     expect(cli('clients', 'revoke', 'newsletter').status).toBe(0);
     expect((await call(api.url, issued, 'GET', '/v1/messages')).status).toBe(401);
     expect(m.store.client('newsletter')?.token_hash).not.toContain(issued.split('.')[1]);
@@ -202,7 +202,9 @@ describe('mailer REST API', () => {
     expect(codes).toEqual([200, 200, 200, 200, 200, 429, 429]);
     const limited = await call(api.url, token, 'GET', '/v1/messages');
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(limited.body.error).toMatchObject({ code: 'rate_limited' });
+    expect(limited.body).toEqual({
+      error: { code: 'ERR_MAILER_RATE_LIMITED', message: expect.stringMatching(/^at most 5 requests per minute; retry in/) },
+    });
     expect((await call(api.url, quiet, 'GET', '/v1/messages')).status).toBe(200);
   });
 });
