@@ -10,6 +10,7 @@ import { NodePool } from './nodes';
 export function createBroadcaster(config: Config, logger: Logger, bus: Bus<Catalogue>, checkpointPath: string): Broadcaster {
   const pool = new NodePool(config.STEEM_NODES, {
     timeoutMs: config.BROADCASTER_RPC_TIMEOUT_MS,
+    maxResponseBytes: config.BROADCASTER_MAX_REPLY_BYTES,
     staleBlocks: config.BROADCASTER_STALE_BLOCKS,
     staleMs: config.BROADCASTER_STALE_MS,
     logger,

@@ -12,4 +12,4 @@ export { BlockFetcher } from './fetcher';
 export type { NodeHealth, PoolOptions } from './nodes';
 export { AllNodesFailed, NodePool } from './nodes';
 export type { FailureKind, RpcCall } from './rpc';
-export { NodeFailure, rpcBatch } from './rpc';
+export { DEFAULT_MAX_RESPONSE_BYTES, NodeFailure, rpcBatch } from './rpc';

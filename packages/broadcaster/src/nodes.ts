@@ -13,6 +13,8 @@ export interface NodeHealth {
 
 export interface PoolOptions {
   timeoutMs: number;
+  /** Largest answer body accepted from a node; a larger one is that node's failure. */
+  maxResponseBytes?: number;
   /** A node whose head is this far behind the best known head is stale. */
   staleBlocks: number;
   /** A node whose head has not moved for this long, while another's has, is stale. */
@@ -93,6 +95,7 @@ export class NodePool {
             node.url,
             [{ method: 'condenser_api.get_dynamic_global_properties', params: [] }],
             this.options.timeoutMs,
+            this.options.maxResponseBytes,
           );
           const problem = propsProblem(props);
           if (problem) throw new NodeFailure('invalid', problem);
@@ -119,7 +122,7 @@ export class NodePool {
     for (let i = 0; i < order.length; i++) {
       const node = order[(start + i) % order.length] as Node;
       try {
-        const results = await rpcBatch(node.url, calls, this.options.timeoutMs);
+        const results = await rpcBatch(node.url, calls, this.options.timeoutMs, this.options.maxResponseBytes);
         const value = accept(results, node.url);
         if (typeof value === 'string') throw new NodeFailure('invalid', value);
         this.succeeded(node);

@@ -107,6 +107,11 @@ export const variables = {
     '500',
     positiveInt,
   ),
+  BROADCASTER_MAX_REPLY_BYTES: variable(
+    "Largest JSON-RPC answer accepted from a Steem node, in bytes; a larger one is that node's failure (a 50-block batch is a few MB).",
+    '33554432',
+    positiveInt,
+  ),
   BUS_MAX_MESSAGE_BYTES: variable('Largest bus frame accepted or sent, in bytes.', '1048576', positiveInt),
   BUS_SUBSCRIBER_BUFFER_BYTES: variable(
     'Unsent bytes a subscriber may fall behind before it is cut off (it then resumes from its position).',
