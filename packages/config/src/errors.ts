@@ -29,6 +29,10 @@ export const errorCodes = {
   ERR_BOT_INVALID: { retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
   ERR_MAILER_NOT_FOUND: { retryable: false, doc: 'No such message (or it belongs to another client).' },
   ERR_MAILER_CONFLICT: { retryable: false, doc: 'Idempotency key reused with another body, or the message can no longer be cancelled.' },
+  ERR_CHECKPOINT_INVALID: {
+    retryable: false,
+    doc: 'A checkpoint file exists but is empty or corrupt; the app exits 78 instead of guessing where to resume.',
+  },
   ERR_CLOCK_SCHEDULES_INVALID: { retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
 } as const satisfies Record<string, { retryable: boolean; doc: string }>;
 
