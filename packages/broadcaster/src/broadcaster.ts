@@ -19,7 +19,19 @@ export interface BroadcasterOptions {
   logger: Logger;
   /** Blocks streamed between two looks at the target (LIB or head). */
   chunk?: number;
+  /**
+   * The stream stopped for good (a published block is off the canonical chain): the process
+   * should exit with EXIT_OFF_CHAIN. Status and log say why before this is called.
+   */
+  onHalt?: (reason: string) => void;
 }
+
+/** Exit code of a broadcaster that found a block it published off the canonical chain (EX_DATAERR). */
+export const EXIT_OFF_CHAIN = 65;
+
+// A block that does not continue the last published one this many times in a row (irreversible
+// mode) means the published one is not on the chain the nodes serve.
+const STRIKES = 3;
 
 // Head mode remembers this many published blocks to find the common ancestor of a fork.
 const RECENT = 500;
@@ -43,6 +55,8 @@ export class Broadcaster {
   private savedAt = 0;
   /** Position of the last event the bus accepted: a block retried after an error skips what went out. */
   private published = 0;
+  private halted: string | undefined;
+  private mismatch = { block: 0, count: 0 };
 
   constructor(private readonly options: BroadcasterOptions) {
     this.log = options.logger.child({ component: 'stream' });
@@ -51,6 +65,17 @@ export class Broadcaster {
   async start(): Promise<void> {
     const { bus, pool, checkpoint } = this.options;
     this.last = checkpoint.load();
+    if (this.last && this.options.mode === 'head') {
+      // What head mode needs to walk back across a restart (a checkpoint of an older version has
+      // only the last block).
+      const ids = this.last.recent ?? [];
+      if (ids.at(-1) !== this.last.block_id) ids.push(this.last.block_id);
+      this.recent = ids.slice(-RECENT).map((id) => ({ num: blockNumFromId(id), id }));
+    }
+    if (pool.size === 1)
+      this.log.warn(
+        'one Steem node configured (STEEM_NODES): its answers decide head, LIB and every block alone; configure three or more so that no single node does',
+      );
     await pool.pollHeads();
     let first: number;
     if (this.last) {
@@ -90,6 +115,7 @@ export class Broadcaster {
     lag_blocks: number | null;
     lag_seconds: number | null;
     nodes: ReturnType<NodePool['health']>;
+    problem: string | null;
   } {
     const best = this.options.pool.best();
     const current = this.last?.block_num ?? null;
@@ -102,7 +128,27 @@ export class Broadcaster {
       lag_blocks: current !== null && target !== undefined ? Math.max(0, target - current) : null,
       lag_seconds: this.lastTimestamp ? Math.max(0, (Date.now() - Date.parse(`${this.lastTimestamp}Z`)) / 1000) : null,
       nodes: this.options.pool.health(),
+      problem: this.problem(best),
     };
+  }
+
+  /** Why the stream does not advance, in one line; null while it does. */
+  private problem(best: { head: number; lib: number } | undefined): string | null {
+    if (this.halted !== undefined) return `halted: ${this.halted}`;
+    const failure = this.options.fetcher.failure;
+    if (failure) return `every node failed: ${failure.join('; ')}`;
+    if (best) return null;
+    const nodes = this.options.pool.health();
+    return `no healthy node answers: ${nodes.map((n) => `${n.url} ${n.state}${n.lastError ? ` (${n.lastError})` : ''}`).join('; ')}`;
+  }
+
+  /** Stop streaming for good and say so loudly: status, log, then the owner exits. */
+  private halt(reason: string): void {
+    if (this.halted !== undefined) return;
+    this.halted = reason;
+    this.stopping = true;
+    this.log.fatal({ block: this.last?.block_num }, `stream halted: ${reason}`);
+    this.options.onHalt?.(reason);
   }
 
   private async resolveStart(): Promise<number> {
@@ -135,6 +181,7 @@ export class Broadcaster {
             break;
           }
           await this.publish(block);
+          this.mismatch.count = 0;
           next = blockNumFromId(block.block_id) + 1;
         }
       } catch (err) {
@@ -165,11 +212,11 @@ export class Broadcaster {
     }
     this.last = { block_num: num, block_id: block.block_id, position };
     this.lastTimestamp = block.timestamp;
-    this.saveCheckpoint(num >= (this.target ?? num));
     if (this.options.mode === 'head') {
       this.recent.push({ num, id: block.block_id });
       if (this.recent.length > RECENT) this.recent.shift();
     }
+    this.saveCheckpoint(num >= (this.target ?? num));
   }
 
   /**
@@ -179,7 +226,12 @@ export class Broadcaster {
    */
   private saveCheckpoint(now: boolean): void {
     if (!this.last || (!now && Date.now() - this.savedAt < 250)) return;
-    this.options.checkpoint.save(this.last);
+    const { block_num, block_id, position } = this.last;
+    this.options.checkpoint.save(
+      this.options.mode === 'head'
+        ? { block_num, block_id, position, recent: this.recent.map((r) => r.id) }
+        : { block_num, block_id, position },
+    );
     this.savedAt = Date.now();
   }
 
@@ -192,15 +244,29 @@ export class Broadcaster {
     const last = this.last as Checkpoint;
     const num = blockNumFromId(block.block_id);
     if (this.options.mode === 'irreversible') {
+      this.mismatch = { block: num, count: this.mismatch.block === num ? this.mismatch.count + 1 : 1 };
+      if (this.mismatch.count >= STRIKES) {
+        this.halt(
+          `block ${last.block_num} (${last.block_id}), already published as irreversible, is not on the chain the nodes serve: ` +
+            `block ${num} continues ${block.previous}`,
+        );
+        return num;
+      }
       this.log.warn(
         { block: num, previous: block.previous, expected: last.block_id },
         `block ${num} does not continue block ${last.block_num}; fetching it again`,
       );
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 1000));
       return num;
     }
-    while (this.recent.length > 0) {
-      const top = this.recent[this.recent.length - 1] as { num: number; id: string };
+    for (;;) {
+      const top = this.recent.at(-1);
+      if (top === undefined) {
+        this.halt(
+          `a fork deeper than the ${RECENT} blocks remembered reaches below block ${last.block_num}: cannot find the common ancestor`,
+        );
+        return num;
+      }
       const canonical = await this.options.fetcher.block(top.num, () => this.stopping);
       if (canonical.block_id === top.id) break;
       this.recent.pop();
@@ -211,7 +277,8 @@ export class Broadcaster {
         { position, tid: newTid() },
       );
       this.published = position;
-      this.last = { block_num: top.num - 1, block_id: canonical.previous, position };
+      // What we published at top.num - 1 (checked next round), not what the node says it should be.
+      this.last = { block_num: top.num - 1, block_id: this.recent.at(-1)?.id ?? canonical.previous, position };
       this.saveCheckpoint(true);
       this.log.warn({ block: top.num, reverted: top.id, by: canonical.block_id }, `fork: block ${top.num} reverted`);
     }

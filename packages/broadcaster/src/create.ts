@@ -7,7 +7,13 @@ import { BlockFetcher } from './fetcher';
 import { NodePool } from './nodes';
 
 /** Wire a broadcaster from the validated config. */
-export function createBroadcaster(config: Config, logger: Logger, bus: Bus<Catalogue>, checkpointPath: string): Broadcaster {
+export function createBroadcaster(
+  config: Config,
+  logger: Logger,
+  bus: Bus<Catalogue>,
+  checkpointPath: string,
+  hooks: { onHalt?: (reason: string) => void } = {},
+): Broadcaster {
   const pool = new NodePool(config.STEEM_NODES, {
     timeoutMs: config.BROADCASTER_RPC_TIMEOUT_MS,
     maxResponseBytes: config.BROADCASTER_MAX_REPLY_BYTES,
@@ -20,6 +26,8 @@ export function createBroadcaster(config: Config, logger: Logger, bus: Bus<Catal
     ahead: config.BROADCASTER_AHEAD_BLOCKS,
     logger,
     retryDelay: (attempt) => backoffDelay(attempt, 250, 30_000),
+    // What is published in irreversible mode is final: a second node must confirm every block.
+    confirm: config.STEEM_MODE === 'irreversible' && config.STEEM_NODES.length >= 2,
   });
   return new Broadcaster({
     bus,
@@ -30,5 +38,6 @@ export function createBroadcaster(config: Config, logger: Logger, bus: Bus<Catal
     startBlock: config.STEEM_START_BLOCK,
     pollMs: config.BROADCASTER_POLL_MS,
     logger,
+    ...hooks,
   });
 }

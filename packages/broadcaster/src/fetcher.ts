@@ -1,6 +1,6 @@
 import type { Logger } from '@steem-bot/config';
 
-import { blockProblem, type ChainBlock } from './chain-types';
+import { blockNumFromId, blockProblem, type ChainBlock } from './chain-types';
 import { AllNodesFailed, type NodePool } from './nodes';
 
 export interface FetcherOptions {
@@ -12,9 +12,31 @@ export interface FetcherOptions {
   /** Wait before retrying when every node failed (attempt -> ms). */
   retryDelay: (attempt: number) => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Every block's id must be confirmed by a second node (not failing, not suspect)
+   * before it is returned: irreversible mode with two or more nodes configured.
+   */
+  confirm?: boolean;
 }
 
 const getBlock = (n: number): { method: string; params: unknown } => ({ method: 'condenser_api.get_block', params: [n] });
+const getHeader = (n: number): { method: string; params: unknown } => ({ method: 'condenser_api.get_block_header', params: [n] });
+const idOf = (value: unknown, key: 'previous' | 'block_id'): string | undefined => {
+  const id = (value as Record<string, unknown> | null)?.[key];
+  return typeof id === 'string' && /^[0-9a-f]{40}$/.test(id) ? id : undefined;
+};
+
+/** Leading entries on which two lists of ids agree. */
+function agreeing(a: Array<string | undefined>, b: Array<string | undefined>): number {
+  let k = 0;
+  while (k < a.length && a[k] !== undefined && a[k] === b[k]) k++;
+  return k;
+}
+
+/** A node's answer was outvoted by two others: fetch the batch again from another node. */
+class Outvoted {
+  constructor(readonly url: string) {}
+}
 
 /**
  * Fetches validated blocks, in order, never skipping one: each answer must be the block asked for
@@ -25,6 +47,7 @@ export class BlockFetcher {
   private readonly log: Logger;
   private readonly sleep: (ms: number) => Promise<void>;
   private failing = false;
+  private lastReasons: string[] = [];
   private spread = 0;
 
   constructor(
@@ -33,6 +56,11 @@ export class BlockFetcher {
   ) {
     this.log = options.logger.child({ component: 'fetcher' });
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** While every node fails: why, per node (what the status reports); undefined otherwise. */
+  get failure(): string[] | undefined {
+    return this.failing ? this.lastReasons : undefined;
   }
 
   /** One block, from whichever node gives a valid one; retried until one does (or `stopped`). */
@@ -75,13 +103,27 @@ export class BlockFetcher {
     }
   }
 
-  /** Blocks start..end from one node: the valid, chained prefix of its answer (at least one block). */
-  private fetchBatch(start: number, end: number): Promise<ChainBlock[]> {
+  /**
+   * Blocks start..end from one node: the valid, chained prefix of its answer (at least one block),
+   * and with `confirm`, only the part a second healthy node confirms.
+   */
+  private async fetchBatch(start: number, end: number): Promise<ChainBlock[]> {
+    const outvoted: string[] = [];
+    for (;;) {
+      const { blocks, url } = await this.fetchFrom(start, end, outvoted);
+      if (!this.options.confirm) return blocks;
+      const confirmed = await this.confirmedSoon(blocks, url);
+      if (!(confirmed instanceof Outvoted)) return confirmed;
+      outvoted.push(confirmed.url);
+    }
+  }
+
+  private fetchFrom(start: number, end: number, exclude: string[]): Promise<{ blocks: ChainBlock[]; url: string }> {
     const calls = [];
     for (let n = start; n <= end; n++) calls.push(getBlock(n));
     return this.pool.request(
       calls,
-      (results) => {
+      (results, url) => {
         let valid = 0;
         let problem: string | undefined;
         for (; valid < results.length; valid++) {
@@ -90,10 +132,84 @@ export class BlockFetcher {
             problem = 'previous does not match';
           if (problem) break;
         }
-        return valid > 0 ? (results.slice(0, valid) as ChainBlock[]) : `block ${start}: ${problem}`;
+        return valid > 0 ? { blocks: results.slice(0, valid) as ChainBlock[], url } : `block ${start}: ${problem}`;
       },
-      this.spread++,
+      { start: this.spread++, exclude },
     );
+  }
+
+  /**
+   * Confirmation, asked again a few times within about 3 s when no other node can give it now
+   * (one in a short cool-down, one not there yet), before the whole batch goes to the backoff.
+   */
+  private async confirmedSoon(blocks: ChainBlock[], servedBy: string): Promise<ChainBlock[] | Outvoted> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.confirmed(blocks, servedBy);
+      } catch (err) {
+        if (!(err instanceof AllNodesFailed) || attempt >= 4) throw err;
+        await this.sleep(250 * attempt);
+      }
+    }
+  }
+
+  /**
+   * The prefix of `blocks` (from `servedBy`) whose ids another node confirms: the header of
+   * each next block carries the id of the one before it (`previous`), and the last block's id is
+   * asked for itself (as many calls as blocks: a batch stays within the nodes' batch limit). The
+   * link of the first block to the one before is the broadcaster's check. A node that cannot confirm yet (not there) is skipped; one that
+   * disagrees is outvoted when two others agree against it. With no confirmation to be had, throws
+   * AllNodesFailed: the batch is asked again after a backoff, nothing unconfirmed is returned.
+   */
+  private async confirmed(blocks: ChainBlock[], servedBy: string): Promise<ChainBlock[] | Outvoted> {
+    const first = blockNumFromId((blocks[0] as ChainBlock).block_id);
+    const last = first + blocks.length - 1;
+    const ours = blocks.map((b) => b.block_id);
+    const calls = [...blocks.slice(1).map((_, i) => getHeader(first + i + 1)), getBlock(last)];
+    const asked = [servedBy];
+    const dissent: Array<{ url: string; ids: Array<string | undefined> }> = [];
+    const reasons: string[] = [];
+    for (;;) {
+      let answer: { url: string; ids: Array<string | undefined> };
+      try {
+        answer = await this.pool.request(
+          calls,
+          (results, url) => ({
+            url,
+            ids: [...blocks.slice(1).map((_, i) => idOf(results[i], 'previous')), idOf(results[blocks.length - 1], 'block_id')],
+          }),
+          { exclude: asked, confirming: true },
+        );
+      } catch (err) {
+        if (!(err instanceof AllNodesFailed)) throw err;
+        if (dissent.length > 0)
+          this.log.warn(
+            { block: first, ids: [{ url: servedBy, id: ours[0] }, ...dissent.map((d) => ({ url: d.url, id: d.ids[0] }))] },
+            `nodes disagree about block ${first}; nothing is published until two nodes agree`,
+          );
+        throw new AllNodesFailed([...reasons, `no second node confirmed block ${first} from ${servedBy}`]);
+      }
+      asked.push(answer.url);
+      const k = agreeing(ours, answer.ids);
+      if (k > 0) {
+        for (const d of dissent) this.pool.penalize(d.url, `block ${first}: disagreed with two other nodes`);
+        return blocks.slice(0, k);
+      }
+      if (answer.ids[0] === undefined) {
+        reasons.push(`${answer.url}: cannot confirm block ${first} yet`);
+        continue;
+      }
+      if (dissent.some((d) => d.ids[0] === answer.ids[0])) {
+        this.pool.penalize(servedBy, `block ${first}: id differs from what two other nodes say`);
+        this.log.warn(
+          { block: first, node: servedBy },
+          `node ${servedBy} served a block ${first} two other nodes contradict; fetching it elsewhere`,
+        );
+        return new Outvoted(servedBy);
+      }
+      dissent.push(answer);
+      reasons.push(`${answer.url}: disagrees about block ${first}`);
+    }
   }
 
   /** Retry `attempt` with backoff while every node fails; one log line when that starts and ends. */
@@ -108,6 +224,7 @@ export class BlockFetcher {
         return value;
       } catch (err) {
         if (!(err instanceof AllNodesFailed) || stopped()) throw err;
+        this.lastReasons = err.reasons;
         const delay = this.options.retryDelay(tries);
         if (!this.failing) {
           this.failing = true;

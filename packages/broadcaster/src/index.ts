@@ -1,5 +1,5 @@
 export type { BroadcasterOptions } from './broadcaster';
-export { Broadcaster } from './broadcaster';
+export { Broadcaster, EXIT_OFF_CHAIN } from './broadcaster';
 export type { ChainBlock, ChainProps } from './chain-types';
 export { blockNumFromId, blockProblem } from './chain-types';
 export type { Checkpoint } from './checkpoint';
@@ -9,7 +9,7 @@ export type { BlockEvent } from './events';
 export { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf, POSITIONS_PER_BLOCK } from './events';
 export type { FetcherOptions } from './fetcher';
 export { BlockFetcher } from './fetcher';
-export type { NodeHealth, PoolOptions } from './nodes';
-export { AllNodesFailed, NodePool } from './nodes';
+export type { NodeHealth, NodeState, PoolOptions, RequestOptions } from './nodes';
+export { AllNodesFailed, confirmedValue, NodePool } from './nodes';
 export type { FailureKind, RpcCall } from './rpc';
 export { DEFAULT_MAX_RESPONSE_BYTES, NodeFailure, rpcBatch } from './rpc';

@@ -61,7 +61,11 @@ describe('the checkpoint file', () => {
         err = e;
       }
       expect(err).toBeInstanceOf(AppError);
-      expect([text, (err as AppError).code, (err as AppError).message]).toEqual([text, 'ERR_CHECKPOINT_INVALID', expect.stringMatching(problem)]);
+      expect([text, (err as AppError).code, (err as AppError).message]).toEqual([
+        text,
+        'ERR_CHECKPOINT_INVALID',
+        expect.stringMatching(problem),
+      ]);
     }
   });
 

@@ -92,7 +92,7 @@ export const variables = {
     positiveInt,
   ),
   BROADCASTER_STALE_BLOCKS: variable(
-    'A node whose head is more than this many blocks behind the best one is left as stale.',
+    'A node more than this many blocks behind the agreed head is stale; ahead of it, suspect.',
     '30',
     positiveInt,
   ),
