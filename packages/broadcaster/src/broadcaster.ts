@@ -1,9 +1,10 @@
-import { backoffDelay, type Bus, type WireEvent } from '@steem-bot/bus';
+import type { Bus } from '@steem-bot/bus';
 import { AppError, type Catalogue, type Logger, newTid } from '@steem-bot/config';
 
+import { Backfills } from './backfill';
 import { blockNumFromId, type ChainBlock } from './chain-types';
 import type { Checkpoint, CheckpointFile } from './checkpoint';
-import { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf } from './events';
+import { APPLIED_INDEX, blockEvents, positionOf } from './events';
 import type { BlockFetcher } from './fetcher';
 import type { NodePool } from './nodes';
 
@@ -19,6 +20,8 @@ export interface BroadcasterOptions {
   logger: Logger;
   /** Blocks streamed between two looks at the target (LIB or head). */
   chunk?: number;
+  /** Backfills for resuming subscribers fetching at once (default 2). */
+  backfills?: number;
   /**
    * The stream stopped for good (a published block is off the canonical chain): the process
    * should exit with EXIT_OFF_CHAIN. Status and log say why before this is called.
@@ -58,8 +61,18 @@ export class Broadcaster {
   private halted: string | undefined;
   private mismatch = { block: 0, count: 0 };
 
+  /** Where the stream starts is not known yet (no checkpoint, no node has answered). */
+  private resolving = false;
+  /** The backfills of resuming subscribers. */
+  readonly backfills: Backfills;
+
   constructor(private readonly options: BroadcasterOptions) {
     this.log = options.logger.child({ component: 'stream' });
+    this.backfills = new Backfills(options.fetcher, {
+      max: options.backfills ?? 2,
+      logger: options.logger,
+      stopped: () => this.stopping,
+    });
   }
 
   async start(): Promise<void> {
@@ -76,26 +89,33 @@ export class Broadcaster {
       this.log.warn(
         'one Steem node configured (STEEM_NODES): its answers decide head, LIB and every block alone; configure three or more so that no single node does',
       );
-    await pool.pollHeads();
-    let first: number;
-    if (this.last) {
-      first = this.last.block_num + 1;
-      this.log.info({ block: this.last.block_num }, `resuming after checkpointed block ${this.last.block_num}`);
-    } else {
-      first = await this.resolveStart();
-      this.log.info({ block: first }, `no checkpoint: starting at block ${first} (STEEM_START_BLOCK=${this.options.startBlock})`);
-    }
     bus.handle('broadcaster.status.get', () => this.status());
-    this.published = this.last?.position ?? positionOf(first - 1, APPLIED_INDEX);
+    // Serve at once, before any node has answered, so that the status can say why nothing
+    // streams. Where the stream starts may need a node (STEEM_START_BLOCK=head|irreversible and no
+    // checkpoint): the bus's floor then waits for it, and so do resuming subscribers.
+    const start = this.options.startBlock;
+    const known = this.last ? this.last.block_num + 1 : typeof start === 'number' ? start : undefined;
+    let settle: (first: number) => void = () => undefined;
+    const first = known !== undefined ? Promise.resolve(known) : new Promise<number>((resolve) => (settle = resolve));
+    this.published = this.last?.position ?? positionOf((known ?? 1) - 1, APPLIED_INDEX);
     await bus.serve({
-      floor: this.published,
-      backfill: (after, until, names) => this.backfill(after, until, names),
+      floor: known !== undefined ? this.published : first.then((n) => positionOf(n - 1, APPLIED_INDEX)),
+      backfill: (after, until, names, signal) => this.backfills.events(after, until, names, signal),
     });
     this.poller = setInterval(() => void pool.pollHeads(), this.options.pollMs);
     this.reporter = setInterval(() => this.log.info(this.status(), 'status'), 60_000);
     this.poller.unref();
     this.reporter.unref();
-    this.loop = this.run(first);
+    this.loop = (async () => {
+      await pool.pollHeads();
+      if (this.last) this.log.info({ block: this.last.block_num }, `resuming after checkpointed block ${this.last.block_num}`);
+      const n = known ?? (await this.resolveStart());
+      if (n === undefined) return; // stopped while waiting for a node
+      if (!this.last) this.log.info({ block: n }, `no checkpoint: starting at block ${n} (STEEM_START_BLOCK=${start})`);
+      this.published = this.last?.position ?? positionOf(n - 1, APPLIED_INDEX);
+      settle(n);
+      await this.run(n);
+    })();
   }
 
   /** Stop after the block being published; the checkpoint is then that block's. */
@@ -138,8 +158,11 @@ export class Broadcaster {
     const failure = this.options.fetcher.failure;
     if (failure) return `every node failed: ${failure.join('; ')}`;
     if (best) return null;
-    const nodes = this.options.pool.health();
-    return `no healthy node answers: ${nodes.map((n) => `${n.url} ${n.state}${n.lastError ? ` (${n.lastError})` : ''}`).join('; ')}`;
+    const nodes = this.options.pool
+      .health()
+      .map((n) => `${n.url} ${n.state}${n.lastError ? ` (${n.lastError})` : n.head === null ? ' (no answer yet)' : ''}`);
+    const waiting = this.resolving ? `waiting for a node to resolve STEEM_START_BLOCK=${this.options.startBlock}; ` : '';
+    return `${waiting}no healthy node: ${nodes.join('; ')}`;
   }
 
   /** Stop streaming for good and say so loudly: status, log, then the owner exits. */
@@ -151,15 +174,22 @@ export class Broadcaster {
     this.options.onHalt?.(reason);
   }
 
-  private async resolveStart(): Promise<number> {
+  /** STEEM_START_BLOCK as a number, once a node has answered (the poller asks); undefined if stopped first. */
+  private async resolveStart(): Promise<number | undefined> {
     const start = this.options.startBlock;
     if (typeof start === 'number') return start;
-    for (let attempt = 0; ; attempt++) {
-      const best = this.options.pool.best();
-      if (best) return start === 'head' ? best.head : best.lib;
-      if (attempt === 0) this.log.warn(`no node answers yet: waiting for one to resolve STEEM_START_BLOCK=${start} (not ready until then)`);
-      await new Promise((r) => setTimeout(r, backoffDelay(attempt, 500, 30_000)));
-      await this.options.pool.pollHeads();
+    this.resolving = true;
+    try {
+      for (let attempt = 0; !this.stopping; attempt++) {
+        const best = this.options.pool.best();
+        if (best) return start === 'head' ? best.head : best.lib;
+        if (attempt === 0)
+          this.log.warn(`no node answers yet: waiting for one to resolve STEEM_START_BLOCK=${start} (the status says why)`);
+        await new Promise((r) => setTimeout(r, Math.min(this.options.pollMs, 1000)));
+      }
+      return undefined;
+    } finally {
+      this.resolving = false;
     }
   }
 
@@ -283,16 +313,5 @@ export class Broadcaster {
       this.log.warn({ block: top.num, reverted: top.id, by: canonical.block_id }, `fork: block ${top.num} reverted`);
     }
     return (this.last?.block_num ?? num - 1) + 1;
-  }
-
-  /** Events in (after, until] that left the bus's window: fetched again from the chain. */
-  private async *backfill(after: number, until: number, names: ReadonlySet<string>): AsyncGenerator<WireEvent> {
-    const from = blockOfPosition(after) + (after % 1_000_000 === APPLIED_INDEX ? 1 : 0);
-    for await (const block of this.options.fetcher.range(from, blockOfPosition(until), () => this.stopping)) {
-      for (const e of blockEvents(block, blockNumFromId(block.block_id))) {
-        if (e.pos > after && e.pos <= until && names.has(e.name))
-          yield { name: e.name, payload: e.payload, pos: e.pos, tid: newTid(), ts: Date.now() };
-      }
-    }
   }
 }

@@ -37,6 +37,7 @@ export function createBroadcaster(
     mode: config.STEEM_MODE,
     startBlock: config.STEEM_START_BLOCK,
     pollMs: config.BROADCASTER_POLL_MS,
+    backfills: config.BROADCASTER_BACKFILLS,
     logger,
     ...hooks,
   });

@@ -19,6 +19,14 @@ export interface FetcherOptions {
   confirm?: boolean;
 }
 
+/** Whose request this is: the stream's (counted against nodes) or a subscriber's backfill (not). */
+export interface RangeOptions {
+  /** Count failures against the nodes (default true); a backfill's impossible range is not the node's fault. */
+  count?: boolean;
+  /** Stops the range (its waits included) at once. */
+  signal?: AbortSignal;
+}
+
 const getBlock = (n: number): { method: string; params: unknown } => ({ method: 'condenser_api.get_block', params: [n] });
 const getHeader = (n: number): { method: string; params: unknown } => ({ method: 'condenser_api.get_block_header', params: [n] });
 const idOf = (value: unknown, key: 'previous' | 'block_id'): string | undefined => {
@@ -31,6 +39,16 @@ function agreeing(a: Array<string | undefined>, b: Array<string | undefined>): n
   let k = 0;
   while (k < a.length && a[k] !== undefined && a[k] === b[k]) k++;
   return k;
+}
+
+/** No second node confirmed a block: none could (`disagreement` false), or one said otherwise with no majority. */
+class NoConfirmation extends AllNodesFailed {
+  constructor(
+    reasons: string[],
+    readonly disagreement: boolean,
+  ) {
+    super(reasons);
+  }
 }
 
 /** A node's answer was outvoted by two others: fetch the batch again from another node. */
@@ -73,11 +91,11 @@ export class BlockFetcher {
    * answered only in part (a bad block in the middle) keeps its valid prefix and asks again for
    * the rest. Stops early (without error) when `stopped()` turns true.
    */
-  async *range(from: number, to: number, stopped: () => boolean = () => false): AsyncGenerator<ChainBlock> {
+  async *range(from: number, to: number, stopped: () => boolean = () => false, options: RangeOptions = {}): AsyncGenerator<ChainBlock> {
     const { batch, ahead } = this.options;
     const pending: Array<{ start: number; end: number; promise: Promise<ChainBlock[]> }> = [];
     const request = (start: number, end: number): { start: number; end: number; promise: Promise<ChainBlock[]> } => {
-      const promise = this.persist(() => this.fetchBatch(start, end), stopped);
+      const promise = this.persist(() => this.fetchBatch(start, end, options.count ?? true, stopped), stopped, options);
       promise.catch(() => undefined); // awaited below; never an unhandled rejection
       return { start, end, promise };
     };
@@ -107,18 +125,18 @@ export class BlockFetcher {
    * Blocks start..end from one node: the valid, chained prefix of its answer (at least one block),
    * and with `confirm`, only the part a second healthy node confirms.
    */
-  private async fetchBatch(start: number, end: number): Promise<ChainBlock[]> {
+  private async fetchBatch(start: number, end: number, count: boolean, stopped: () => boolean = () => false): Promise<ChainBlock[]> {
     const outvoted: string[] = [];
     for (;;) {
-      const { blocks, url } = await this.fetchFrom(start, end, outvoted);
+      const { blocks, url } = await this.fetchFrom(start, end, outvoted, count);
       if (!this.options.confirm) return blocks;
-      const confirmed = await this.confirmedSoon(blocks, url);
+      const confirmed = await this.confirmedSoon(blocks, url, count, stopped);
       if (!(confirmed instanceof Outvoted)) return confirmed;
       outvoted.push(confirmed.url);
     }
   }
 
-  private fetchFrom(start: number, end: number, exclude: string[]): Promise<{ blocks: ChainBlock[]; url: string }> {
+  private fetchFrom(start: number, end: number, exclude: string[], count: boolean): Promise<{ blocks: ChainBlock[]; url: string }> {
     const calls = [];
     for (let n = start; n <= end; n++) calls.push(getBlock(n));
     return this.pool.request(
@@ -134,21 +152,32 @@ export class BlockFetcher {
         }
         return valid > 0 ? { blocks: results.slice(0, valid) as ChainBlock[], url } : `block ${start}: ${problem}`;
       },
-      { start: this.spread++, exclude },
+      { start: this.spread++, exclude, count },
     );
   }
 
   /**
-   * Confirmation, asked again a few times within about 3 s when no other node can give it now
-   * (one in a short cool-down, one not there yet), before the whole batch goes to the backoff.
+   * Confirmation, asked again (every 250 ms to 2 s) while no other node can give it now (failing,
+   * in a cool-down, not there yet): the blocks in hand stay valid. A disagreement without a
+   * majority goes to the caller's backoff, which fetches the batch again.
    */
-  private async confirmedSoon(blocks: ChainBlock[], servedBy: string): Promise<ChainBlock[] | Outvoted> {
+  private async confirmedSoon(
+    blocks: ChainBlock[],
+    servedBy: string,
+    count: boolean,
+    stopped: () => boolean,
+  ): Promise<ChainBlock[] | Outvoted> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.confirmed(blocks, servedBy);
+        return await this.confirmed(blocks, servedBy, count);
       } catch (err) {
-        if (!(err instanceof AllNodesFailed) || attempt >= 4) throw err;
-        await this.sleep(250 * attempt);
+        if (!(err instanceof NoConfirmation) || err.disagreement || stopped()) throw err;
+        if (attempt === 8)
+          this.log.warn(
+            { block: blocks[0]?.block_id },
+            `no second node confirms block ${blockNumFromId((blocks[0] as ChainBlock).block_id)} yet; asking again`,
+          );
+        await this.sleep(Math.min(2000, 250 * attempt));
       }
     }
   }
@@ -161,7 +190,7 @@ export class BlockFetcher {
    * disagrees is outvoted when two others agree against it. With no confirmation to be had, throws
    * AllNodesFailed: the batch is asked again after a backoff, nothing unconfirmed is returned.
    */
-  private async confirmed(blocks: ChainBlock[], servedBy: string): Promise<ChainBlock[] | Outvoted> {
+  private async confirmed(blocks: ChainBlock[], servedBy: string, count: boolean): Promise<ChainBlock[] | Outvoted> {
     const first = blockNumFromId((blocks[0] as ChainBlock).block_id);
     const last = first + blocks.length - 1;
     const ours = blocks.map((b) => b.block_id);
@@ -178,7 +207,7 @@ export class BlockFetcher {
             url,
             ids: [...blocks.slice(1).map((_, i) => idOf(results[i], 'previous')), idOf(results[blocks.length - 1], 'block_id')],
           }),
-          { exclude: asked, confirming: true },
+          { exclude: asked, confirming: true, count },
         );
       } catch (err) {
         if (!(err instanceof AllNodesFailed)) throw err;
@@ -187,12 +216,12 @@ export class BlockFetcher {
             { block: first, ids: [{ url: servedBy, id: ours[0] }, ...dissent.map((d) => ({ url: d.url, id: d.ids[0] }))] },
             `nodes disagree about block ${first}; nothing is published until two nodes agree`,
           );
-        throw new AllNodesFailed([...reasons, `no second node confirmed block ${first} from ${servedBy}`]);
+        throw new NoConfirmation([...reasons, `no second node confirmed block ${first} from ${servedBy}`], dissent.length > 0);
       }
       asked.push(answer.url);
       const k = agreeing(ours, answer.ids);
       if (k > 0) {
-        for (const d of dissent) this.pool.penalize(d.url, `block ${first}: disagreed with two other nodes`);
+        if (count) for (const d of dissent) this.pool.penalize(d.url, `block ${first}: disagreed with two other nodes`);
         return blocks.slice(0, k);
       }
       if (answer.ids[0] === undefined) {
@@ -200,7 +229,7 @@ export class BlockFetcher {
         continue;
       }
       if (dissent.some((d) => d.ids[0] === answer.ids[0])) {
-        this.pool.penalize(servedBy, `block ${first}: id differs from what two other nodes say`);
+        if (count) this.pool.penalize(servedBy, `block ${first}: id differs from what two other nodes say`);
         this.log.warn(
           { block: first, node: servedBy },
           `node ${servedBy} served a block ${first} two other nodes contradict; fetching it elsewhere`,
@@ -212,26 +241,46 @@ export class BlockFetcher {
     }
   }
 
-  /** Retry `attempt` with backoff while every node fails; one log line when that starts and ends. */
-  private async persist<T>(attempt: () => Promise<T>, stopped: () => boolean): Promise<T> {
+  /**
+   * Retry `attempt` with backoff while every node fails; one log line when that starts and ends.
+   * A backfill's retries (count false) are its own business: they neither log nor set `failure`.
+   */
+  private async persist<T>(attempt: () => Promise<T>, stopped: () => boolean, options: RangeOptions = {}): Promise<T> {
+    const own = options.count ?? true;
     for (let tries = 0; ; tries++) {
       try {
         const value = await attempt();
-        if (this.failing) {
+        if (own && this.failing) {
           this.failing = false;
           this.log.info('a node answers again; streaming resumes');
         }
         return value;
       } catch (err) {
-        if (!(err instanceof AllNodesFailed) || stopped()) throw err;
-        this.lastReasons = err.reasons;
+        if (!(err instanceof AllNodesFailed) || stopped() || options.signal?.aborted) throw err;
         const delay = this.options.retryDelay(tries);
-        if (!this.failing) {
-          this.failing = true;
-          this.log.warn({ reasons: err.reasons }, `every node failed; retrying with backoff (next in ${delay} ms), no block is skipped`);
+        if (own) {
+          this.lastReasons = err.reasons;
+          if (!this.failing) {
+            this.failing = true;
+            this.log.warn({ reasons: err.reasons }, `every node failed; retrying with backoff (next in ${delay} ms), no block is skipped`);
+          }
         }
-        await this.sleep(delay);
+        await this.wait(delay, options.signal);
       }
+    }
+  }
+
+  /** Sleep, cut short when `signal` aborts. */
+  private async wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    if (!signal) return this.sleep(ms);
+    if (signal.aborted) return;
+    let done: () => void = () => undefined;
+    const aborted = new Promise<void>((r) => (done = r));
+    signal.addEventListener('abort', done, { once: true });
+    try {
+      await Promise.race([this.sleep(ms), aborted]);
+    } finally {
+      signal.removeEventListener('abort', done);
     }
   }
 }

@@ -1,3 +1,5 @@
+export type { BackfillOptions } from './backfill';
+export { Backfills } from './backfill';
 export type { BroadcasterOptions } from './broadcaster';
 export { Broadcaster, EXIT_OFF_CHAIN } from './broadcaster';
 export type { ChainBlock, ChainProps } from './chain-types';
@@ -7,7 +9,7 @@ export { CheckpointFile } from './checkpoint';
 export { createBroadcaster } from './create';
 export type { BlockEvent } from './events';
 export { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf, POSITIONS_PER_BLOCK } from './events';
-export type { FetcherOptions } from './fetcher';
+export type { FetcherOptions, RangeOptions } from './fetcher';
 export { BlockFetcher } from './fetcher';
 export type { NodeHealth, NodeState, PoolOptions, RequestOptions } from './nodes';
 export { AllNodesFailed, confirmedValue, NodePool } from './nodes';

@@ -229,14 +229,13 @@ export class NodePool {
   }
 
   /**
-   * Judge each node's head against the agreed one (the highest that a second node reaches): far
-   * behind, or frozen while another moves past it, is stale; far ahead is suspect, and does not
-   * make the others stale.
+   * Judge each node's head against the agreed one (the highest that a second node reaches), among
+   * the nodes that answered the last poll: far behind, or frozen while another moves past it, is
+   * stale; far ahead is suspect and does not make the others stale. Two nodes far apart have no
+   * majority: neither is judged on its value, and best() follows the lower.
    */
   private evaluateStale(): void {
-    // An open node's last head still counts as evidence (a liar that then fails stays outvoted;
-    // a good node's brief failure does not hand the judgement to the two that are left).
-    const known = this.nodes.filter((n) => n.head !== null);
+    const known = this.nodes.filter((n) => n.state !== 'open' && n.head !== null);
     if (known.length === 0) return;
     const now = this.now();
     const { staleBlocks, staleMs } = this.options;
@@ -244,9 +243,9 @@ export class NodePool {
     const frozen = new Set(
       known.filter((n) => !moved(n) && known.some((o) => o !== n && moved(o) && (o.head as number) > (n.head as number))),
     );
-    const agreed = confirmedValue(known.filter((n) => !frozen.has(n)).map((n) => n.head as number));
+    const judged = known.filter((n) => !frozen.has(n)).map((n) => n.head as number);
+    const agreed = judged.length >= 3 ? confirmedValue(judged) : undefined;
     for (const node of known) {
-      if (node.state === 'open') continue;
       const head = node.head as number;
       const state: NodeState =
         frozen.has(node) || (agreed !== undefined && agreed - head > staleBlocks)
@@ -255,14 +254,14 @@ export class NodePool {
             ? 'suspect'
             : 'healthy';
       if (state === node.state) continue;
-      if (state === 'stale')
-        this.change(node, state, 'warn', `node ${node.url} is stale (head ${head}, agreed head ${agreed}); leaving it`);
+      const ref = agreed ?? Math.max(...judged);
+      if (state === 'stale') this.change(node, state, 'warn', `node ${node.url} is stale (head ${head}, agreed head ${ref}); leaving it`);
       else if (state === 'suspect')
         this.change(
           node,
           state,
           'warn',
-          `node ${node.url} claims head ${head}, far ahead of the agreed head ${agreed}: suspect, leaving it (the others are not stale)`,
+          `node ${node.url} claims head ${head}, far ahead of the agreed head ${ref}: suspect, leaving it (the others are not stale)`,
         );
       else this.change(node, state, 'info', `node ${node.url} ${node.state === 'stale' ? 'caught up' : 'is back in line'} (head ${head})`);
     }

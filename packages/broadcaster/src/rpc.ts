@@ -49,9 +49,9 @@ export async function rpcBatch(
     text = await readCapped(res, maxBytes);
   } catch (err) {
     if (err instanceof NodeFailure) throw err;
-    const e = err as Error & { cause?: { code?: string } };
+    const e = err as Error & { cause?: { code?: string; message?: string } };
     if (e.name === 'TimeoutError' || e.name === 'AbortError') throw new NodeFailure('timeout', `no answer within ${timeoutMs} ms`);
-    throw new NodeFailure('network', e.cause?.code ?? e.message);
+    throw new NodeFailure('network', e.cause?.code ?? e.cause?.message ?? e.message);
   }
   if (status !== 200) throw new NodeFailure('http', `HTTP ${status}${/^\s*</.test(text) ? ' (HTML page)' : ''}`);
   let parsed: unknown;

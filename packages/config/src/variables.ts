@@ -107,6 +107,11 @@ export const variables = {
     '500',
     positiveInt,
   ),
+  BROADCASTER_BACKFILLS: variable(
+    "Backfills (refetches for subscribers resuming from before the bus's replay window) the broadcaster runs at once; others wait.",
+    '2',
+    positiveInt,
+  ),
   BROADCASTER_MAX_REPLY_BYTES: variable(
     "Largest JSON-RPC answer accepted from a Steem node, in bytes; a larger one is that node's failure (a 50-block batch is a few MB).",
     '33554432',
