@@ -60,7 +60,7 @@ describe('status when no node answers', () => {
       res.end('<html><body>502 Bad Gateway</body></html>');
     });
     await new Promise<void>((r) => html.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise((r) => html.close(r)));
+    cleanups.push(() => new Promise<void>((r) => html.close(() => r())));
     const refused = createServer();
     await new Promise<void>((r) => refused.listen(0, '127.0.0.1', r));
     const refusedUrl = `http://127.0.0.1:${(refused.address() as AddressInfo).port}`;
