@@ -201,13 +201,15 @@ export class BlockFetcher {
     for (;;) {
       let answer: { url: string; ids: Array<string | undefined> };
       try {
+        // A confirmation's failure is not counted against the node (its fetches and polls are):
+        // under load the doubled traffic would open circuits and leave no second node at all.
         answer = await this.pool.request(
           calls,
           (results, url) => ({
             url,
             ids: [...blocks.slice(1).map((_, i) => idOf(results[i], 'previous')), idOf(results[blocks.length - 1], 'block_id')],
           }),
-          { exclude: asked, confirming: true, count },
+          { exclude: asked, confirming: true, count: false },
         );
       } catch (err) {
         if (!(err instanceof AllNodesFailed)) throw err;
