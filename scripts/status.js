@@ -135,6 +135,7 @@ async function main() {
       ? `  not answering: ${b.error}`
       : `  block ${b.current_block}  head ${b.head_block}  LIB ${b.irreversible_block}  lag ${b.lag_blocks} blocks (${b.lag_seconds === null ? '?' : duration(b.lag_seconds * 1000)} behind the clock)  mode ${b.mode}`,
   );
+  if (!b.error && b.problem) out.push(`  not streaming: ${b.problem}`);
   if (!b.error) for (const n of b.nodes) out.push(`    ${n.state.padEnd(8)} ${n.url}${n.lastError ? `  (${n.lastError})` : ''}`);
   out.push('', 'BOTS');
   for (const bot of status.bots)

@@ -12,9 +12,11 @@ export function createBroadcaster(
   logger: Logger,
   bus: Bus<Catalogue>,
   checkpointPath: string,
+  hooks: { onHalt?: (reason: string) => void } = {},
 ): Broadcaster {
   const pool = new NodePool(config.STEEM_NODES, {
     timeoutMs: config.BROADCASTER_RPC_TIMEOUT_MS,
+    maxResponseBytes: config.BROADCASTER_MAX_REPLY_BYTES,
     staleBlocks: config.BROADCASTER_STALE_BLOCKS,
     staleMs: config.BROADCASTER_STALE_MS,
     logger,
@@ -24,6 +26,8 @@ export function createBroadcaster(
     ahead: config.BROADCASTER_AHEAD_BLOCKS,
     logger,
     retryDelay: (attempt) => backoffDelay(attempt, 250, 30_000),
+    // What is published in irreversible mode is final: a second node must confirm every block.
+    confirm: config.STEEM_MODE === 'irreversible' && config.STEEM_NODES.length >= 2,
   });
   return new Broadcaster({
     bus,
@@ -33,6 +37,8 @@ export function createBroadcaster(
     mode: config.STEEM_MODE,
     startBlock: config.STEEM_START_BLOCK,
     pollMs: config.BROADCASTER_POLL_MS,
+    backfills: config.BROADCASTER_BACKFILLS,
     logger,
+    ...hooks,
   });
 }

@@ -3,9 +3,16 @@ import type { Logger } from '@steem-bot/config';
 import { type ChainProps, propsProblem } from './chain-types';
 import { NodeFailure, rpcBatch, type RpcCall } from './rpc';
 
+/**
+ * healthy: used; open: failing, left for a cool-down; stale: its head is behind the agreed head,
+ * or frozen while others move; suspect: its head is far ahead of the agreed head (one node alone
+ * cannot move head or LIB).
+ */
+export type NodeState = 'healthy' | 'open' | 'stale' | 'suspect';
+
 export interface NodeHealth {
   url: string;
-  state: 'healthy' | 'open' | 'stale';
+  state: NodeState;
   head: number | null;
   failures: number;
   lastError: string | null;
@@ -13,7 +20,9 @@ export interface NodeHealth {
 
 export interface PoolOptions {
   timeoutMs: number;
-  /** A node whose head is this far behind the best known head is stale. */
+  /** Largest answer body accepted from a node; a larger one is that node's failure. */
+  maxResponseBytes?: number;
+  /** A node whose head is this far behind the agreed head is stale; this far ahead, suspect. */
   staleBlocks: number;
   /** A node whose head has not moved for this long, while another's has, is stale. */
   staleMs: number;
@@ -31,6 +40,33 @@ interface Node extends NodeHealth {
   opens: number;
   headChangedAt: number;
   lib: number | null;
+}
+
+/** How one request is spread and counted. */
+export interface RequestOptions {
+  /** Index of the first node to try (rotated by the caller to spread load). */
+  start?: number;
+  /** Nodes not to ask (the one whose answer is being confirmed, one outvoted). */
+  exclude?: readonly string[];
+  /**
+   * For confirmations: healthy, stale (behind, but a block it has is still evidence) and half-open
+   * nodes, never a suspect one (it claims a head the others do not see).
+   */
+  confirming?: boolean;
+  /**
+   * Count failures against the node (default true). False for requests whose failure may be the
+   * asker's own doing (a backfill for a subscriber's range).
+   */
+  count?: boolean;
+}
+
+/**
+ * The value that at least two of `values` reach (the second highest), or the only one: one node
+ * reporting far more than the others moves nothing.
+ */
+export function confirmedValue(values: number[]): number | undefined {
+  const sorted = [...values].sort((a, b) => b - a);
+  return sorted.length >= 2 ? sorted[1] : sorted[0];
 }
 
 /** Every node answered badly: the caller waits (with backoff) and tries again; nothing is skipped. */
@@ -69,15 +105,26 @@ export class NodePool {
     }));
   }
 
+  /** How many nodes are configured. */
+  get size(): number {
+    return this.nodes.length;
+  }
+
   health(): NodeHealth[] {
     return this.nodes.map(({ url, state, head, failures, lastError }) => ({ url, state, head, failures, lastError }));
   }
 
-  /** Best head and LIB among nodes that are not stale or open. */
+  /**
+   * Head and LIB as the healthy nodes agree on them: the highest value a second healthy node
+   * confirms (with one healthy node, its own). A node claiming more moves neither.
+   */
   best(): { head: number; lib: number } | undefined {
     const live = this.nodes.filter((n) => n.state === 'healthy' && n.head !== null);
     if (live.length === 0) return undefined;
-    return { head: Math.max(...live.map((n) => n.head as number)), lib: Math.max(...live.map((n) => n.lib as number)) };
+    return {
+      head: confirmedValue(live.map((n) => n.head as number)) as number,
+      lib: confirmedValue(live.map((n) => n.lib as number)) as number,
+    };
   }
 
   /**
@@ -93,6 +140,7 @@ export class NodePool {
             node.url,
             [{ method: 'condenser_api.get_dynamic_global_properties', params: [] }],
             this.options.timeoutMs,
+            this.options.maxResponseBytes,
           );
           const problem = propsProblem(props);
           if (problem) throw new NodeFailure('invalid', problem);
@@ -113,23 +161,38 @@ export class NodePool {
    * Send `calls` to the usable nodes in turn (starting at `start`, to spread load) until one
    * answers with results that `accept` finds usable (it returns a problem text otherwise).
    */
-  async request<T>(calls: RpcCall[], accept: (results: unknown[], url: string) => T | string, start = 0): Promise<T> {
-    const order = this.usable();
+  async request<T>(
+    calls: RpcCall[],
+    accept: (results: unknown[], url: string) => T | string,
+    options: number | RequestOptions = 0,
+  ): Promise<T> {
+    const { start = 0, exclude = [], confirming = false, count = true } = typeof options === 'number' ? { start: options } : options;
+    const now = this.now();
+    const candidates = confirming
+      ? this.nodes.filter((n) => n.state === 'healthy' || n.state === 'stale' || (n.state === 'open' && n.openUntil <= now))
+      : this.usable();
+    const order = candidates.filter((n) => !exclude.includes(n.url));
     const reasons: string[] = [];
     for (let i = 0; i < order.length; i++) {
       const node = order[(start + i) % order.length] as Node;
       try {
-        const results = await rpcBatch(node.url, calls, this.options.timeoutMs);
+        const results = await rpcBatch(node.url, calls, this.options.timeoutMs, this.options.maxResponseBytes);
         const value = accept(results, node.url);
         if (typeof value === 'string') throw new NodeFailure('invalid', value);
-        this.succeeded(node);
+        if (count) this.succeeded(node);
         return value;
       } catch (err) {
-        this.failed(node, err);
+        if (count) this.failed(node, err);
         reasons.push(`${node.url}: ${(err as Error).message}`);
       }
     }
-    throw new AllNodesFailed(reasons.length > 0 ? reasons : ['no usable node']);
+    throw new AllNodesFailed(reasons.length > 0 ? reasons : [confirming ? 'no other node to confirm' : 'no usable node']);
+  }
+
+  /** Count a wrong answer found later (outvoted by two other nodes) against the node that gave it. */
+  penalize(url: string, reason: string): void {
+    const node = this.nodes.find((n) => n.url === url);
+    if (node) this.failed(node, new NodeFailure('invalid', reason));
   }
 
   /**
@@ -139,7 +202,7 @@ export class NodePool {
   private usable(): Node[] {
     const now = this.now();
     const ready = this.nodes.filter((n) => n.state === 'healthy' || (n.state === 'open' && n.openUntil <= now));
-    return ready.length > 0 ? ready : this.nodes.filter((n) => n.state === 'stale');
+    return ready.length > 0 ? ready : this.nodes.filter((n) => n.state === 'stale' || n.state === 'suspect');
   }
 
   private succeeded(node: Node): void {
@@ -165,20 +228,42 @@ export class NodePool {
     }
   }
 
+  /**
+   * Judge each node's head against the agreed one (the highest that a second node reaches), among
+   * the nodes that answered the last poll: far behind, or frozen while another moves past it, is
+   * stale; far ahead is suspect and does not make the others stale. Two nodes far apart have no
+   * majority: neither is judged on its value, and best() follows the lower.
+   */
   private evaluateStale(): void {
-    const heads = this.nodes.filter((n) => n.state !== 'open' && n.head !== null);
-    if (heads.length === 0) return;
-    const best = Math.max(...heads.map((n) => n.head as number));
+    const known = this.nodes.filter((n) => n.state !== 'open' && n.head !== null);
+    if (known.length === 0) return;
     const now = this.now();
-    for (const node of heads) {
+    const { staleBlocks, staleMs } = this.options;
+    const moved = (n: Node): boolean => now - n.headChangedAt <= staleMs;
+    const frozen = new Set(
+      known.filter((n) => !moved(n) && known.some((o) => o !== n && moved(o) && (o.head as number) > (n.head as number))),
+    );
+    const judged = known.filter((n) => !frozen.has(n)).map((n) => n.head as number);
+    const agreed = judged.length >= 3 ? confirmedValue(judged) : undefined;
+    for (const node of known) {
       const head = node.head as number;
-      const behind = best - head > this.options.staleBlocks;
-      const frozen = now - node.headChangedAt > this.options.staleMs && head < best;
-      if ((behind || frozen) && node.state === 'healthy') {
-        this.change(node, 'stale', 'warn', `node ${node.url} is stale (head ${head}, best ${best}); leaving it`);
-      } else if (!behind && !frozen && node.state === 'stale') {
-        this.change(node, 'healthy', 'info', `node ${node.url} caught up (head ${head})`);
-      }
+      const state: NodeState =
+        frozen.has(node) || (agreed !== undefined && agreed - head > staleBlocks)
+          ? 'stale'
+          : agreed !== undefined && head - agreed > staleBlocks
+            ? 'suspect'
+            : 'healthy';
+      if (state === node.state) continue;
+      const ref = agreed ?? Math.max(...judged);
+      if (state === 'stale') this.change(node, state, 'warn', `node ${node.url} is stale (head ${head}, agreed head ${ref}); leaving it`);
+      else if (state === 'suspect')
+        this.change(
+          node,
+          state,
+          'warn',
+          `node ${node.url} claims head ${head}, far ahead of the agreed head ${ref}: suspect, leaving it (the others are not stale)`,
+        );
+      else this.change(node, state, 'info', `node ${node.url} ${node.state === 'stale' ? 'caught up' : 'is back in line'} (head ${head})`);
     }
   }
 

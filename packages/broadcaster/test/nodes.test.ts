@@ -1,6 +1,6 @@
 import { DevNode } from '@steem-bot/devnode';
 
-import { AllNodesFailed, NodeFailure, NodePool, rpcBatch } from '../src';
+import { AllNodesFailed, confirmedValue, NodeFailure, NodePool, rpcBatch } from '../src';
 import { keptLogger } from './harness';
 
 const nodes: DevNode[] = [];
@@ -65,14 +65,43 @@ describe('NodePool', () => {
     expect(pool.health().map((h) => h.state)).toEqual(['healthy', 'healthy']);
     now = 20_000;
     await pool.pollHeads();
+    // Two nodes 20 blocks apart, no majority: the one ahead cannot move the head alone (it might be lying).
     expect(pool.health().map((h) => [h.state, h.head])).toEqual([
-      ['stale', 1_000_099],
+      ['healthy', 1_000_099],
       ['healthy', 1_000_119],
     ]);
-    expect(pool.best()).toEqual({ head: 1_000_119, lib: 1_000_104 });
+    expect(pool.best()).toEqual({ head: 1_000_099, lib: 1_000_084 });
     now = 31_000;
     await pool.pollHeads();
-    expect(pool.health()[0]?.state).toBe('healthy');
+    expect(pool.health().map((h) => h.state)).toEqual(['healthy', 'healthy']);
+  });
+
+  test('three nodes: one far ahead is suspect and moves nothing; one behind, or frozen while the others move, is stale', async () => {
+    let now = 0;
+    const clock = (): number => now;
+    const a = await node({ intervalMs: 1000, initialBlocks: 100, now: clock });
+    const b = await node({ intervalMs: 1000, initialBlocks: 100, now: clock });
+    const frozen = await node({ intervalMs: 1000, initialBlocks: 100, now: clock, faults: [{ kind: 'stale' }] });
+    const { logger, lines } = keptLogger('broadcaster');
+    const pool = new NodePool([a.url, b.url, frozen.url], { timeoutMs: 500, staleBlocks: 10, staleMs: 5_000, logger, now: clock });
+    await pool.pollHeads();
+    now = 8_000; // frozen has not moved for 8 s while a and b did, by 8 blocks (within staleBlocks)
+    await pool.pollHeads();
+    expect(pool.health().map((h) => [h.state, h.head])).toEqual([
+      ['healthy', 1_000_107],
+      ['healthy', 1_000_107],
+      ['stale', 1_000_099],
+    ]);
+    expect(lines.some((l) => /is stale \(head 1000099, agreed head 1000107\)/.test(String(l.msg)))).toBe(true);
+    expect(pool.best()).toEqual({ head: 1_000_107, lib: 1_000_092 });
+  });
+
+  test('the agreed value is the highest a second node confirms', () => {
+    expect(confirmedValue([])).toBeUndefined();
+    expect(confirmedValue([5])).toBe(5);
+    expect(confirmedValue([5, 1005])).toBe(5);
+    expect(confirmedValue([100, 1100, 99])).toBe(100);
+    expect(confirmedValue([100, 100, 1100, 99])).toBe(100);
   });
 
   test('when every node fails, says which failed how', async () => {

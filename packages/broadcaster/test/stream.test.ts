@@ -73,7 +73,14 @@ describe('broadcaster against devnode', () => {
     ];
     const { config, cleanup } = testConfig(
       nodes.map((n) => n.url),
-      { STEEM_START_BLOCK: '1000000', BROADCASTER_RPC_TIMEOUT_MS: '400', BROADCASTER_STALE_BLOCKS: '20', BROADCASTER_BATCH: '20' },
+      {
+        STEEM_START_BLOCK: '1000000',
+        BROADCASTER_RPC_TIMEOUT_MS: '400',
+        BROADCASTER_STALE_BLOCKS: '20',
+        // A block every 10 ms here: 'not moving for' scaled down like the stale distance (60 s and 30 blocks by default).
+        BROADCASTER_STALE_MS: '1000',
+        BROADCASTER_BATCH: '20',
+      },
     );
     cleanups.push(cleanup);
     const { logger, lines } = keptLogger('broadcaster');
@@ -88,7 +95,8 @@ describe('broadcaster against devnode', () => {
     const bc = await startBroadcaster(config, logger);
     cleanups.push(() => bc.stop());
     const last = 1_001_400;
-    await waitFor(() => (seen.at(-1)?.[0] ?? 0) >= last, 60_000, `block ${last}`);
+    // Slower than before under load: in irreversible mode a second node confirms every block.
+    await waitFor(() => (seen.at(-1)?.[0] ?? 0) >= last, 110_000, `block ${last}`);
     const reference = nodes[0]!.chain;
     const upTo = seen.findIndex(([n]) => n === last);
     expect(seen.slice(0, upTo + 1)).toEqual(
@@ -105,7 +113,7 @@ describe('broadcaster against devnode', () => {
           .sort(),
       ),
     );
-  }, 120_000);
+  }, 150_000);
 
   test('head mode: a fork gives block.reverted, then the replacement blocks, ending on the canonical chain', async () => {
     const node = await devnode({ intervalMs: 0, libDistance: 5, faults: [{ kind: 'fork', fromBlock: 1_000_990, depth: 3, forMs: 2500 }] });

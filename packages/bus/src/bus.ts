@@ -52,10 +52,13 @@ export interface BusOptions<C extends CatalogueShape> {
 }
 
 export interface ServeOptions {
-  /** Events at or below this position are not in the replay window; default: now (µs). */
-  floor?: number;
+  /**
+   * Events at or below this position are not in the replay window; default: now (µs). A promise
+   * when the app serves before it knows where its stream starts (see Transport's ServeOptions).
+   */
+  floor?: number | Promise<number>;
   /** Source of events older than the replay window (see Transport's ServeHooks.backfill). */
-  backfill?: (after: number, until: number, names: ReadonlySet<string>) => AsyncIterable<WireEvent>;
+  backfill?: (after: number, until: number, names: ReadonlySet<string>, signal: AbortSignal) => AsyncIterable<WireEvent>;
 }
 
 export interface SubscribeOptions {
@@ -117,7 +120,8 @@ export class Bus<C extends CatalogueShape> {
       { onTask: (task) => this.runTask(task), ...(options.backfill ? { backfill: options.backfill } : {}) },
       options.floor === undefined ? {} : { floor: options.floor },
     );
-    if (options.floor !== undefined) this.lastPosition = options.floor;
+    if (typeof options.floor === 'number') this.lastPosition = options.floor;
+    else void options.floor?.then((floor) => (this.lastPosition = Math.max(this.lastPosition, floor)));
   }
 
   /**

@@ -16,6 +16,8 @@ interface Peer {
   live: boolean;
   /** Fell behind the others: the publisher stops waiting for it until its buffer drains. */
   lagging: boolean;
+  /** Aborts its catch-up (and the app's backfill) when it goes away. */
+  readonly gone: AbortController;
 }
 
 const CATCH_UP_BATCH = 256;
@@ -28,14 +30,18 @@ export class IpcServer implements TransportServer {
   private readonly log: Logger;
   private closed = false;
   private pacing: Promise<void> | undefined;
+  /** Resolves once the window's floor is known (the app may serve before it knows it). */
+  private readonly floorKnown: Promise<void>;
 
   constructor(
     private readonly app: string,
     private readonly hooks: ServeHooks,
     private readonly options: IpcOptions,
-    floor: number,
+    floor: number | Promise<number>,
   ) {
-    this.window = new ReplayWindow<Buffer>(options.replayBytes, floor);
+    this.window = new ReplayWindow<Buffer>(options.replayBytes, typeof floor === 'number' ? floor : 0);
+    this.floorKnown = typeof floor === 'number' ? Promise.resolve() : floor.then((f) => void (this.window.floor = f));
+    this.floorKnown.catch(() => undefined); // awaited by each catch-up; never unhandled
     this.log = options.logger.child({ component: 'bus-server' });
     Object.assign(this.ipc.config, {
       id: app,
@@ -55,11 +61,12 @@ export class IpcServer implements TransportServer {
       this.ipc.serve(() => resolve());
       const server = this.ipc.server;
       server.on('connect', (socket: Socket) => {
-        const peer: Peer = { socket, names: null, live: true, lagging: false };
+        const peer: Peer = { socket, names: null, live: true, lagging: false, gone: new AbortController() };
         this.peers.set(socket, peer);
         socket.on('drain', () => (peer.lagging = false));
+        socket.once('close', () => this.drop(socket));
       });
-      server.on('socket.disconnected', (socket: Socket) => this.peers.delete(socket));
+      server.on('socket.disconnected', (socket: Socket) => this.drop(socket));
       server.on('error', (err: Error & { code?: string }) => {
         // Protocol violations close only the offending connection; node-ipc has done that already.
         this.log.warn({ err, code: err.code }, `rejected a connection's input: ${err.message}`);
@@ -117,8 +124,14 @@ export class IpcServer implements TransportServer {
     this.closed = true;
     const net = this.ipc.server.server;
     this.ipc.server.stop();
+    for (const socket of [...this.peers.keys()]) this.drop(socket);
     if (net) await new Promise<void>((resolve) => (net.listening ? net.close(() => resolve()) : resolve()));
-    this.peers.clear();
+  }
+
+  /** Forget a peer that went away, and stop what was being done for it. */
+  private drop(socket: Socket): void {
+    this.peers.get(socket)?.gone.abort();
+    this.peers.delete(socket);
   }
 
   /** Encode an event once, checking its size. */
@@ -154,7 +167,7 @@ export class IpcServer implements TransportServer {
         'cut off a slow subscriber: its buffer is full; it resumes from its position when it reconnects',
       );
       socket.destroy();
-      this.peers.delete(socket);
+      this.drop(socket);
       return false;
     }
     // Batch the frames written in one turn of the event loop into one system call.
@@ -184,6 +197,12 @@ export class IpcServer implements TransportServer {
       socket.destroy();
       return;
     }
+    if (peer.names !== null) {
+      // One subscription per connection (clients resubscribe on a fresh one): at most one catch-up each.
+      this.log.warn('closed a connection that subscribed twice');
+      socket.destroy();
+      return;
+    }
     peer.names = new Set(names as string[]);
     this.ipc.server.write(socket, this.encode(CONTROL.subscribed, {}));
     if (from === null) {
@@ -192,6 +211,7 @@ export class IpcServer implements TransportServer {
     }
     peer.live = false;
     this.catchUp(peer, from as number).catch((err: unknown) => {
+      if (peer.gone.signal.aborted) return;
       this.log.warn({ err }, 'catch-up failed; closed the subscriber so that it resumes');
       socket.destroy();
     });
@@ -199,14 +219,16 @@ export class IpcServer implements TransportServer {
 
   /** Give a resuming subscriber what it missed (backfill, window), then switch it to live. */
   private async catchUp(peer: Peer, from: number): Promise<void> {
+    await this.floorKnown;
     let cursor = from;
     const names = peer.names as Set<string>;
     if (cursor < this.window.floor) {
       const until = this.window.floor;
       if (this.hooks.backfill) {
-        for await (const event of this.hooks.backfill(cursor, until, names)) {
-          if (!(await this.writePaced(peer, this.encodeEvent(event)))) return;
+        for await (const event of this.hooks.backfill(cursor, until, names, peer.gone.signal)) {
+          if (peer.gone.signal.aborted || !(await this.writePaced(peer, this.encodeEvent(event)))) return;
         }
+        if (peer.gone.signal.aborted) return;
       } else {
         const gap: GapFrame = { after: cursor, resumeAt: until };
         this.log.info(gap, 'a subscriber resumed from before the replay window: sent it a gap signal');

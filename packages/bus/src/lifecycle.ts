@@ -20,6 +20,7 @@ const CONFIG_ERRORS = new Set<ErrorCode>([
   'ERR_BOT_KEY_MISMATCH',
   'ERR_BOT_INVALID',
   'ERR_CLOCK_SCHEDULES_INVALID',
+  'ERR_CHECKPOINT_INVALID',
 ]);
 
 /** What an app's `start` gets: the frozen config (its own sections), the root logger and its bus. */

@@ -9,6 +9,8 @@ interface MemorySub {
   names: ReadonlySet<string>;
   delivery: OrderedDelivery;
   live: boolean;
+  /** Aborted when the subscription is closed: stops its catch-up and the app's backfill. */
+  gone: AbortController;
 }
 
 /** Apps served in one process; share one hub between the transports of a test. */
@@ -33,15 +35,18 @@ export class MemoryHub {
 class MemoryServer implements TransportServer {
   readonly window: ReplayWindow<string>;
   readonly subs = new Set<MemorySub>();
+  private readonly floorKnown: Promise<void>;
 
   constructor(
     private readonly hub: MemoryHub,
     private readonly app: string,
     readonly hooks: ServeHooks,
-    floor: number,
+    floor: number | Promise<number>,
     replayBytes: number,
   ) {
-    this.window = new ReplayWindow<string>(replayBytes, floor);
+    this.window = new ReplayWindow<string>(replayBytes, typeof floor === 'number' ? floor : 0);
+    this.floorKnown = typeof floor === 'number' ? Promise.resolve() : floor.then((f) => void (this.window.floor = f));
+    this.floorKnown.catch(() => undefined); // awaited by each catch-up; never unhandled
   }
 
   publish(event: WireEvent): Promise<void> {
@@ -63,11 +68,16 @@ class MemoryServer implements TransportServer {
       sub.live = true;
       return;
     }
+    await this.floorKnown;
     let cursor = from;
     if (cursor < this.window.floor) {
       const until = this.window.floor;
       if (this.hooks.backfill) {
-        for await (const event of this.hooks.backfill(cursor, until, sub.names)) sub.delivery.pushEvent(event);
+        for await (const event of this.hooks.backfill(cursor, until, sub.names, sub.gone.signal)) {
+          if (sub.gone.signal.aborted) return;
+          sub.delivery.pushEvent(event);
+        }
+        if (sub.gone.signal.aborted) return;
       } else {
         sub.delivery.pushGap({ after: cursor, resumeAt: until });
       }
@@ -80,6 +90,7 @@ class MemoryServer implements TransportServer {
   }
 
   close(): Promise<void> {
+    for (const sub of this.subs) sub.gone.abort();
     this.subs.clear();
     this.hub.servers.delete(this.app);
     return Promise.resolve();
@@ -107,6 +118,7 @@ export class MemoryTransport implements Transport {
       names: new Set(names),
       delivery: new OrderedDelivery(handlers, from, { pause: () => undefined, resume: () => undefined }),
       live: false,
+      gone: new AbortController(),
     };
     let confirm: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (confirm = resolve));
@@ -120,6 +132,7 @@ export class MemoryTransport implements Transport {
         return sub.delivery.position;
       },
       close: () => {
+        sub.gone.abort();
         sub.delivery.stop();
         this.hub.servers.get(app)?.subs.delete(sub);
       },

@@ -7,13 +7,19 @@ export interface ServeHooks {
   /**
    * Events in (after, until] that fell out of the replay window, from the app's own source
    * (the broadcaster refetches them from the chain). Without it, subscribers get a gap signal.
+   * One at most per subscriber; `signal` aborts when the subscriber goes away (the iterator's
+   * return() may wait for a pending step, the signal does not).
    */
-  backfill?(after: number, until: number, names: ReadonlySet<string>): AsyncIterable<WireEvent>;
+  backfill?(after: number, until: number, names: ReadonlySet<string>, signal: AbortSignal): AsyncIterable<WireEvent>;
 }
 
 export interface ServeOptions {
-  /** Events at or below this position are not in the replay window (default: now, in µs). */
-  floor?: number;
+  /**
+   * Events at or below this position are not in the replay window (default: now, in µs). A
+   * promise when the app serves (calls, status) before it knows where its stream starts: resuming
+   * subscribers wait for it; nothing may be published before it resolves.
+   */
+  floor?: number | Promise<number>;
 }
 
 /** The serving side of one app. */

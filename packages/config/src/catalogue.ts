@@ -6,7 +6,7 @@ import { emailRequest, emailStatuses } from './email';
 
 const nodeHealth = z.object({
   url: z.string(),
-  state: z.enum(['healthy', 'open', 'stale']),
+  state: z.enum(['healthy', 'open', 'stale', 'suspect']),
   head: z.number().int().nullable(),
   failures: z.number().int(),
   lastError: z.string().nullable(),
@@ -72,6 +72,8 @@ export const catalogue = defineCatalogue({
         lag_blocks: z.number().int().nullable(),
         lag_seconds: z.number().nullable(),
         nodes: z.array(nodeHealth),
+        /** Why the stream is not advancing (no node answers, halted off the canonical chain, ...); null while it streams. */
+        problem: z.string().nullable(),
       }),
     },
   },

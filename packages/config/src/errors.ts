@@ -67,6 +67,11 @@ export const errorCodes = {
     doc: 'More than MAILER_RATE_LIMIT requests a minute from one client; see `Retry-After`.',
   },
   ERR_MAILER_INTERNAL: { http: 500, retryable: true, doc: 'A bug in the mailer API; the details are in its log.' },
+  ERR_CHECKPOINT_INVALID: {
+    http: 500,
+    retryable: false,
+    doc: 'A checkpoint file exists but is empty or corrupt; the app exits 78 instead of guessing where to resume.',
+  },
   ERR_CLOCK_SCHEDULES_INVALID: { http: 500, retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
 } as const satisfies Record<string, { http: number; retryable: boolean; doc: string }>;
 

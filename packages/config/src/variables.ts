@@ -105,7 +105,7 @@ const broadcaster = {
     positiveInt,
   ),
   BROADCASTER_STALE_BLOCKS: variable(
-    'A node whose head is more than this many blocks behind the best one is left as stale.',
+    'A node more than this many blocks behind the agreed head is stale; ahead of it, suspect.',
     '30',
     positiveInt,
   ),
@@ -118,6 +118,16 @@ const broadcaster = {
   BROADCASTER_AHEAD_BLOCKS: variable(
     'Blocks fetched ahead of the one being published while catching up (bounds memory).',
     '500',
+    positiveInt,
+  ),
+  BROADCASTER_BACKFILLS: variable(
+    "Backfills (refetches for subscribers resuming from before the bus's replay window) the broadcaster runs at once; others wait.",
+    '2',
+    positiveInt,
+  ),
+  BROADCASTER_MAX_REPLY_BYTES: variable(
+    "Largest JSON-RPC answer accepted from a Steem node, in bytes; a larger one is that node's failure (a 50-block batch is a few MB).",
+    '33554432',
     positiveInt,
   ),
 } as const satisfies Record<string, VariableDef>;
