@@ -1,5 +1,5 @@
-import { backoffDelay, type Bus, type WireEvent } from '@steem-bot/bus';
-import { AppError, type Catalogue, type Logger, newTid } from '@steem-bot/config';
+import { backoffDelay, type BatchEvent, type Bus, type WireEvent } from '@steem-bot/bus';
+import { type Catalogue, catalogue, type Logger, newTid } from '@steem-bot/config';
 
 import { blockNumFromId, type ChainBlock } from './chain-types';
 import type { Checkpoint, CheckpointFile } from './checkpoint';
@@ -66,6 +66,9 @@ export class Broadcaster {
       floor: this.published,
       backfill: (after, until, names) => this.backfill(after, until, names),
     });
+    // The stream is durable and may be ahead of the checkpoint (saved at most every 250 ms):
+    // the blocks in between are fetched again and only what the stream lacks is appended.
+    this.published = Math.max(this.published, bus.head ?? 0);
     this.poller = setInterval(() => void pool.pollHeads(), this.options.pollMs);
     this.reporter = setInterval(() => this.log.info(this.status(), 'status'), 60_000);
     this.poller.unref();
@@ -148,21 +151,25 @@ export class Broadcaster {
   private async publish(block: ChainBlock): Promise<void> {
     const num = blockNumFromId(block.block_id);
     let position = this.last?.position ?? 0;
+    const batch: Array<BatchEvent<Catalogue>> = [];
     for (const event of blockEvents(block, num)) {
       // After a fork the replacement blocks continue above the reverted ones (positions only grow).
       position = Math.max(position + 1, event.pos);
-      if (position <= this.published) continue; // went out before this block was interrupted
-      try {
-        // Op names come from the chain: the bus checks them against the catalogue at run time.
-        await this.options.bus.publish(event.name as 'comment', event.payload as never, { position, tid: newTid() });
-      } catch (err) {
-        if (!(err instanceof AppError) || err.code !== 'ERR_BUS_UNKNOWN_NAME') {
-          throw Object.assign(err as Error, { block: num, op: event.name, position });
-        }
+      if (position <= this.published) continue; // already in the stream (appended before a crash or an error)
+      // Op names come from the chain: one outside the catalogue is logged and left out.
+      if (!(event.name in catalogue.events)) {
         this.log.error({ op: event.name, block: num }, `op type ${event.name} is not in the catalogue; not published`);
+        continue;
       }
-      this.published = position;
+      batch.push({ name: event.name as 'comment', payload: event.payload as never, position, tid: newTid() });
     }
+    try {
+      // One transaction per block: a crash leaves the stream at a block boundary.
+      await this.options.bus.publishBatch(batch);
+    } catch (err) {
+      throw Object.assign(err as Error, { block: num });
+    }
+    this.published = Math.max(this.published, position);
     this.last = { block_num: num, block_id: block.block_id, position };
     this.lastTimestamp = block.timestamp;
     this.saveCheckpoint(num >= (this.target ?? num));
@@ -218,7 +225,7 @@ export class Broadcaster {
     return (this.last?.block_num ?? num - 1) + 1;
   }
 
-  /** Events in (after, until] that left the bus's window: fetched again from the chain. */
+  /** Events in (after, until] below the stream's retention floor: fetched again from the chain, for one subscriber. */
   private async *backfill(after: number, until: number, names: ReadonlySet<string>): AsyncGenerator<WireEvent> {
     const from = blockOfPosition(after) + (after % 1_000_000 === APPLIED_INDEX ? 1 : 0);
     for await (const block of this.options.fetcher.range(from, blockOfPosition(until), () => this.stopping)) {

@@ -18,6 +18,7 @@ import {
 
 import { backoffDelay } from './backoff';
 import { type EventMeta, findForbiddenKey, type WireEvent, type WireTask } from './frames';
+import type { StreamInfo } from './stream';
 import type { Transport, TransportServer, TransportSubscription } from './transport';
 
 /** What an event handler gets besides the payload. */
@@ -52,18 +53,29 @@ export interface BusOptions<C extends CatalogueShape> {
 }
 
 export interface ServeOptions {
-  /** Events at or below this position are not in the replay window; default: now (µs). */
+  /** A new stream starts above this position (default 0); see Transport's ServeOptions.floor. */
   floor?: number;
-  /** Source of events older than the replay window (see Transport's ServeHooks.backfill). */
+  /** Source of events below the stream's retention floor (see Transport's ServeHooks.backfill). */
   backfill?: (after: number, until: number, names: ReadonlySet<string>) => AsyncIterable<WireEvent>;
 }
 
 export interface SubscribeOptions {
   /** Resume after this position (the last one handled); omit for live events only. */
   from?: number | null;
-  /** Events in (after, resumeAt] are gone from the publisher's window and will not come. */
+  /** Events in (after, resumeAt] are gone from the publisher's stream (retention) and will not come. */
   onGap?: (after: number | null, resumeAt: number) => void;
 }
+
+export interface PublishOptions {
+  /** Above the stream's head; default: max(head + 1, now in µs). */
+  position?: number;
+  tid?: string;
+}
+
+/** One event of `publishBatch`. */
+export type BatchEvent<C extends CatalogueShape> = {
+  [N in EventName<C>]: { name: N; payload: EventInput<C, N> } & PublishOptions;
+}[EventName<C>];
 
 export interface SendOptions {
   /** The receiver runs the task once per key; retries reuse it. Default: a fresh UUID per send. */
@@ -117,34 +129,52 @@ export class Bus<C extends CatalogueShape> {
       { onTask: (task) => this.runTask(task), ...(options.backfill ? { backfill: options.backfill } : {}) },
       options.floor === undefined ? {} : { floor: options.floor },
     );
-    if (options.floor !== undefined) this.lastPosition = options.floor;
+    this.lastPosition = this.server.head;
+  }
+
+  /** Position of the newest event in this app's stream (null before `serve`). */
+  get head(): number | null {
+    return this.server?.head ?? null;
+  }
+
+  /** Head, retention floor and bytes of this app's stream (null before `serve`). */
+  streamInfo(): StreamInfo | null {
+    return this.server?.info() ?? null;
   }
 
   /**
-   * Publish an event to every subscriber of its name. `position` must grow (default: a
-   * time-based one); the TID defaults to the one being handled, else a fresh one. Resolves when
-   * the publisher may go on: writes are paced by the subscribers' buffers.
+   * Append an event to this app's stream; every subscriber of its name reads it at its own pace.
+   * `position` must be above the stream's head (default: a time-based one); the TID defaults to
+   * the one being handled, else a fresh one. Resolves once it is durable; never waits for a subscriber.
    */
-  publish<N extends EventName<C>>(name: N, payload: EventInput<C, N>, options: { position?: number; tid?: string } = {}): Promise<void> {
+  publish<N extends EventName<C>>(name: N, payload: EventInput<C, N>, options: PublishOptions = {}): Promise<void> {
+    return this.publishBatch([{ name, payload, ...options } as BatchEvent<C>]);
+  }
+
+  /**
+   * Append several events in one transaction, all or none (the broadcaster appends one block's
+   * ops at a time). Each is checked as by `publish`.
+   */
+  publishBatch(events: ReadonlyArray<BatchEvent<C>>): Promise<void> {
     const server = this.server;
     if (!server) return Promise.reject(new AppError('ERR_BUS_CLOSED', `${this.app} is not serving: call serve() first`));
-    const schema = this.catalogue.events[name];
-    if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`));
-    const result = schema.safeParse(payload);
-    if (!result.success) {
-      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+    const wire: WireEvent[] = [];
+    let last = this.lastPosition;
+    const now = Date.now();
+    for (const e of events) {
+      const schema = this.catalogue.events[e.name];
+      if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${e.name}"`));
+      const result = schema.safeParse(e.payload);
+      if (!result.success) {
+        return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${e.name}: ${result.error.message}`, { data: result.error.issues }));
+      }
+      const pos = e.position ?? Math.max(last + 1, now * 1000);
+      wire.push({ name: e.name, payload: e.payload as Record<string, unknown>, tid: e.tid ?? currentTid() ?? newTid(), pos, ts: now });
+      // Only a valid position moves on the default ones (a NaN would stop them all).
+      if (Number.isSafeInteger(pos) && pos > last) last = pos;
     }
-    const pos = options.position ?? Math.max(this.lastPosition + 1, Date.now() * 1000);
-    const event: WireEvent = {
-      name,
-      payload: payload as Record<string, unknown>,
-      tid: options.tid ?? currentTid() ?? newTid(),
-      pos,
-      ts: Date.now(),
-    };
-    const done = server.publish(event);
-    // Only a valid position moves on the default ones (a NaN would stop them all).
-    if (Number.isSafeInteger(pos) && pos > this.lastPosition) this.lastPosition = pos;
+    const done = server.append(wire);
+    this.lastPosition = Math.max(this.lastPosition, last);
     return done;
   }
 

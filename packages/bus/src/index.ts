@@ -1,9 +1,11 @@
 export { backoffDelay } from './backoff';
 export type {
+  BatchEvent,
   BusOptions,
   EventContext,
   EventHandler,
   EventHandlers,
+  PublishOptions,
   SendOptions,
   ServeOptions,
   SubscribeOptions,
@@ -12,6 +14,8 @@ export type {
 } from './bus';
 export { Bus } from './bus';
 export { createIpcBus } from './create';
+export type { LogEntry, Retention } from './event-log';
+export { EventLog } from './event-log';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';
 export type { IpcOptions, IpcTransportOptions } from './ipc-options';
@@ -20,5 +24,7 @@ export { IpcTransport } from './ipc-transport';
 export type { AppContext, RunAppOptions, RunningApp } from './lifecycle';
 export { runApp } from './lifecycle';
 export { MemoryHub, MemoryTransport } from './memory-transport';
-export { ReplayWindow } from './replay-window';
+export type { StreamInfo } from './stream';
+export type { CachedEntry } from './tail-cache';
+export { TailCache } from './tail-cache';
 export type { ServeHooks, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';

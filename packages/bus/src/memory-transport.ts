@@ -2,7 +2,8 @@ import { AppError } from '@steem-bot/config';
 
 import type { WireEvent, WireTask } from './frames';
 import { OrderedDelivery } from './ordered-delivery';
-import { ReplayWindow } from './replay-window';
+import type { StreamInfo } from './stream';
+import { TailCache } from './tail-cache';
 import type { ServeHooks, ServeOptions, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
 
 interface MemorySub {
@@ -31,7 +32,8 @@ export class MemoryHub {
 }
 
 class MemoryServer implements TransportServer {
-  readonly window: ReplayWindow<string>;
+  /** The whole stream, bounded by the retention in bytes (the floor rises as it drops events). */
+  readonly window: TailCache<string>;
   readonly subs = new Set<MemorySub>();
 
   constructor(
@@ -39,20 +41,34 @@ class MemoryServer implements TransportServer {
     private readonly app: string,
     readonly hooks: ServeHooks,
     floor: number,
-    replayBytes: number,
+    retentionBytes: number,
   ) {
-    this.window = new ReplayWindow<string>(replayBytes, floor);
+    this.window = new TailCache<string>(retentionBytes, floor);
   }
 
-  publish(event: WireEvent): Promise<void> {
-    const frame = JSON.stringify(event); // what would cross a socket: subscribers get copies
-    try {
-      this.window.push({ pos: event.pos, name: event.name, frame });
-    } catch (err) {
-      return Promise.reject(err as Error);
+  get head(): number {
+    return this.window.last;
+  }
+
+  info(): StreamInfo {
+    return { head: this.window.last, floor: this.window.floor, bytes: this.window.byteSize };
+  }
+
+  append(events: readonly WireEvent[]): Promise<void> {
+    // All or none, as the durable stream's transaction.
+    let last = this.window.last;
+    for (const e of events) {
+      if (!Number.isSafeInteger(e.pos) || e.pos <= last) {
+        return Promise.reject(new AppError('ERR_BUS_POSITION', `position ${e.pos} is not above the last one (${last})`));
+      }
+      last = e.pos;
     }
-    for (const sub of this.subs) {
-      if (sub.live && sub.names.has(event.name)) sub.delivery.pushEvent(JSON.parse(frame) as WireEvent);
+    for (const event of events) {
+      const frame = JSON.stringify(event); // what would cross a socket: subscribers get copies
+      this.window.push({ pos: event.pos, name: event.name, frame });
+      for (const sub of this.subs) {
+        if (sub.live && sub.names.has(event.name)) sub.delivery.pushEvent(JSON.parse(frame) as WireEvent);
+      }
     }
     return Promise.resolve();
   }
@@ -64,7 +80,7 @@ class MemoryServer implements TransportServer {
       return;
     }
     let cursor = from;
-    if (cursor < this.window.floor) {
+    while (cursor < this.window.floor) {
       const until = this.window.floor;
       if (this.hooks.backfill) {
         for await (const event of this.hooks.backfill(cursor, until, sub.names)) sub.delivery.pushEvent(event);
@@ -87,17 +103,18 @@ class MemoryServer implements TransportServer {
 }
 
 /**
- * An in-process transport with the same contract as the node-ipc one (ordering, replay window,
- * gap signal, acknowledged tasks, timeouts), for unit tests of apps.
+ * An in-process transport with the same contract as the node-ipc one (ordering, a stream with
+ * a retention floor, backfill or gap signal below it, acknowledged tasks, timeouts), for unit
+ * tests of apps. The stream lives in memory, bounded by `retentionBytes`, and dies with its server.
  */
 export class MemoryTransport implements Transport {
   constructor(
     readonly hub: MemoryHub = new MemoryHub(),
-    private readonly replayBytes = 16 * 1024 * 1024,
+    private readonly retentionBytes = 16 * 1024 * 1024,
   ) {}
 
   async serve(app: string, hooks: ServeHooks, options: ServeOptions = {}): Promise<TransportServer> {
-    const server = new MemoryServer(this.hub, app, hooks, options.floor ?? Date.now() * 1000, this.replayBytes);
+    const server = new MemoryServer(this.hub, app, hooks, options.floor ?? 0, this.retentionBytes);
     this.hub.register(app, server);
     return Promise.resolve(server);
   }

@@ -1,0 +1,163 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import { AppError } from '@steem-bot/config';
+import Database from 'better-sqlite3';
+
+/** One stored event: its position, name, publish time (ms) and encoded frame, exactly as sent. */
+export interface LogEntry {
+  readonly pos: number;
+  readonly name: string;
+  readonly ts: number;
+  readonly frame: Buffer;
+}
+
+/** How long events are kept: whichever limit is reached first. The newest event is always kept. */
+export interface Retention {
+  hours: number;
+  bytes: number;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS bus_events (
+    pos   INTEGER PRIMARY KEY,
+    name  TEXT    NOT NULL,
+    ts    INTEGER NOT NULL,
+    frame BLOB    NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS bus_stream (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    floor INTEGER NOT NULL,
+    head  INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+  );
+`;
+
+/**
+ * A publishing app's durable stream: an append-only table in SQLite. Events in (floor, head]
+ * are all in the table; events at or below the floor were pruned (or predate the stream).
+ * `head` only grows, across restarts, even once every event has been pruned.
+ */
+export class EventLog {
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement<[number, string, number, Buffer]>;
+  private readonly setHead: Database.Statement<[number, number]>;
+  private readonly selectAfter: Database.Statement<[number, number], LogEntry>;
+  private readonly selectOldest: Database.Statement<[number], { pos: number; ts: number; size: number }>;
+  private readonly appendTx: (entries: readonly LogEntry[], bytes: number) => void;
+  private _head: number;
+  private _floor: number;
+  private _bytes: number;
+
+  /** Open (or create) the stream in `file` (':memory:' for a stream that dies with the process). */
+  constructor(file: string, floor = 0) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('journal_mode = WAL');
+    // Durable across a process crash (SIGKILL); WAL keeps the file consistent across power loss.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.db.prepare('INSERT OR IGNORE INTO bus_stream (id, floor, head, bytes) VALUES (1, ?, ?, 0)').run(floor, floor);
+    const row = this.db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as {
+      floor: number;
+      head: number;
+      bytes: number;
+    };
+    this._floor = row.floor;
+    this._head = row.head;
+    this._bytes = row.bytes;
+    this.insert = this.db.prepare('INSERT INTO bus_events (pos, name, ts, frame) VALUES (?, ?, ?, ?)');
+    this.setHead = this.db.prepare('UPDATE bus_stream SET head = ?, bytes = bytes + ? WHERE id = 1');
+    this.selectAfter = this.db.prepare('SELECT pos, name, ts, frame FROM bus_events WHERE pos > ? ORDER BY pos LIMIT ?');
+    this.selectOldest = this.db.prepare('SELECT pos, ts, length(frame) AS size FROM bus_events ORDER BY pos LIMIT ?');
+    this.appendTx = this.db.transaction((entries: readonly LogEntry[], bytes: number) => {
+      for (const e of entries) this.insert.run(e.pos, e.name, e.ts, e.frame);
+      this.setHead.run((entries[entries.length - 1] as LogEntry).pos, bytes);
+    });
+    // A publisher that starts above its stream (its own checkpoint is newer): what lies between
+    // is not here, so it is below the floor.
+    if (floor > this._head) this.raiseFloor(floor);
+  }
+
+  /** Position of the newest event ever appended (or the floor of a stream never appended to). */
+  get head(): number {
+    return this._head;
+  }
+
+  /** Every event at or below this position is gone from the stream. */
+  get floor(): number {
+    return this._floor;
+  }
+
+  /** Bytes of the frames kept. */
+  get bytes(): number {
+    return this._bytes;
+  }
+
+  /** Append events in one transaction; positions must be safe integers above the head, increasing. */
+  append(entries: readonly LogEntry[]): void {
+    if (entries.length === 0) return;
+    let last = this._head;
+    let bytes = 0;
+    for (const e of entries) {
+      if (!Number.isSafeInteger(e.pos) || e.pos <= last) {
+        throw new AppError('ERR_BUS_POSITION', `position ${e.pos} is not above the last one (${last})`);
+      }
+      last = e.pos;
+      bytes += e.frame.length;
+    }
+    this.appendTx(entries, bytes);
+    this._head = last;
+    this._bytes += bytes;
+  }
+
+  /** Up to `limit` events after `pos`, oldest first. */
+  read(pos: number, limit: number): LogEntry[] {
+    return this.selectAfter.all(pos, limit);
+  }
+
+  /**
+   * Drop the oldest events past the retention, at most `maxRows` in one short transaction, so
+   * that appends are never held up for long. Returns true when more may be left to drop.
+   */
+  prune(retention: Retention, now = Date.now(), maxRows = 2_000): boolean {
+    const cutoff = now - retention.hours * 3_600_000;
+    const rows = this.selectOldest.all(maxRows);
+    let bytes = this._bytes;
+    let upTo: number | undefined;
+    let freed = 0;
+    for (const row of rows) {
+      // Never the newest event: it stays readable, and the stream's files stay non-empty.
+      if (row.pos >= this._head) break;
+      if (row.ts >= cutoff && bytes <= retention.bytes) break;
+      upTo = row.pos;
+      bytes -= row.size;
+      freed += row.size;
+    }
+    if (upTo === undefined) return false;
+    const to = upTo;
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_events WHERE pos <= ?').run(to);
+      this.db.prepare('UPDATE bus_stream SET floor = ?, bytes = bytes - ? WHERE id = 1').run(to, freed);
+    })();
+    this._floor = to;
+    this._bytes -= freed;
+    return rows.length === maxRows;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private raiseFloor(floor: number): void {
+    // Every stored event is at or below the head, so below the new floor.
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_events').run();
+      this.db.prepare('UPDATE bus_stream SET floor = ?, head = ?, bytes = 0 WHERE id = 1').run(floor, floor);
+    })();
+    this._floor = floor;
+    this._head = floor;
+    this._bytes = 0;
+  }
+}
