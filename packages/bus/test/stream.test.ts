@@ -77,7 +77,7 @@ describe('the stream over real processes', () => {
     const N = 30_000;
     let server = await proc('serve', { BACKFILL: '1' });
     const out = join(tmp.dir, 'sub.log');
-    let sub = await proc('subscribe', { OUT: out, FROM: '0' });
+    const sub = await proc('subscribe', { OUT: out, FROM: '0' });
     server.send({ cmd: 'publish', to: N, batch: 50 });
     await sub.message((m) => isMsg('count')(m) && (m as { count: number }).count >= 3000);
     await sub.stop('SIGKILL');
@@ -90,7 +90,7 @@ describe('the stream over real processes', () => {
     expect(head).toBeLessThan(N);
     expect(head % 50).toBe(0);
     server.send({ cmd: 'publish', to: N, batch: 50 });
-    sub = await proc('subscribe', { OUT: out, FROM: String(checkpoint) });
+    await proc('subscribe', { OUT: out, FROM: String(checkpoint) });
     await waitFor(() => lastPos(out) === N, 60_000, 'the subscriber to reach the end');
     const { pos, gaps } = read(out);
     expect(gaps).toEqual([]);
