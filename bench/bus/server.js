@@ -1,16 +1,17 @@
 'use strict';
-// Benchmark publisher: KIND=bus (the project's bus over node-ipc) or KIND=raw (node:net NDJSON,
-// paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
+// Benchmark publisher: KIND=bus (the project's bus: a SQLite stream served over node-ipc) or
+// KIND=raw (node:net NDJSON, paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
 const net = require('node:net');
 const { catalogue, createLogger } = require('@steem-bot/config');
 const { Bus, IpcTransport } = require('@steem-bot/bus');
 const { makeEvent, drive, peakRssMb } = require('./common');
 
-const { KIND, SOCKET_DIR } = process.env;
+const { KIND, SOCKET_DIR, DATA_DIR } = process.env;
 
 async function busServer() {
   const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({ socketDir: SOCKET_DIR, logger });
+  // The stream in a real SQLite file, as in production.
+  const transport = new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
   const bus = new Bus({ app: 'bench', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
   return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });

@@ -18,6 +18,8 @@ export interface Retention {
   bytes: number;
 }
 
+const INSERT_ROWS = 32;
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS bus_events (
     pos   INTEGER PRIMARY KEY,
@@ -40,7 +42,8 @@ const SCHEMA = `
  */
 export class EventLog {
   private readonly db: Database.Database;
-  private readonly insert: Database.Statement<[number, string, number, Buffer]>;
+  /** INSERT statements of 1..INSERT_ROWS rows (one statement per chunk is cheaper than one per row). */
+  private readonly inserts: Array<Database.Statement<unknown[]>> = [];
   private readonly setHead: Database.Statement<[number, number]>;
   private readonly selectAfter: Database.Statement<[number, number], LogEntry>;
   private readonly selectOldest: Database.Statement<[number], { pos: number; ts: number; size: number }>;
@@ -67,12 +70,16 @@ export class EventLog {
     this._floor = row.floor;
     this._head = row.head;
     this._bytes = row.bytes;
-    this.insert = this.db.prepare('INSERT INTO bus_events (pos, name, ts, frame) VALUES (?, ?, ?, ?)');
     this.setHead = this.db.prepare('UPDATE bus_stream SET head = ?, bytes = bytes + ? WHERE id = 1');
     this.selectAfter = this.db.prepare('SELECT pos, name, ts, frame FROM bus_events WHERE pos > ? ORDER BY pos LIMIT ?');
     this.selectOldest = this.db.prepare('SELECT pos, ts, length(frame) AS size FROM bus_events ORDER BY pos LIMIT ?');
     this.appendTx = this.db.transaction((entries: readonly LogEntry[], bytes: number) => {
-      for (const e of entries) this.insert.run(e.pos, e.name, e.ts, e.frame);
+      for (let i = 0; i < entries.length; i += INSERT_ROWS) {
+        const chunk = entries.slice(i, i + INSERT_ROWS);
+        const values: unknown[] = [];
+        for (const e of chunk) values.push(e.pos, e.name, e.ts, e.frame);
+        this.insertOf(chunk.length).run(values);
+      }
       this.setHead.run((entries[entries.length - 1] as LogEntry).pos, bytes);
     });
     // A publisher that starts above its stream (its own checkpoint is newer): what lies between
@@ -148,6 +155,16 @@ export class EventLog {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  private insertOf(rows: number): Database.Statement<unknown[]> {
+    let stmt = this.inserts[rows];
+    if (!stmt) {
+      const tuples = Array.from({ length: rows }, () => '(?, ?, ?, ?)').join(', ');
+      stmt = this.db.prepare(`INSERT INTO bus_events (pos, name, ts, frame) VALUES ${tuples}`);
+      this.inserts[rows] = stmt;
+    }
+    return stmt;
   }
 
   private raiseFloor(floor: number): void {
