@@ -95,10 +95,10 @@ describe('the broadcaster process', () => {
 
   test('a subscriber down for 500 blocks resumes with `from` and gets every op it missed, in order', async () => {
     const node = await synthetic(1500, 9);
-    // A tiny replay window: what it missed must be refetched from the chain (backfill).
-    const { config, cleanup } = testConfig([node.url], { BUS_REPLAY_BYTES: '65536' });
+    // A tiny retention: what it missed comes from the stream or, once pruned, from the chain (backfill).
+    const { config, cleanup } = testConfig([node.url], { BUS_RETENTION_BYTES: '65536' });
     cleanups.push(cleanup);
-    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_REPLAY_BYTES: '65536' });
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_RETENTION_BYTES: '65536' });
     const { logger } = keptLogger('observer');
     const seen: number[] = [];
     const record = (_p: unknown, ctx: { pos: number }): void => void seen.push(ctx.pos);

@@ -130,6 +130,9 @@ export class EventLog {
    */
   prune(retention: Retention, now = Date.now(), maxRows = 2_000): boolean {
     const cutoff = now - retention.hours * 3_600_000;
+    // The usual case, nothing due, costs one indexed row.
+    const oldest = this.selectOldest.get(1);
+    if (!oldest || (oldest.ts >= cutoff && this._bytes <= retention.bytes)) return false;
     const rows = this.selectOldest.all(maxRows);
     let bytes = this._bytes;
     let upTo: number | undefined;

@@ -37,5 +37,5 @@ export const IPC_DEFAULTS: Omit<IpcOptions, 'socketDir' | 'logger' | 'dataDir'> 
   retentionBytes: 8 * 1024 ** 3,
   cacheBytes: 16 * 1024 * 1024,
   sendBytes: 128 * 1024,
-  pruneIntervalMs: 10_000,
+  pruneIntervalMs: 1_000,
 };
