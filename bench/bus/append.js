@@ -12,7 +12,7 @@ async function measureAppend(blocks = 2000, ops = 125) {
   const dir = mkdtempSync(join(tmpdir(), 'sba-'));
   const logger = createLogger({ app: 'bench-append', level: 'warn', format: 'json' });
   const transport = new IpcTransport({ socketDir: join(dir, 'run'), dataDir: join(dir, 'data'), logger });
-  const bus = new Bus({ app: 'bench', catalogue, transport, logger });
+  const bus = new Bus({ app: 'broadcaster', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
   const times = [];
   for (let b = 0; b < blocks; b++) {

@@ -12,7 +12,7 @@ async function busServer() {
   const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
   // The stream in a real SQLite file, as in production.
   const transport = new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
-  const bus = new Bus({ app: 'bench', catalogue, transport, logger });
+  const bus = new Bus({ app: 'broadcaster', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
   return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });
 }

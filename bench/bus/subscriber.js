@@ -38,7 +38,7 @@ if (KIND === 'bus') {
     last = ctx.pos;
     onEvent(p, ctx.pos === COUNT);
   };
-  bus.subscribe('bench', { comment: handler }, { from: 0, onGap }).ready.then(() => process.send('ready'));
+  bus.subscribe('broadcaster', { comment: handler }, { from: 0, onGap }).ready.then(() => process.send('ready'));
 } else {
   const socket = net.connect(`${SOCKET_DIR}/raw.sock`, () => process.send('ready'));
   socket.setEncoding('utf8');

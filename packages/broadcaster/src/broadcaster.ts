@@ -1,9 +1,18 @@
 import { backoffDelay, type BatchEvent, type Bus, type WireEvent } from '@steem-bot/bus';
-import { type Catalogue, catalogue, type Logger, newTid } from '@steem-bot/config';
+import {
+  APPLIED_INDEX,
+  blockOfPosition,
+  type Catalogue,
+  catalogue,
+  indexOfPosition,
+  type Logger,
+  newTid,
+  positionOf,
+} from '@steem-bot/config';
 
 import { blockNumFromId, type ChainBlock } from './chain-types';
 import type { Checkpoint, CheckpointFile } from './checkpoint';
-import { APPLIED_INDEX, blockEvents, blockOfPosition, positionOf } from './events';
+import { blockEvents } from './events';
 import type { BlockFetcher } from './fetcher';
 import type { NodePool } from './nodes';
 
@@ -227,7 +236,7 @@ export class Broadcaster {
 
   /** Events in (after, until] below the stream's retention floor: fetched again from the chain, for one subscriber. */
   private async *backfill(after: number, until: number, names: ReadonlySet<string>): AsyncGenerator<WireEvent> {
-    const from = blockOfPosition(after) + (after % 1_000_000 === APPLIED_INDEX ? 1 : 0);
+    const from = blockOfPosition(after) + (indexOfPosition(after) === APPLIED_INDEX ? 1 : 0);
     for await (const block of this.options.fetcher.range(from, blockOfPosition(until), () => this.stopping)) {
       for (const e of blockEvents(block, blockNumFromId(block.block_id))) {
         if (e.pos > after && e.pos <= until && names.has(e.name))

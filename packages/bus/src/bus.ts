@@ -7,6 +7,7 @@ import {
   type EventInput,
   type EventName,
   type EventPayload,
+  type EventsOf,
   type Logger,
   newTid,
   taskApp,
@@ -29,7 +30,8 @@ export type EventHandler<C extends CatalogueShape, N extends EventName<C>> = (
   payload: EventPayload<C, N>,
   ctx: EventContext<N>,
 ) => void | Promise<void>;
-export type EventHandlers<C extends CatalogueShape> = { [N in EventName<C>]?: EventHandler<C, N> };
+/** Handlers of a subscription, by event name: only names the app `A` publishes (see the catalogue's `publishers`). */
+export type EventHandlers<C extends CatalogueShape, A extends string = string> = { [N in EventsOf<C, A>]?: EventHandler<C, N> };
 
 /** What a task handler gets besides the payload. */
 export interface TaskContext {
@@ -85,8 +87,11 @@ export interface SendOptions {
   attempts?: number;
 }
 
-// Recently accepted task keys, so that a retry after a lost ack is not run twice.
+// Recently accepted task keys, so that a retry after a lost ack is not run twice, when the
+// transport keeps no durable record of them.
 const DEDUPE_KEYS = 10_000;
+/** Longest idempotency key accepted (sender and receiver). */
+export const MAX_KEY_LENGTH = 256;
 
 /**
  * The typed bus of one app. `publish` reaches every subscriber of an event, `send` one app
@@ -105,6 +110,8 @@ export class Bus<C extends CatalogueShape> {
   private readonly subscriptions = new Set<TransportSubscription>();
   private server: TransportServer | undefined;
   private lastPosition = 0;
+  /** Event name -> the app that publishes it, per the catalogue (empty when it does not say). */
+  private readonly publishers = new Map<string, string>();
 
   constructor(options: BusOptions<C>) {
     this.app = options.app;
@@ -112,6 +119,7 @@ export class Bus<C extends CatalogueShape> {
     this.transport = options.transport;
     this.log = options.logger.child({ component: 'bus' });
     this.taskTimeoutMs = options.taskTimeoutMs ?? 5_000;
+    for (const [app, names] of Object.entries(this.catalogue.publishers ?? {})) for (const name of names) this.publishers.set(name, app);
   }
 
   /** Handle a task addressed to this app; resolve once the work is durably accepted. */
@@ -164,6 +172,10 @@ export class Bus<C extends CatalogueShape> {
     for (const e of events) {
       const schema = this.catalogue.events[e.name];
       if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${e.name}"`));
+      const publisher = this.publishers.get(e.name);
+      if (publisher !== undefined && publisher !== this.app) {
+        return Promise.reject(new AppError('ERR_BUS_WRONG_APP', `${e.name} is published by ${publisher}, not ${this.app}`));
+      }
       const result = schema.safeParse(e.payload);
       if (!result.success) {
         return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${e.name}: ${result.error.message}`, { data: result.error.issues }));
@@ -179,10 +191,13 @@ export class Bus<C extends CatalogueShape> {
   }
 
   /** Subscribe to events of `app`, one handler per event name; handlers run one at a time, in order. */
-  subscribe(app: string, handlers: EventHandlers<C>, options: SubscribeOptions = {}): TransportSubscription {
+  subscribe<A extends string>(app: A, handlers: EventHandlers<C, A>, options: SubscribeOptions = {}): TransportSubscription {
     const names = Object.keys(handlers);
     for (const name of names) {
       if (!(name in this.catalogue.events)) throw new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`);
+      const publisher = this.publishers.get(name);
+      if (publisher !== undefined && publisher !== app)
+        throw new AppError('ERR_BUS_WRONG_APP', `${name} is published by ${publisher}, not ${app}`);
     }
     const table = handlers as unknown as Record<string, (payload: unknown, ctx: EventContext) => unknown>;
     const sub = this.transport.subscribe(app, names, options.from ?? null, {
@@ -215,6 +230,9 @@ export class Bus<C extends CatalogueShape> {
   /** Send a task to the app its name starts with; resolves with its reply once that app acknowledged it. */
   async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<TaskReply<C, N>> {
     const key = options.idempotencyKey ?? randomUUID();
+    if (key.length > MAX_KEY_LENGTH) {
+      throw new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: idempotency key longer than ${MAX_KEY_LENGTH} characters`);
+    }
     const attempts = options.attempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -270,7 +288,15 @@ export class Bus<C extends CatalogueShape> {
       return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${task.name}: ${why}`, { data: parsed?.error.issues }));
     }
     const key = task.key;
+    const durable = this.server?.taskKeys;
     if (key !== undefined) {
+      if (key.length > MAX_KEY_LENGTH) {
+        return Promise.reject(
+          new AppError('ERR_BUS_INVALID_PAYLOAD', `${task.name}: idempotency key longer than ${MAX_KEY_LENGTH} characters`),
+        );
+      }
+      const done = durable?.get(key);
+      if (done) return Promise.resolve(done.reply);
       if (this.accepted.has(key)) return Promise.resolve(this.accepted.get(key));
       const running = this.inFlight.get(key);
       if (running) return running;
@@ -281,8 +307,11 @@ export class Bus<C extends CatalogueShape> {
     return run.then(
       (reply) => {
         this.inFlight.delete(key);
-        this.accepted.set(key, reply);
-        if (this.accepted.size > DEDUPE_KEYS) this.accepted.delete(this.accepted.keys().next().value as string);
+        if (durable) durable.put(key, reply);
+        else {
+          this.accepted.set(key, reply);
+          if (this.accepted.size > DEDUPE_KEYS) this.accepted.delete(this.accepted.keys().next().value as string);
+        }
         return reply;
       },
       (err: unknown) => {

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 import { AppError } from '@steem-bot/config';
 import Database from 'better-sqlite3';
@@ -10,6 +10,62 @@ export interface LogEntry {
   readonly name: string;
   readonly ts: number;
   readonly frame: Buffer;
+}
+
+/** Where one connection's cursor is: the names it reads (null: every name, a plain client) and its position. */
+export interface CursorInfo {
+  names: string[] | null;
+  pos: number;
+}
+
+/** A stream as the operator sees it (`npm run status`), read from its file. */
+export interface StreamStatus {
+  app: string;
+  head: number;
+  floor: number;
+  bytes: number;
+  /** The cursors connected when the publisher last recorded them (every second), with their lag in positions. */
+  subscribers: Array<CursorInfo & { lag: number }>;
+  /** When the cursors were recorded (ms since the epoch), or null if never. */
+  recordedAt: number | null;
+}
+
+/** Read the streams under `dataDir/streams` without changing them (the publishers keep running). */
+export function readStreams(dataDir: string): StreamStatus[] {
+  const dir = join(dataDir, 'streams');
+  if (!existsSync(dir)) return [];
+  const result: StreamStatus[] = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.sqlite'))
+    .sort()) {
+    const db = new Database(join(dir, file), { readonly: true, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 2000');
+      const s = db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as
+        { floor: number; head: number; bytes: number } | undefined;
+      if (!s) continue;
+      const rows = db.prepare('SELECT names, pos, seen FROM bus_cursors ORDER BY id').all() as Array<{
+        names: string | null;
+        pos: number;
+        seen: number;
+      }>;
+      result.push({
+        app: basename(file, '.sqlite'),
+        head: s.head,
+        floor: s.floor,
+        bytes: s.bytes,
+        subscribers: rows.map((r) => ({
+          names: r.names === null ? null : (JSON.parse(r.names) as string[]),
+          pos: r.pos,
+          lag: Math.max(0, s.head - r.pos),
+        })),
+        recordedAt: rows[0]?.seen ?? null,
+      });
+    } finally {
+      db.close();
+    }
+  }
+  return result;
 }
 
 /** How long events are kept: whichever limit is reached first. The newest event is always kept. */
@@ -26,6 +82,18 @@ const SCHEMA = `
     name  TEXT    NOT NULL,
     ts    INTEGER NOT NULL,
     frame BLOB    NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS bus_task_keys (
+    key   TEXT PRIMARY KEY,
+    reply TEXT,
+    at    INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS bus_task_keys_at ON bus_task_keys (at);
+  CREATE TABLE IF NOT EXISTS bus_cursors (
+    id    INTEGER PRIMARY KEY,
+    names TEXT,
+    pos   INTEGER NOT NULL,
+    seen  INTEGER NOT NULL
   );
   CREATE TABLE IF NOT EXISTS bus_stream (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
@@ -154,6 +222,32 @@ export class EventLog {
     this._floor = to;
     this._bytes -= freed;
     return rows.length === maxRows;
+  }
+
+  /** The reply a task with this idempotency key was accepted with, if it was. */
+  acceptedReply(key: string): { reply: unknown } | undefined {
+    const row = this.db.prepare('SELECT reply FROM bus_task_keys WHERE key = ?').get(key) as { reply: string | null } | undefined;
+    return row && { reply: row.reply === null ? undefined : (JSON.parse(row.reply) as unknown) };
+  }
+
+  /** Remember that the task with this key was accepted, with its reply. */
+  accept(key: string, reply: unknown, now = Date.now()): void {
+    const text = reply === undefined ? null : JSON.stringify(reply);
+    this.db.prepare('INSERT OR REPLACE INTO bus_task_keys (key, reply, at) VALUES (?, ?, ?)').run(key, text, now);
+  }
+
+  /** Forget the keys of tasks accepted before `before` (ms): a retry comes within minutes, not days. */
+  forgetKeys(before: number): void {
+    this.db.prepare('DELETE FROM bus_task_keys WHERE at < ?').run(before);
+  }
+
+  /** Record where the connected cursors are (for `npm run status`), replacing the last record. */
+  saveCursors(cursors: readonly CursorInfo[], now = Date.now()): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_cursors').run();
+      const insert = this.db.prepare('INSERT INTO bus_cursors (names, pos, seen) VALUES (?, ?, ?)');
+      for (const c of cursors) insert.run(c.names === null ? null : JSON.stringify(c.names), c.pos, now);
+    })();
   }
 
   close(): void {

@@ -12,10 +12,10 @@ export type {
   TaskContext,
   TaskHandler,
 } from './bus';
-export { Bus } from './bus';
+export { Bus, MAX_KEY_LENGTH } from './bus';
 export { createIpcBus } from './create';
-export type { LogEntry, Retention } from './event-log';
-export { EventLog } from './event-log';
+export type { CursorInfo, LogEntry, Retention, StreamStatus } from './event-log';
+export { EventLog, readStreams } from './event-log';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';
 export type { IpcOptions, IpcTransportOptions } from './ipc-options';
@@ -27,4 +27,4 @@ export { MemoryHub, MemoryTransport } from './memory-transport';
 export type { StreamInfo } from './stream';
 export type { CachedEntry } from './tail-cache';
 export { TailCache } from './tail-cache';
-export type { ServeHooks, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
+export type { ServeHooks, SubscribeHandlers, TaskKeyStore, Transport, TransportServer, TransportSubscription } from './transport';

@@ -8,7 +8,7 @@ import type { LogEntry } from './event-log';
 import { CONTROL, encodeEvent, isObject, NODE_IPC_LIFECYCLE, type TaskFrame, type WireEvent } from './frames';
 import type { IpcOptions } from './ipc-options';
 import { Stream, type StreamInfo } from './stream';
-import type { ServeHooks, TransportServer } from './transport';
+import type { ServeHooks, TaskKeyStore, TransportServer } from './transport';
 
 /** One connection and its cursor. Until it subscribes it is a plain node-ipc client: every event, from the head at connect. */
 interface Peer {
@@ -57,6 +57,7 @@ export class IpcServer implements TransportServer {
       retention: { hours: options.retentionHours, bytes: options.retentionBytes },
       cacheBytes: options.cacheBytes,
       pruneIntervalMs: options.pruneIntervalMs,
+      cursors: () => [...this.peers.values()].map((p) => ({ names: p.names && [...p.names], pos: p.pos })),
       logger: this.log,
     });
     Object.assign(this.ipc.config, {
@@ -119,10 +120,8 @@ export class IpcServer implements TransportServer {
     return this.stream.info();
   }
 
-  /** Where each connection's cursor is, for the operator. */
-  cursors(): Array<{ names: string[] | null; pos: number; lag: number }> {
-    const head = this.stream.head;
-    return [...this.peers.values()].map((p) => ({ names: p.names && [...p.names], pos: p.pos, lag: Math.max(0, head - p.pos) }));
+  get taskKeys(): TaskKeyStore {
+    return this.stream.taskKeys;
   }
 
   append(events: readonly WireEvent[]): Promise<void> {

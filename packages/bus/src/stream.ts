@@ -1,7 +1,8 @@
 import type { Logger } from '@steem-bot/config';
 
-import { EventLog, type LogEntry, type Retention } from './event-log';
+import { type CursorInfo, EventLog, type LogEntry, type Retention } from './event-log';
 import { TailCache } from './tail-cache';
+import type { TaskKeyStore } from './transport';
 
 export interface StreamOptions {
   /** The SQLite file of the stream (':memory:' keeps it only for the life of the process). */
@@ -10,8 +11,10 @@ export interface StreamOptions {
   retention: Retention;
   /** Bytes of the newest frames kept in memory, so that subscribers near the head skip the disk. */
   cacheBytes: number;
-  /** How often retention is checked; pruning then goes on in short steps until done. */
+  /** How often retention is checked (pruning then goes on in short steps until done) and cursors recorded. */
   pruneIntervalMs: number;
+  /** Where the connected cursors are, recorded with the stream for the operator. */
+  cursors?: () => CursorInfo[];
   logger: Logger;
 }
 
@@ -40,7 +43,7 @@ export class Stream {
   constructor(private readonly options: StreamOptions) {
     this.log = new EventLog(options.file, options.floor);
     this.cache = new TailCache<Buffer>(options.cacheBytes, this.log.head);
-    this.timer = setInterval(() => this.prune(), options.pruneIntervalMs);
+    this.timer = setInterval(() => this.tick(), options.pruneIntervalMs);
     this.timer.unref();
   }
 
@@ -75,6 +78,27 @@ export class Stream {
     clearInterval(this.timer);
     if (this.pruning) clearImmediate(this.pruning);
     this.log.close();
+  }
+
+  /** The durable record of accepted task keys (kept for the stream's retention in hours). */
+  get taskKeys(): TaskKeyStore {
+    return { get: (key) => this.log.acceptedReply(key), put: (key, reply) => this.log.accept(key, reply) };
+  }
+
+  private tick(): void {
+    this.prune();
+    try {
+      this.log.forgetKeys(Date.now() - this.options.retention.hours * 3_600_000);
+    } catch (err) {
+      this.options.logger.warn({ err }, 'could not forget old task keys');
+    }
+    if (this.options.cursors && !this.closed) {
+      try {
+        this.log.saveCursors(this.options.cursors());
+      } catch (err) {
+        this.options.logger.warn({ err }, 'could not record the cursors');
+      }
+    }
   }
 
   /** One short pruning step; schedules the next one (after pending I/O) while more is due. */

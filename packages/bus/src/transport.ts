@@ -22,6 +22,12 @@ export interface ServeOptions {
   floor?: number;
 }
 
+/** Where a receiver remembers the tasks it accepted, by idempotency key, with their replies. */
+export interface TaskKeyStore {
+  get(key: string): { reply: unknown } | undefined;
+  put(key: string, reply: unknown): void;
+}
+
 /** The serving side of one app: its stream and its tasks. */
 export interface TransportServer {
   /**
@@ -34,6 +40,8 @@ export interface TransportServer {
   readonly head: number;
   /** Head, retention floor and bytes of the stream. */
   info(): StreamInfo;
+  /** Durable dedupe of task keys; without it the bus remembers recent keys in memory only. */
+  readonly taskKeys?: TaskKeyStore;
   close(): Promise<void>;
 }
 

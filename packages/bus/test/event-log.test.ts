@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 
-import { EventLog, type LogEntry } from '../src';
+import { EventLog, type LogEntry, readStreams } from '../src';
 import { tempDir } from './helpers';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -72,4 +72,31 @@ describe('EventLog: the durable stream in SQLite', () => {
     });
     log.close();
   });
+});
+
+test('readStreams shows each stream with its connected cursors and their lag, read-only', () => {
+  const log = new EventLog(file());
+  log.append([entry(5), entry(9)]);
+  log.saveCursors(
+    [
+      { names: ['comment'], pos: 5 },
+      { names: null, pos: 9 },
+    ],
+    1234,
+  );
+  expect(readStreams(tmp.dir)).toEqual([
+    {
+      app: 'alpha',
+      head: 9,
+      floor: 0,
+      bytes: 20,
+      recordedAt: 1234,
+      subscribers: [
+        { names: ['comment'], pos: 5, lag: 4 },
+        { names: null, pos: 9, lag: 0 },
+      ],
+    },
+  ]);
+  log.close();
+  expect(readStreams(join(tmp.dir, 'nowhere'))).toEqual([]);
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import { type Proc, spawnProcess } from '@steem-bot/testkit';
 
+import { readStreams } from '../src';
 import { tempDir, waitFor } from './helpers';
 
 // The stream and its cursors with real processes, sockets and SQLite files, at small scale and
@@ -63,6 +64,11 @@ describe('the stream over real processes', () => {
     await waitFor(() => lastPos(out('fast1')) === N && lastPos(out('fast2')) === N, 60_000, 'the fast subscribers');
     // The fast ones are done while the slow one is still in its slow part: nobody waited for it.
     expect(read(out('slow')).pos.length).toBeLessThan(N);
+    // The operator sees the stream and the stalled cursor's lag (npm run status reads the same).
+    await waitFor(() => readStreams(join(tmp.dir, 'data'))[0]?.subscribers.filter((s) => s.lag > 0).length === 2, 5000, 'the cursors');
+    const [stream] = readStreams(join(tmp.dir, 'data'));
+    expect(stream).toMatchObject({ app: 'alpha', head: N, floor: 0 });
+    expect(stream?.subscribers.filter((s) => s.names?.join() === 'comment')).toHaveLength(4);
     stalled.child.kill('SIGCONT');
     await waitFor(() => lastPos(out('stalled')) === N && lastPos(out('slow')) === N, 60_000, 'the stalled and slow subscribers');
     for (const name of ['fast1', 'fast2', 'stalled', 'slow']) {
