@@ -31,17 +31,22 @@ async function receiver(counter: { runs: number }): Promise<Bus<TestCatalogue>> 
   return alpha;
 }
 
-test('a task key accepted before a restart of the receiver is not run again after it', async () => {
+test('a task key accepted before a restart of the receiver is not run again after it; its stream is still there', async () => {
   const first = { runs: 0 };
   const alpha = await receiver(first);
   const client = bus('client');
   await expect(client.send('alpha.job.run', { n: 2 }, { idempotencyKey: 'order-1' })).resolves.toEqual({ doubled: 4 });
   await expect(client.send('alpha.job.run', { n: 2 }, { idempotencyKey: 'order-1' })).resolves.toEqual({ doubled: 4 });
   expect(first.runs).toBe(1);
+  // Served without a floor, its stream survives the restart too (default positions, time-based).
+  await alpha.publish('tick.happened', { n: 1 });
+  const head = alpha.head;
   await alpha.close();
 
   const second = { runs: 0 };
-  await receiver(second);
+  const again = await receiver(second);
+  expect(again.head).toBe(head);
+  expect(again.streamInfo()).toMatchObject({ floor: 0 });
   await expect(client.send('alpha.job.run', { n: 2 }, { idempotencyKey: 'order-1' })).resolves.toEqual({ doubled: 4 });
   expect(second.runs).toBe(0);
   await expect(client.send('alpha.job.run', { n: 3 }, { idempotencyKey: 'order-2' })).resolves.toEqual({ doubled: 6 });
