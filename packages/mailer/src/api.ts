@@ -17,6 +17,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { literalHostRefused } from './check';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
+import { relay } from './relay';
 import type { ClientRow, MailStore, Message } from './store';
 
 declare module 'fastify' {
@@ -69,14 +70,8 @@ export function accept(
     options.logger.info(
       `${result.message.id} queued for ${result.message.request.to.join(', ')} (${input.client}), due ${new Date(result.message.send_at).toISOString()}`,
     );
-    // The event only wakes the worker; it finds the message in the store anyway.
-    options.bus
-      .publish(
-        'email.queued',
-        { id: result.message.id, client: input.client, send_at: new Date(result.message.send_at).toISOString() },
-        { tid: input.tid },
-      )
-      .catch((err: unknown) => options.logger.warn({ err }, 'could not publish email.queued'));
+    // email.queued was written with the message (outbox); it also wakes the worker.
+    relay(options.store.outbox('mailer'), options.bus, options.logger);
   }
   return result;
 }
@@ -166,9 +161,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
         if (!message) return reply.code(404).send(error('not_found', 'no such message'));
         options.logger.info(`${message.id} cancelled by ${message.client}`);
-        await options.bus
-          .publish('email.cancelled', { id: message.id, client: message.client }, { tid: message.tid })
-          .catch(() => undefined);
+        relay(options.store.outbox('mailer'), options.bus, options.logger);
         return { id: message.id, status: message.status };
       });
 

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 
 import { AppError, type EmailStatus, type ParsedEmailRequest } from '@steem-bot/config';
-import { type Database, openDatabase, type Statement } from '@steem-bot/store';
+import { type Database, openDatabase, Outbox, OUTBOX_MIGRATION, type Statement } from '@steem-bot/store';
 
 export interface MessageRow {
   seq: number;
@@ -82,7 +82,16 @@ const MIGRATIONS = [
      duration_ms INTEGER NOT NULL
    );
    CREATE INDEX attempts_message ON attempts (message_seq);`,
+  // email.* events written with the state change that causes them, then relayed to the streams.
+  OUTBOX_MIGRATION,
 ];
+
+/** An event to write in the same transaction as a state change (see Outbox). */
+export interface StoreEvent {
+  name: string;
+  payload: Record<string, unknown>;
+  tid: string;
+}
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -93,6 +102,7 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
 export class MailStore {
   readonly db: Database;
   private readonly statements = new Map<string, Statement>();
+  private readonly outboxes = new Map<string, Outbox>();
 
   /**
    * `checkpoints: false` (the API) leaves WAL checkpoints, which write and fsync the database
@@ -101,6 +111,16 @@ export class MailStore {
   constructor(file: string, options: { checkpoints?: boolean } = {}) {
     this.db = openDatabase(file, { migrations: MIGRATIONS });
     if (options.checkpoints === false) this.db.pragma('wal_autocheckpoint = 0');
+  }
+
+  /** The outbox of events published by `app` (`mailer`: queued/cancelled, `mailer-worker`: sent/failed/skipped). */
+  outbox(app: 'mailer' | 'mailer-worker'): Outbox {
+    let outbox = this.outboxes.get(app);
+    if (!outbox) {
+      outbox = new Outbox(this.db, app);
+      this.outboxes.set(app, outbox);
+    }
+    return outbox;
   }
 
   /** A prepared statement, compiled once per store. */
@@ -146,6 +166,8 @@ export class MailStore {
              VALUES (?, ?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?)`,
           )
           .run(id, input.client, input.key ?? null, hash, body, sendAt, sendAt, `<${id}@${input.domain}>`, input.tid, input.now);
+        const payload = { id, client: input.client, send_at: new Date(sendAt).toISOString() };
+        this.outbox('mailer').add('email.queued', payload, input.tid, input.now);
         return { message: this.get(id) as Message, created: true };
       })
       .immediate();
@@ -179,6 +201,7 @@ export class MailStore {
           throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
         }
         this.sql("UPDATE messages SET status = 'cancelled', finished_at = ? WHERE id = ?").run(now, id);
+        this.outbox('mailer').add('email.cancelled', { id, client: message.client }, message.tid, now);
         return this.get(id) as Message;
       })
       .immediate();
@@ -231,6 +254,7 @@ export class MailStore {
     owner: string,
     outcome: AttemptRow['outcome'],
     update: { status: EmailStatus; error?: string; nextAttemptAt?: number; now: number; durationMs: number; countsAsAttempt: boolean },
+    event?: StoreEvent,
   ): boolean {
     return this.db
       .transaction(() => {
@@ -253,6 +277,7 @@ export class MailStore {
         this.db
           .prepare('INSERT INTO attempts (message_seq, at, outcome, error, duration_ms) VALUES (?, ?, ?, ?, ?)')
           .run(seq, update.now, outcome, update.error ?? null, update.durationMs);
+        if (event) this.outbox('mailer-worker').add(event.name, event.payload, event.tid, update.now);
         return true;
       })
       .immediate();
