@@ -14,7 +14,17 @@ async function busServer() {
   const transport = new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
   const bus = new Bus({ app: 'broadcaster', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
-  return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });
+  // As the broadcaster does: one append (one transaction) per block; makeEvent puts 64 ops in a
+  // block. The last event of a block (or of the run) appends the block and waits for it.
+  const COUNT = Number(process.env.COUNT);
+  let block = [];
+  return (i) => {
+    block.push({ name: 'comment', payload: makeEvent(i), position: i + 1 });
+    if ((i & 63) !== 63 && i !== COUNT - 1) return undefined;
+    const batch = block;
+    block = [];
+    return bus.publishBatch(batch);
+  };
 }
 
 async function rawServer() {

@@ -19,8 +19,7 @@ import {
 
 import { backoffDelay } from './backoff';
 import { type EventMeta, findForbiddenKey, type WireEvent, type WireTask } from './frames';
-import type { StreamInfo } from './stream';
-import type { Transport, TransportServer, TransportSubscription } from './transport';
+import type { StreamInfo, Transport, TransportServer, TransportSubscription } from './transport';
 
 /** What an event handler gets besides the payload. */
 export interface EventContext<N extends string = string> extends EventMeta {

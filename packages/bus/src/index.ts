@@ -24,7 +24,14 @@ export { IpcTransport } from './ipc-transport';
 export type { AppContext, RunAppOptions, RunningApp } from './lifecycle';
 export { runApp } from './lifecycle';
 export { MemoryHub, MemoryTransport } from './memory-transport';
-export type { StreamInfo } from './stream';
 export type { CachedEntry } from './tail-cache';
 export { TailCache } from './tail-cache';
-export type { ServeHooks, SubscribeHandlers, TaskKeyStore, Transport, TransportServer, TransportSubscription } from './transport';
+export type {
+  ServeHooks,
+  StreamInfo,
+  SubscribeHandlers,
+  TaskKeyStore,
+  Transport,
+  TransportServer,
+  TransportSubscription,
+} from './transport';

@@ -7,8 +7,8 @@ import { IPCModule } from 'node-ipc';
 import type { LogEntry } from './event-log';
 import { CONTROL, encodeEvent, isObject, NODE_IPC_LIFECYCLE, type TaskFrame, type WireEvent } from './frames';
 import type { IpcOptions } from './ipc-options';
-import { Stream, type StreamInfo } from './stream';
-import type { ServeHooks, TaskKeyStore, TransportServer } from './transport';
+import { Stream } from './stream';
+import type { ServeHooks, StreamInfo, TaskKeyStore, TransportServer } from './transport';
 
 /** One connection and its cursor. Until it subscribes it is a plain node-ipc client: every event, from the head at connect. */
 interface Peer {
@@ -30,6 +30,8 @@ interface Peer {
 // Events read per step of a cursor; the socket's send budget usually stops a step first.
 const READ_BATCH = 256;
 const MAX_SUBSCRIBE_NAMES = 1_000;
+// Longest run of appends without letting the event loop (and so the sockets) turn.
+const YIELD_MS = 2;
 
 /**
  * The node-ipc server of one app. Publishing appends to the app's durable stream and wakes the
@@ -43,6 +45,8 @@ export class IpcServer implements TransportServer {
   private readonly stream: Stream;
   private readonly log: Logger;
   private closed = false;
+  /** When the current run of appends without a turn of the event loop began. */
+  private busySince: number | undefined;
 
   constructor(
     private readonly app: string,
@@ -132,6 +136,22 @@ export class IpcServer implements TransportServer {
       return Promise.reject(err as Error);
     }
     for (const peer of this.peers.values()) if (peer.idle) void this.pump(peer);
+    return this.turn();
+  }
+
+  /**
+   * Resolved at once, except when appends have run for YIELD_MS without the event loop turning
+   * (a publisher awaiting each append in a tight loop): then after pending I/O, so that the
+   * sockets are written meanwhile. Never waits for a subscriber, only for the loop to turn.
+   */
+  private turn(): Promise<void> {
+    const now = performance.now();
+    if (this.busySince === undefined) {
+      this.busySince = now;
+      setImmediate(() => (this.busySince = undefined));
+    } else if (now - this.busySince > YIELD_MS) {
+      return new Promise((resolve) => setImmediate(resolve));
+    }
     return Promise.resolve();
   }
 
@@ -193,16 +213,21 @@ export class IpcServer implements TransportServer {
   /** Write the peer's events of `batch` until its send budget is used; the rest is read again later. */
   private writeBatch(peer: Peer, batch: readonly LogEntry[]): void {
     const socket = peer.socket;
-    // Frames written in one turn of the event loop go out in one system call.
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(() => socket.uncork());
-    }
+    // The peer's frames of the batch as one write (one buffer, not one per frame), within the budget.
+    const budget = this.options.sendBytes - socket.writableLength;
+    const frames: Buffer[] = [];
+    let bytes = 0;
+    let pos = peer.pos;
     for (const entry of batch) {
-      if (socket.writableLength >= this.options.sendBytes) return;
-      if ((peer.names === null || peer.names.has(entry.name)) && !this.write(peer, entry.frame)) return;
-      peer.pos = entry.pos;
+      if (bytes >= budget) break;
+      if (peer.names === null || peer.names.has(entry.name)) {
+        frames.push(entry.frame);
+        bytes += entry.frame.length;
+      }
+      pos = entry.pos;
     }
+    if (frames.length > 0 && !this.write(peer, frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes))) return;
+    peer.pos = pos;
   }
 
   /** The peer is below the stream's floor: the app's backfill up to the floor, else a gap frame. */

@@ -2,9 +2,16 @@ import { AppError } from '@steem-bot/config';
 
 import type { WireEvent, WireTask } from './frames';
 import { OrderedDelivery } from './ordered-delivery';
-import type { StreamInfo } from './stream';
 import { TailCache } from './tail-cache';
-import type { ServeHooks, ServeOptions, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
+import type {
+  ServeHooks,
+  ServeOptions,
+  StreamInfo,
+  SubscribeHandlers,
+  Transport,
+  TransportServer,
+  TransportSubscription,
+} from './transport';
 
 interface MemorySub {
   names: ReadonlySet<string>;

@@ -2,7 +2,7 @@ import type { Logger } from '@steem-bot/config';
 
 import { type CursorInfo, EventLog, type LogEntry, type Retention } from './event-log';
 import { TailCache } from './tail-cache';
-import type { TaskKeyStore } from './transport';
+import type { StreamInfo, TaskKeyStore } from './transport';
 
 export interface StreamOptions {
   /** The SQLite file of the stream (':memory:' keeps it only for the life of the process). */
@@ -16,16 +16,6 @@ export interface StreamOptions {
   /** Where the connected cursors are, recorded with the stream for the operator. */
   cursors?: () => CursorInfo[];
   logger: Logger;
-}
-
-/** Where a stream stands: the operator's view (`npm run status`). */
-export interface StreamInfo {
-  /** Position of the newest event appended. */
-  head: number;
-  /** Every event at or below it is gone (retention) or predates the stream. */
-  floor: number;
-  /** Bytes of the frames kept. */
-  bytes: number;
 }
 
 /**

@@ -1,5 +1,4 @@
 import type { WireEvent, WireTask } from './frames';
-import type { StreamInfo } from './stream';
 
 /** What a serving app gives the transport. */
 export interface ServeHooks {
@@ -20,6 +19,16 @@ export interface ServeOptions {
    * A stream whose head is below it moves its floor (and head) up to it.
    */
   floor?: number;
+}
+
+/** Where a stream stands: the operator's view (`npm run status`). */
+export interface StreamInfo {
+  /** Position of the newest event appended. */
+  head: number;
+  /** Every event at or below it is gone (retention) or predates the stream. */
+  floor: number;
+  /** Bytes of the frames kept. */
+  bytes: number;
 }
 
 /** Where a receiver remembers the tasks it accepted, by idempotency key, with their replies. */
