@@ -90,14 +90,14 @@ describe('bus over real node-ipc sockets and processes', () => {
     const server = await proc('serve');
     const out = join(tmp.dir, 'sub.log');
     const first = await proc('subscribe', { OUT: out, FROM: '0' });
-    server.send({ cmd: 'publish', to: 20_000 });
+    server.send({ cmd: 'publish', to: 20_000, batch: 100 });
     await first.message((m) => typeof m === 'object' && m !== null && (m as { count: number }).count >= 3000);
     await first.stop('SIGKILL');
     const seen = positions(out).pos;
     const checkpoint = seen[seen.length - 1] as number;
     expect(checkpoint).toBeLessThan(20_000);
     procs.push(await proc('subscribe', { OUT: out, FROM: String(checkpoint) }));
-    await waitFor(() => positions(out).pos.at(-1) === 20_000, 30_000, 'the subscriber to reach 20000');
+    await waitFor(() => positions(out).pos.at(-1) === 20_000, 60_000, 'the subscriber to reach 20000');
     const all = positions(out);
     expect(all.gaps).toEqual([]);
     expect(new Set(all.pos).size).toBe(20_000);
