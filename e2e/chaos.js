@@ -10,6 +10,7 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
+const { appliedPosition } = require('@steem-bot/config');
 const { emailsFor } = require('@steem-bot/bot-watcher');
 const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
 const { openDatabase } = require('@steem-bot/store');
@@ -127,7 +128,7 @@ async function main() {
   // The bots have run before: they resume just before the first replayed block.
   for (const bot of ['new-posts', 'watcher', 'digest']) {
     const store = new BotStore(join(dataDir, `bot-${bot}.sqlite`));
-    store.saveCheckpoint((FIRST - 1) * 1_000_000 + 999_999);
+    store.saveCheckpoint(appliedPosition(FIRST - 1));
     store.close();
   }
   writeFileSync(join(dir, 'ecosystem.json'), JSON.stringify(system));
@@ -136,7 +137,7 @@ async function main() {
 
   const kills = new Map();
   const last = node.chain.last;
-  const end = (bot) => (checkpoint(dataDir, bot) ?? 0) >= last * 1_000_000 + 999_999;
+  const end = (bot) => (checkpoint(dataDir, bot) ?? 0) >= appliedPosition(last);
   while (!['new-posts', 'watcher', 'digest'].every(end)) {
     await sleep(KILL_EVERY_MS);
     const victim = VICTIMS[random(VICTIMS.length)];

@@ -8,6 +8,7 @@ const { mkdirSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
+const { appliedPosition } = require('@steem-bot/config');
 
 const { ROOT, ecosystem } = require('./system');
 
@@ -53,7 +54,7 @@ const system = ecosystem({
 const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
 for (const bot of system.apps.filter((a) => a.script.startsWith('bots/')).map((a) => a.name)) {
   const store = new BotStore(join(dataDir, `bot-${bot}.sqlite`));
-  if (store.checkpoint() === null) store.saveCheckpoint(999_999 * 1_000_000 + 999_999);
+  if (store.checkpoint() === null) store.saveCheckpoint(appliedPosition(999_999));
   store.close();
 }
 writeFileSync(FILE, `${JSON.stringify(system, null, 2)}\n`);

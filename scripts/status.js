@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // `npm run status [-- --json]`: one screen for the operator: PM2 state of every app, the
-// broadcaster's block/head/LIB/lag, each bot's checkpoint and lag, the mailer's counts and oldest
-// due message, the clock's next fires. Directories come from the running apps' environment.
+// broadcaster's block/head/LIB/lag, each event stream's head, retention floor and bytes with each
+// connected subscriber's position and lag, each bot's checkpoint and lag, the mailer's counts and
+// oldest due message, the clock's next fires. Directories come from the running apps' environment.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
-const { createIpcBus } = require('@steem-bot/bus');
-const { catalogue, createLogger, loadConfig } = require('@steem-bot/config');
+const { createIpcBus, readStreams } = require('@steem-bot/bus');
+const { blockOfPosition, catalogue, createLogger, loadConfig } = require('@steem-bot/config');
 const { BotStore } = require('@steem-bot/bot');
 const { MailStore, storeFile } = require('@steem-bot/mailer');
 const { loadSchedules } = require('@steem-bot/clock');
@@ -55,7 +56,7 @@ async function main() {
   const env = { ...process.env };
   for (const k of ['SOCKET_DIR', 'DATA_DIR', 'CLOCK_SCHEDULES']) if (appEnv[k]) env[k] = appEnv[k];
   const config = loadConfig({ env });
-  const status = { apps: [], broadcaster: null, bots: [], mailer: null, clock: [] };
+  const status = { apps: [], broadcaster: null, streams: [], bots: [], mailer: null, clock: [] };
 
   for (const a of apps) {
     status.apps.push({
@@ -76,6 +77,11 @@ async function main() {
     await bus.close();
   }
   const head = status.broadcaster?.head_block ?? null;
+  try {
+    status.streams = readStreams(config.DATA_DIR);
+  } catch (err) {
+    status.streams = [{ error: err.message }];
+  }
 
   for (const a of apps.filter((x) => String(x.pm2_env.pm_exec_path ?? '').includes('/bots/'))) {
     const bot = open(
@@ -86,7 +92,7 @@ async function main() {
         dead: store.deadLetters('dead').length,
       }),
     );
-    const block = bot?.position == null ? null : Math.floor(bot.position / 1_000_000);
+    const block = bot?.position == null ? null : blockOfPosition(bot.position);
     status.bots.push({
       name: a.name,
       checkpoint: bot?.position ?? null,
@@ -137,6 +143,19 @@ async function main() {
   );
   if (!b.error && b.problem) out.push(`  not streaming: ${b.problem}`);
   if (!b.error) for (const n of b.nodes) out.push(`    ${n.state.padEnd(8)} ${n.url}${n.lastError ? `  (${n.lastError})` : ''}`);
+  out.push('', 'STREAMS');
+  if (status.streams.length === 0) out.push('  (no stream yet)');
+  for (const s of status.streams) {
+    if (s.error) {
+      out.push(`  ${s.error}`);
+      continue;
+    }
+    out.push(`  ${s.app.padEnd(16)} head ${s.head}  floor ${s.floor}  ${(s.bytes / 1048576).toFixed(1)} MB`);
+    for (const c of s.subscribers)
+      out.push(
+        `    ${(c.names === null ? 'plain client (every event)' : c.names.join(',')).slice(0, 40).padEnd(40)} at ${c.pos}  lag ${c.lag}`,
+      );
+  }
   out.push('', 'BOTS');
   for (const bot of status.bots)
     out.push(`  ${bot.name.padEnd(16)} block ${bot.block ?? '-'}  lag ${bot.lag_blocks ?? '?'} blocks  dead letters ${bot.dead_letters}`);

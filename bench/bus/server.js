@@ -1,19 +1,30 @@
 'use strict';
-// Benchmark publisher: KIND=bus (the project's bus over node-ipc) or KIND=raw (node:net NDJSON,
-// paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
+// Benchmark publisher: KIND=bus (the project's bus: a SQLite stream served over node-ipc) or
+// KIND=raw (node:net NDJSON, paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
 const net = require('node:net');
 const { catalogue, createLogger } = require('@steem-bot/config');
 const { Bus, IpcTransport } = require('@steem-bot/bus');
 const { makeEvent, drive, peakRssMb } = require('./common');
 
-const { KIND, SOCKET_DIR } = process.env;
+const { KIND, SOCKET_DIR, DATA_DIR } = process.env;
 
 async function busServer() {
   const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({ socketDir: SOCKET_DIR, logger });
-  const bus = new Bus({ app: 'bench', catalogue, transport, logger });
+  // The stream in a real SQLite file, as in production.
+  const transport = new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
+  const bus = new Bus({ app: 'broadcaster', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
-  return (i) => bus.publish('comment', makeEvent(i), { position: i + 1 });
+  // As the broadcaster does: one append (one transaction) per block; makeEvent puts 64 ops in a
+  // block. The last event of a block (or of the run) appends the block and waits for it.
+  const COUNT = Number(process.env.COUNT);
+  let block = [];
+  return (i) => {
+    block.push({ name: 'comment', payload: makeEvent(i), position: i + 1 });
+    if ((i & 63) !== 63 && i !== COUNT - 1) return undefined;
+    const batch = block;
+    block = [];
+    return bus.publishBatch(batch);
+  };
 }
 
 async function rawServer() {

@@ -28,11 +28,17 @@ function onEvent(data, last) {
 
 if (KIND === 'bus') {
   const logger = createLogger({ app: 'bench-sub', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({ socketDir: SOCKET_DIR, replayBytes: 1024, logger });
+  const transport = new IpcTransport({ socketDir: SOCKET_DIR, logger });
   const bus = new Bus({ app: `bench-sub-${process.pid}`, catalogue, transport, logger });
-  // Resumes by itself if cut off; what fell out of the window meanwhile is reported as missed.
+  // A gap (events gone past the retention) would be counted as missed; so would a position out of order.
   const onGap = (after, resumeAt) => (missed += resumeAt - (after ?? 0));
-  bus.subscribe('bench', { comment: (p, ctx) => onEvent(p, ctx.pos === COUNT) }, { onGap }).ready.then(() => process.send('ready'));
+  let last = 0;
+  const handler = (p, ctx) => {
+    if (ctx.pos !== last + 1) missed += Math.abs(ctx.pos - last - 1);
+    last = ctx.pos;
+    onEvent(p, ctx.pos === COUNT);
+  };
+  bus.subscribe('broadcaster', { comment: handler }, { from: 0, onGap }).ready.then(() => process.send('ready'));
 } else {
   const socket = net.connect(`${SOCKET_DIR}/raw.sock`, () => process.send('ready'));
   socket.setEncoding('utf8');

@@ -1,8 +1,9 @@
 import { createBot } from '@steem-bot/bot';
+import { positionOf } from '@steem-bot/config';
 
 // A post can be edited for as long as it exists, but edits of old posts are rare; remembering
 // 30 days of posts (864,000 three-second blocks) bounds the table.
-const KEEP_POSITIONS = 864_000 * 1_000_000;
+const KEEP_BLOCKS = 864_000;
 
 /**
  * Logs the URL of every new root post: not replies (a parent author), not edits (a permlink
@@ -27,7 +28,7 @@ export const newPosts = createBot({
     },
     'block.applied'(block, { db }) {
       if (block.block_num % 1200 === 0)
-        db.prepare('DELETE FROM posts WHERE position < ?').run(block.block_num * 1_000_000 - KEEP_POSITIONS);
+        db.prepare('DELETE FROM posts WHERE position < ?').run(positionOf(Math.max(0, block.block_num - KEEP_BLOCKS), 0));
     },
   },
 });

@@ -1,4 +1,5 @@
 import { BotStore, startTestBot, type TestBot } from '@steem-bot/bot';
+import { appliedPosition } from '@steem-bot/config';
 import { DevNode } from '@steem-bot/devnode';
 import { type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
@@ -57,7 +58,7 @@ describe('new-posts process with devnode and the broadcaster', () => {
     const t = testSetup({ STEEM_NODES: node.url, STEEM_START_BLOCK: String(first) });
     cleanups.push(t.cleanup);
     const store = new BotStore(`${t.config.DATA_DIR}/bot-new-posts.sqlite`);
-    store.saveCheckpoint((first - 1) * 1_000_000 + 999_999);
+    store.saveCheckpoint(appliedPosition(first - 1));
     store.close();
     const bot = await spawnProcess(projectRootFile('bots/new-posts/dist/main.js'), { env: t.env });
     procs.push(bot, await spawnProcess(projectRootFile('packages/broadcaster/dist/main.js'), { env: { ...t.env, LOG_LEVEL: 'warn' } }));

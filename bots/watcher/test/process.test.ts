@@ -1,4 +1,5 @@
 import { BotStore } from '@steem-bot/bot';
+import { appliedPosition } from '@steem-bot/config';
 import { condenserOp, DevNode, SmtpSink } from '@steem-bot/devnode';
 import { type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
@@ -38,7 +39,7 @@ test('with devnode, the broadcaster, the mailer and a real SMTP server: exactly 
   });
   cleanups.push(t.cleanup);
   const store = new BotStore(`${t.config.DATA_DIR}/bot-watcher.sqlite`);
-  store.saveCheckpoint(999_999 * 1_000_000 + 999_999);
+  store.saveCheckpoint(appliedPosition(999_999));
   store.close();
   const start = async (file: string): Promise<Proc> => {
     const proc = await spawnProcess(projectRootFile(file), { env: t.env });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { type Catalogue, catalogue, createLogger, loadConfig } from '@steem-bot/config';
+import { type Catalogue, catalogue, createLogger, loadConfig, positionOf } from '@steem-bot/config';
 
 import type { Bot, OpName, RunningBot } from './bot';
 
@@ -66,7 +66,7 @@ export async function startTestBot(bot: Bot, vars: Record<string, string> = {}):
     source,
     clock,
     async publish(name, fields, { block, index }) {
-      const position = block * 1_000_000 + index;
+      const position = positionOf(block, index);
       const payload = {
         block_num: block,
         block_id: block.toString(16).padStart(8, '0') + '0'.repeat(32),

@@ -1,5 +1,5 @@
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { type Catalogue, catalogue, type Config, type Logger } from '@steem-bot/config';
+import { type Catalogue, catalogue, type Config, type Logger, positionOf } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 
 /** A vote op at `block`/`index`, with its chain metadata. */
@@ -20,7 +20,7 @@ export function vote(block: number, index: number, fields: Partial<Record<string
   };
 }
 
-export const positionOf = (block: number, index: number): number => block * 1_000_000 + index;
+export { positionOf };
 
 /** A broadcaster stand-in on the in-memory transport, and the config/logger for a bot. */
 export async function memorySetup(vars: Record<string, string> = {}): Promise<{

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { appliedPosition, positionOf } from '@steem-bot/config';
 import { DevNode } from '@steem-bot/devnode';
 import { type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
@@ -24,7 +25,7 @@ function positions(node: DevNode, from: number, to: number, names: string[]): nu
     let index = 0;
     for (const trx of node.chain.block(n)?.transactions ?? []) {
       for (const op of trx.operations) {
-        if (names.includes(op.type.replace(/_operation$/, ''))) out.push(n * 1_000_000 + index);
+        if (names.includes(op.type.replace(/_operation$/, ''))) out.push(positionOf(n, index));
         index++;
       }
     }
@@ -56,7 +57,7 @@ describe('a bot process with devnode and the broadcaster process', () => {
     const record = join(t.dir, 'record.txt');
     // Resume from just before the first block, as if the bot had run before.
     const seed = new BotStore(join(t.config.DATA_DIR, 'bot-recorder.sqlite'));
-    seed.saveCheckpoint((FIRST - 1) * 1_000_000 + 999_999);
+    seed.saveCheckpoint(appliedPosition(FIRST - 1));
     seed.close();
     const botEnv = { ...t.env, RECORD_FILE: record, FAIL_POSITION: String(failAt) };
     const recorded = (): number[] => (existsSync(record) ? readFileSync(record, 'utf8').trim().split('\n').map(Number) : []);

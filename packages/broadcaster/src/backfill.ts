@@ -1,8 +1,8 @@
 import type { WireEvent } from '@steem-bot/bus';
-import { type Logger, newTid } from '@steem-bot/config';
+import { APPLIED_INDEX, blockOfPosition, type Logger, newTid, POSITIONS_PER_BLOCK } from '@steem-bot/config';
 
 import { blockNumFromId } from './chain-types';
-import { APPLIED_INDEX, blockEvents, blockOfPosition, POSITIONS_PER_BLOCK } from './events';
+import { blockEvents } from './events';
 import type { BlockFetcher } from './fetcher';
 
 export interface BackfillOptions {

@@ -1,10 +1,10 @@
-import type { Bus } from '@steem-bot/bus';
-import { AppError, type Catalogue, type Logger, newTid } from '@steem-bot/config';
+import type { BatchEvent, Bus } from '@steem-bot/bus';
+import { APPLIED_INDEX, type Catalogue, catalogue, type Logger, newTid, positionOf } from '@steem-bot/config';
 
 import { Backfills } from './backfill';
 import { blockNumFromId, type ChainBlock } from './chain-types';
 import type { Checkpoint, CheckpointFile } from './checkpoint';
-import { APPLIED_INDEX, blockEvents, positionOf } from './events';
+import { blockEvents } from './events';
 import type { BlockFetcher } from './fetcher';
 import type { NodePool } from './nodes';
 
@@ -102,6 +102,9 @@ export class Broadcaster {
       floor: known !== undefined ? this.published : first.then((n) => positionOf(n - 1, APPLIED_INDEX)),
       backfill: (after, until, names, signal) => this.backfills.events(after, until, names, signal),
     });
+    // The stream is durable and may be ahead of the checkpoint (saved at most every 250 ms):
+    // the blocks in between are fetched again and only what the stream lacks is appended.
+    this.published = Math.max(this.published, bus.head ?? 0);
     this.poller = setInterval(() => void pool.pollHeads(), this.options.pollMs);
     this.reporter = setInterval(() => this.log.info(this.status(), 'status'), 60_000);
     this.poller.unref();
@@ -112,8 +115,9 @@ export class Broadcaster {
       const n = known ?? (await this.resolveStart());
       if (n === undefined) return; // stopped while waiting for a node
       if (!this.last) this.log.info({ block: n }, `no checkpoint: starting at block ${n} (STEEM_START_BLOCK=${start})`);
-      this.published = this.last?.position ?? positionOf(n - 1, APPLIED_INDEX);
       settle(n);
+      // The stream may already hold blocks past the checkpoint: those are not appended again.
+      this.published = Math.max(this.last?.position ?? positionOf(n - 1, APPLIED_INDEX), bus.head ?? 0);
       await this.run(n);
     })();
   }
@@ -225,21 +229,25 @@ export class Broadcaster {
   private async publish(block: ChainBlock): Promise<void> {
     const num = blockNumFromId(block.block_id);
     let position = this.last?.position ?? 0;
+    const batch: Array<BatchEvent<Catalogue>> = [];
     for (const event of blockEvents(block, num)) {
       // After a fork the replacement blocks continue above the reverted ones (positions only grow).
       position = Math.max(position + 1, event.pos);
-      if (position <= this.published) continue; // went out before this block was interrupted
-      try {
-        // Op names come from the chain: the bus checks them against the catalogue at run time.
-        await this.options.bus.publish(event.name as 'comment', event.payload as never, { position, tid: newTid() });
-      } catch (err) {
-        if (!(err instanceof AppError) || err.code !== 'ERR_BUS_UNKNOWN_NAME') {
-          throw Object.assign(err as Error, { block: num, op: event.name, position });
-        }
+      if (position <= this.published) continue; // already in the stream (appended before a crash or an error)
+      // Op names come from the chain: one outside the catalogue is logged and left out.
+      if (!(event.name in catalogue.events)) {
         this.log.error({ op: event.name, block: num }, `op type ${event.name} is not in the catalogue; not published`);
+        continue;
       }
-      this.published = position;
+      batch.push({ name: event.name as 'comment', payload: event.payload as never, position, tid: newTid() });
     }
+    try {
+      // One transaction per block: a crash leaves the stream at a block boundary.
+      await this.options.bus.publishBatch(batch);
+    } catch (err) {
+      throw Object.assign(err as Error, { block: num });
+    }
+    this.published = Math.max(this.published, position);
     this.last = { block_num: num, block_id: block.block_id, position };
     this.lastTimestamp = block.timestamp;
     if (this.options.mode === 'head') {

@@ -1,11 +1,6 @@
+import { APPLIED_INDEX, positionOf } from '@steem-bot/config';
+
 import type { ChainBlock } from './chain-types';
-
-/** Positions: block number * 1,000,000 + the op's index in the block; block.applied takes 999,999. */
-export const POSITIONS_PER_BLOCK = 1_000_000;
-export const APPLIED_INDEX = POSITIONS_PER_BLOCK - 1;
-
-export const blockOfPosition = (pos: number): number => Math.floor(pos / POSITIONS_PER_BLOCK);
-export const positionOf = (block: number, index: number): number => block * POSITIONS_PER_BLOCK + index;
 
 /** One event to publish for a block: an op (named by its type) or the closing block.applied. */
 export interface BlockEvent {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { chainOpNames } from '@steem-bot/config';
 import { DevNode } from '@steem-bot/devnode';
 
-import { APPLIED_INDEX, positionOf } from '../src';
+import { APPLIED_INDEX, blockOfPosition, positionOf } from '../src';
 import { keptLogger, observer, testConfig, waitFor } from './harness';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
@@ -95,10 +95,10 @@ describe('the broadcaster process', () => {
 
   test('a subscriber down for 500 blocks resumes with `from` and gets every op it missed, in order', async () => {
     const node = await synthetic(1500, 9);
-    // A tiny replay window: what it missed must be refetched from the chain (backfill).
-    const { config, cleanup } = testConfig([node.url], { BUS_REPLAY_BYTES: '65536' });
+    // A tiny retention: what it missed comes from the stream or, once pruned, from the chain (backfill).
+    const { config, cleanup } = testConfig([node.url], { BUS_RETENTION_BYTES: '65536' });
     cleanups.push(cleanup);
-    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_REPLAY_BYTES: '65536' });
+    const env = appEnv(config, node, { STEEM_START_BLOCK: '1000000', BUS_RETENTION_BYTES: '65536' });
     const { logger } = keptLogger('observer');
     const seen: number[] = [];
     const record = (_p: unknown, ctx: { pos: number }): void => void seen.push(ctx.pos);
@@ -111,7 +111,7 @@ describe('the broadcaster process', () => {
     sub.close();
     const checkpoint = seen.at(-1) as number;
     // The broadcaster goes on without it for 500 blocks or more.
-    for (let s = await obs.call('broadcaster.status.get', {}); (s.current_block ?? 0) < Math.floor(checkpoint / 1e6) + 500;) {
+    for (let s = await obs.call('broadcaster.status.get', {}); (s.current_block ?? 0) < blockOfPosition(checkpoint) + 500;) {
       await new Promise((r) => setTimeout(r, 50));
       s = await obs.call('broadcaster.status.get', {});
     }
@@ -125,7 +125,7 @@ describe('the broadcaster process', () => {
     );
     await waitFor(() => resumed.some((p) => p >= positionOf(1_002_499, 0)), 60_000, 'block 1002499');
     const expected: number[] = [];
-    for (let n = Math.floor(checkpoint / 1e6); n <= 1_002_499; n++) {
+    for (let n = blockOfPosition(checkpoint); n <= 1_002_499; n++) {
       let i = 0;
       for (const t of node.chain.block(n)?.transactions ?? []) for (const _op of t.operations) expected.push(positionOf(n, i++));
     }

@@ -9,7 +9,7 @@ import { DevNode } from '@steem-bot/devnode';
 import { APPLIED_INDEX, BlockFetcher, Broadcaster, CheckpointFile, NodePool, positionOf } from '../src';
 import { keptLogger, waitFor } from './harness';
 
-/** A bus whose publish fails once, at the Nth event (as if the payload had been refused). */
+/** A bus whose publishBatch fails once, at the Nth block (as if a payload had been refused). */
 class FlakyBus extends Bus<Catalogue> {
   calls = 0;
   constructor(
@@ -18,9 +18,9 @@ class FlakyBus extends Bus<Catalogue> {
   ) {
     super(options);
   }
-  override publish(...args: Parameters<Bus<Catalogue>['publish']>): Promise<void> {
+  override publishBatch(...args: Parameters<Bus<Catalogue>['publishBatch']>): Promise<void> {
     if (++this.calls === this.failAt) return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', 'refused once, for the test'));
-    return super.publish(...args);
+    return super.publishBatch(...args);
   }
 }
 
@@ -29,7 +29,7 @@ test('a block interrupted by a publish error is retried without repeating or los
   const dir = mkdtempSync(join(tmpdir(), 'sbr-'));
   const { logger, lines } = keptLogger('broadcaster');
   const hub = new MemoryHub();
-  const bus = new FlakyBus({ app: 'broadcaster', catalogue, transport: new MemoryTransport(hub), logger }, 25); // mid-block 1001002
+  const bus = new FlakyBus({ app: 'broadcaster', catalogue, transport: new MemoryTransport(hub), logger }, 3); // block 1001002
   const pool = new NodePool([node.url], { timeoutMs: 1000, staleBlocks: 10, staleMs: 10_000, logger });
   const fetcher = new BlockFetcher(pool, { batch: 10, ahead: 20, logger, retryDelay: () => 10 });
   const checkpoint = new CheckpointFile(join(dir, 'cp.json'));

@@ -7,6 +7,7 @@ import {
   type EventInput,
   type EventName,
   type EventPayload,
+  type EventsOf,
   type Logger,
   newTid,
   taskApp,
@@ -18,7 +19,7 @@ import {
 
 import { backoffDelay } from './backoff';
 import { type EventMeta, findForbiddenKey, type WireEvent, type WireTask } from './frames';
-import type { Transport, TransportServer, TransportSubscription } from './transport';
+import type { StreamInfo, Transport, TransportServer, TransportSubscription } from './transport';
 
 /** What an event handler gets besides the payload. */
 export interface EventContext<N extends string = string> extends EventMeta {
@@ -28,7 +29,8 @@ export type EventHandler<C extends CatalogueShape, N extends EventName<C>> = (
   payload: EventPayload<C, N>,
   ctx: EventContext<N>,
 ) => void | Promise<void>;
-export type EventHandlers<C extends CatalogueShape> = { [N in EventName<C>]?: EventHandler<C, N> };
+/** Handlers of a subscription, by event name: only names the app `A` publishes (see the catalogue's `publishers`). */
+export type EventHandlers<C extends CatalogueShape, A extends string = string> = { [N in EventsOf<C, A>]?: EventHandler<C, N> };
 
 /** What a task handler gets besides the payload. */
 export interface TaskContext {
@@ -53,20 +55,31 @@ export interface BusOptions<C extends CatalogueShape> {
 
 export interface ServeOptions {
   /**
-   * Events at or below this position are not in the replay window; default: now (µs). A promise
-   * when the app serves before it knows where its stream starts (see Transport's ServeOptions).
+   * A new stream starts above this position (default 0); a promise when the app serves before it
+   * knows where its stream starts. See Transport's ServeOptions.floor.
    */
   floor?: number | Promise<number>;
-  /** Source of events older than the replay window (see Transport's ServeHooks.backfill). */
+  /** Source of events below the stream's retention floor (see Transport's ServeHooks.backfill). */
   backfill?: (after: number, until: number, names: ReadonlySet<string>, signal: AbortSignal) => AsyncIterable<WireEvent>;
 }
 
 export interface SubscribeOptions {
   /** Resume after this position (the last one handled); omit for live events only. */
   from?: number | null;
-  /** Events in (after, resumeAt] are gone from the publisher's window and will not come. */
+  /** Events in (after, resumeAt] are gone from the publisher's stream (retention) and will not come. */
   onGap?: (after: number | null, resumeAt: number) => void;
 }
+
+export interface PublishOptions {
+  /** Above the stream's head; default: max(head + 1, now in µs). */
+  position?: number;
+  tid?: string;
+}
+
+/** One event of `publishBatch`. */
+export type BatchEvent<C extends CatalogueShape> = {
+  [N in EventName<C>]: { name: N; payload: EventInput<C, N> } & PublishOptions;
+}[EventName<C>];
 
 export interface SendOptions {
   /** The receiver runs the task once per key; retries reuse it. Default: a fresh UUID per send. */
@@ -76,8 +89,11 @@ export interface SendOptions {
   attempts?: number;
 }
 
-// Recently accepted task keys, so that a retry after a lost ack is not run twice.
+// Recently accepted task keys, so that a retry after a lost ack is not run twice, when the
+// transport keeps no durable record of them.
 const DEDUPE_KEYS = 10_000;
+/** Longest idempotency key accepted (sender and receiver). */
+export const MAX_KEY_LENGTH = 256;
 
 /**
  * The typed bus of one app. `publish` reaches every subscriber of an event, `send` one app
@@ -96,6 +112,8 @@ export class Bus<C extends CatalogueShape> {
   private readonly subscriptions = new Set<TransportSubscription>();
   private server: TransportServer | undefined;
   private lastPosition = 0;
+  /** Event name -> the app that publishes it, per the catalogue (empty when it does not say). */
+  private readonly publishers = new Map<string, string>();
 
   constructor(options: BusOptions<C>) {
     this.app = options.app;
@@ -103,6 +121,7 @@ export class Bus<C extends CatalogueShape> {
     this.transport = options.transport;
     this.log = options.logger.child({ component: 'bus' });
     this.taskTimeoutMs = options.taskTimeoutMs ?? 5_000;
+    for (const [app, names] of Object.entries(this.catalogue.publishers ?? {})) for (const name of names) this.publishers.set(name, app);
   }
 
   /** Handle a task addressed to this app; resolve once the work is durably accepted. */
@@ -120,43 +139,70 @@ export class Bus<C extends CatalogueShape> {
       { onTask: (task) => this.runTask(task), ...(options.backfill ? { backfill: options.backfill } : {}) },
       options.floor === undefined ? {} : { floor: options.floor },
     );
-    if (typeof options.floor === 'number') this.lastPosition = options.floor;
-    else void options.floor?.then((floor) => (this.lastPosition = Math.max(this.lastPosition, floor)));
+    const server = this.server;
+    this.lastPosition = server.head;
+    // The stream's head moves up to a floor that is known only later (see ServeOptions.floor).
+    if (typeof options.floor !== 'number') void options.floor?.then(() => (this.lastPosition = Math.max(this.lastPosition, server.head)));
+  }
+
+  /** Position of the newest event in this app's stream (null before `serve`). */
+  get head(): number | null {
+    return this.server?.head ?? null;
+  }
+
+  /** Head, retention floor and bytes of this app's stream (null before `serve`). */
+  streamInfo(): StreamInfo | null {
+    return this.server?.info() ?? null;
   }
 
   /**
-   * Publish an event to every subscriber of its name. `position` must grow (default: a
-   * time-based one); the TID defaults to the one being handled, else a fresh one. Resolves when
-   * the publisher may go on: writes are paced by the subscribers' buffers.
+   * Append an event to this app's stream; every subscriber of its name reads it at its own pace.
+   * `position` must be above the stream's head (default: a time-based one); the TID defaults to
+   * the one being handled, else a fresh one. Resolves once it is durable; never waits for a subscriber.
    */
-  publish<N extends EventName<C>>(name: N, payload: EventInput<C, N>, options: { position?: number; tid?: string } = {}): Promise<void> {
+  publish<N extends EventName<C>>(name: N, payload: EventInput<C, N>, options: PublishOptions = {}): Promise<void> {
+    return this.publishBatch([{ name, payload, ...options } as BatchEvent<C>]);
+  }
+
+  /**
+   * Append several events in one transaction, all or none (the broadcaster appends one block's
+   * ops at a time). Each is checked as by `publish`.
+   */
+  publishBatch(events: ReadonlyArray<BatchEvent<C>>): Promise<void> {
     const server = this.server;
     if (!server) return Promise.reject(new AppError('ERR_BUS_CLOSED', `${this.app} is not serving: call serve() first`));
-    const schema = this.catalogue.events[name];
-    if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`));
-    const result = schema.safeParse(payload);
-    if (!result.success) {
-      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+    const wire: WireEvent[] = [];
+    let last = this.lastPosition;
+    const now = Date.now();
+    for (const e of events) {
+      const schema = this.catalogue.events[e.name];
+      if (!schema) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${e.name}"`));
+      const publisher = this.publishers.get(e.name);
+      if (publisher !== undefined && publisher !== this.app) {
+        return Promise.reject(new AppError('ERR_BUS_WRONG_APP', `${e.name} is published by ${publisher}, not ${this.app}`));
+      }
+      const result = schema.safeParse(e.payload);
+      if (!result.success) {
+        return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${e.name}: ${result.error.message}`, { data: result.error.issues }));
+      }
+      const pos = e.position ?? Math.max(last + 1, now * 1000);
+      wire.push({ name: e.name, payload: e.payload as Record<string, unknown>, tid: e.tid ?? currentTid() ?? newTid(), pos, ts: now });
+      // Only a valid position moves on the default ones (a NaN would stop them all).
+      if (Number.isSafeInteger(pos) && pos > last) last = pos;
     }
-    const pos = options.position ?? Math.max(this.lastPosition + 1, Date.now() * 1000);
-    const event: WireEvent = {
-      name,
-      payload: payload as Record<string, unknown>,
-      tid: options.tid ?? currentTid() ?? newTid(),
-      pos,
-      ts: Date.now(),
-    };
-    const done = server.publish(event);
-    // Only a valid position moves on the default ones (a NaN would stop them all).
-    if (Number.isSafeInteger(pos) && pos > this.lastPosition) this.lastPosition = pos;
+    const done = server.append(wire);
+    this.lastPosition = Math.max(this.lastPosition, last);
     return done;
   }
 
   /** Subscribe to events of `app`, one handler per event name; handlers run one at a time, in order. */
-  subscribe(app: string, handlers: EventHandlers<C>, options: SubscribeOptions = {}): TransportSubscription {
+  subscribe<A extends string>(app: A, handlers: EventHandlers<C, A>, options: SubscribeOptions = {}): TransportSubscription {
     const names = Object.keys(handlers);
     for (const name of names) {
       if (!(name in this.catalogue.events)) throw new AppError('ERR_BUS_UNKNOWN_NAME', `unknown event "${name}"`);
+      const publisher = this.publishers.get(name);
+      if (publisher !== undefined && publisher !== app)
+        throw new AppError('ERR_BUS_WRONG_APP', `${name} is published by ${publisher}, not ${app}`);
     }
     const table = handlers as unknown as Record<string, (payload: unknown, ctx: EventContext) => unknown>;
     const sub = this.transport.subscribe(app, names, options.from ?? null, {
@@ -189,6 +235,9 @@ export class Bus<C extends CatalogueShape> {
   /** Send a task to the app its name starts with; resolves with its reply once that app acknowledged it. */
   async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<TaskReply<C, N>> {
     const key = options.idempotencyKey ?? randomUUID();
+    if (key.length > MAX_KEY_LENGTH) {
+      throw new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: idempotency key longer than ${MAX_KEY_LENGTH} characters`);
+    }
     const attempts = options.attempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -244,7 +293,15 @@ export class Bus<C extends CatalogueShape> {
       return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${task.name}: ${why}`, { data: parsed?.error.issues }));
     }
     const key = task.key;
+    const durable = this.server?.taskKeys;
     if (key !== undefined) {
+      if (key.length > MAX_KEY_LENGTH) {
+        return Promise.reject(
+          new AppError('ERR_BUS_INVALID_PAYLOAD', `${task.name}: idempotency key longer than ${MAX_KEY_LENGTH} characters`),
+        );
+      }
+      const done = durable?.get(key);
+      if (done) return Promise.resolve(done.reply);
       if (this.accepted.has(key)) return Promise.resolve(this.accepted.get(key));
       const running = this.inFlight.get(key);
       if (running) return running;
@@ -255,8 +312,11 @@ export class Bus<C extends CatalogueShape> {
     return run.then(
       (reply) => {
         this.inFlight.delete(key);
-        this.accepted.set(key, reply);
-        if (this.accepted.size > DEDUPE_KEYS) this.accepted.delete(this.accepted.keys().next().value as string);
+        if (durable) durable.put(key, reply);
+        else {
+          this.accepted.set(key, reply);
+          if (this.accepted.size > DEDUPE_KEYS) this.accepted.delete(this.accepted.keys().next().value as string);
+        }
         return reply;
       },
       (err: unknown) => {

@@ -8,8 +8,9 @@ export function createIpcBus<C extends CatalogueShape>(app: string, catalogue: C
   const transport = new IpcTransport({
     socketDir: config.SOCKET_DIR,
     maxMessageBytes: config.BUS_MAX_MESSAGE_BYTES,
-    bufferBytes: config.BUS_SUBSCRIBER_BUFFER_BYTES,
-    replayBytes: config.BUS_REPLAY_BYTES,
+    dataDir: config.DATA_DIR,
+    retentionHours: config.BUS_RETENTION_HOURS,
+    retentionBytes: config.BUS_RETENTION_BYTES,
     logger,
   });
   return new Bus({ app, catalogue, transport, logger, taskTimeoutMs: config.BUS_TASK_TIMEOUT_MS });

@@ -1,17 +1,21 @@
 export { backoffDelay } from './backoff';
 export type {
+  BatchEvent,
   BusOptions,
   EventContext,
   EventHandler,
   EventHandlers,
+  PublishOptions,
   SendOptions,
   ServeOptions,
   SubscribeOptions,
   TaskContext,
   TaskHandler,
 } from './bus';
-export { Bus } from './bus';
+export { Bus, MAX_KEY_LENGTH } from './bus';
 export { createIpcBus } from './create';
+export type { CursorInfo, LogEntry, Retention, StreamStatus } from './event-log';
+export { EventLog, readStreams } from './event-log';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';
 export type { IpcOptions, IpcTransportOptions } from './ipc-options';
@@ -20,5 +24,14 @@ export { IpcTransport } from './ipc-transport';
 export type { AppContext, RunAppOptions, RunningApp } from './lifecycle';
 export { runApp } from './lifecycle';
 export { MemoryHub, MemoryTransport } from './memory-transport';
-export { ReplayWindow } from './replay-window';
-export type { ServeHooks, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
+export type { CachedEntry } from './tail-cache';
+export { TailCache } from './tail-cache';
+export type {
+  ServeHooks,
+  StreamInfo,
+  SubscribeHandlers,
+  TaskKeyStore,
+  Transport,
+  TransportServer,
+  TransportSubscription,
+} from './transport';

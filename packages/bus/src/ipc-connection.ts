@@ -107,7 +107,7 @@ export class IpcConnection {
       parser: 'guarded',
       silent: true,
       maxMessageSize: this.options.maxMessageBytes,
-      maxPendingBytes: this.options.bufferBytes + this.options.maxMessageBytes * 2,
+      maxPendingBytes: this.options.sendBytes + this.options.maxMessageBytes * 2,
       maxRetries: 0, // we reconnect ourselves, with backoff, and resubscribe
     });
     this.ipc = ipc;
@@ -128,7 +128,9 @@ export class IpcConnection {
     if (this.attempt > 0) this.log.info({ attempts: this.attempt }, `reconnected to ${this.app}`);
     this.attempt = 0;
     this.connected = true;
-    this.subscription?.start();
+    // A connection for tasks only subscribes to nothing, so the server sends it no events.
+    if (this.subscription) this.subscription.start();
+    else this.emit(CONTROL.subscribe, { names: [], from: null } satisfies SubscribeFrame);
     for (const p of this.pending.values()) this.sendTask(p);
   }
 

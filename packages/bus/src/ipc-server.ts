@@ -1,37 +1,58 @@
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 
 import { AppError, type Logger, serializeError } from '@steem-bot/config';
 import { IPCModule } from 'node-ipc';
 
-import { CONTROL, encodeEvent, type GapFrame, isObject, NODE_IPC_LIFECYCLE, type TaskFrame, type WireEvent } from './frames';
+import type { LogEntry } from './event-log';
+import { CONTROL, encodeEvent, isObject, NODE_IPC_LIFECYCLE, type TaskFrame, type WireEvent } from './frames';
 import type { IpcOptions } from './ipc-options';
-import { ReplayWindow } from './replay-window';
-import type { ServeHooks, TransportServer } from './transport';
+import { Stream } from './stream';
+import type { ServeHooks, StreamInfo, TaskKeyStore, TransportServer } from './transport';
 
-/** One connected client. Until it subscribes it is a plain node-ipc client and gets every event live. */
+/** One connection and its cursor. Until it subscribes it is a plain node-ipc client: every event, from the head at connect. */
 interface Peer {
   readonly socket: Socket;
+  /** Names it gets; null: every name (a plain client). */
   names: Set<string> | null;
-  /** Receives live events directly; false while it is being caught up from the window. */
-  live: boolean;
-  /** Fell behind the others: the publisher stops waiting for it until its buffer drains. */
-  lagging: boolean;
-  /** Aborts its catch-up (and the app's backfill) when it goes away. */
-  readonly gone: AbortController;
+  /** Position of the last event written to it (or skipped as not its name). */
+  pos: number;
+  subscribed: boolean;
+  /** The pump is writing or waiting for the socket to drain. */
+  running: boolean;
+  /** The pump found nothing more to read: the next append wakes it. */
+  idle: boolean;
+  closed: boolean;
+  /** The backfill running for it, if any (at most one). */
+  backfill: AsyncIterator<WireEvent> | undefined;
+  /** Aborted when the connection goes: the app's backfill for it stops at once. */
+  gone: AbortController;
+  /** It reads from the head at connect (plain client, or `from: null`): never from before the floor. */
+  fromHead: boolean;
 }
 
-const CATCH_UP_BATCH = 256;
+// Events read per step of a cursor; the socket's send budget usually stops a step first.
+const READ_BATCH = 256;
+const MAX_SUBSCRIBE_NAMES = 1_000;
+// Longest run of appends without letting the event loop (and so the sockets) turn.
+const YIELD_MS = 2;
 
-/** The node-ipc server of one app: subscribers with replay and bounded buffers, tasks with acks. */
+/**
+ * The node-ipc server of one app. Publishing appends to the app's durable stream and wakes the
+ * cursors; each connection's cursor writes what follows its position as fast as its socket
+ * drains, from the tail cache or the log, so no subscriber waits for another and none is cut
+ * off for being slow. Before the stream's floor: the app's backfill, else a gap frame.
+ */
 export class IpcServer implements TransportServer {
   private readonly ipc = new IPCModule();
   private readonly peers = new Map<Socket, Peer>();
-  private readonly window: ReplayWindow<Buffer>;
+  private readonly stream: Stream;
   private readonly log: Logger;
   private closed = false;
-  private pacing: Promise<void> | undefined;
-  /** Resolves once the window's floor is known (the app may serve before it knows it). */
-  private readonly floorKnown: Promise<void>;
+  /** When the current run of appends without a turn of the event loop began. */
+  private busySince: number | undefined;
+  /** Resolves once the stream's start is known (see ServeOptions.floor). */
+  private floorKnown: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly app: string,
@@ -39,10 +60,24 @@ export class IpcServer implements TransportServer {
     private readonly options: IpcOptions,
     floor: number | Promise<number>,
   ) {
-    this.window = new ReplayWindow<Buffer>(options.replayBytes, typeof floor === 'number' ? floor : 0);
-    this.floorKnown = typeof floor === 'number' ? Promise.resolve() : floor.then((f) => void (this.window.floor = f));
-    this.floorKnown.catch(() => undefined); // awaited by each catch-up; never unhandled
     this.log = options.logger.child({ component: 'bus-server' });
+    this.stream = new Stream({
+      file: options.dataDir === undefined ? ':memory:' : join(options.dataDir, 'streams', `${app}.sqlite`),
+      floor: typeof floor === 'number' ? floor : 0,
+      retention: { hours: options.retentionHours, bytes: options.retentionBytes },
+      cacheBytes: options.cacheBytes,
+      pruneIntervalMs: options.pruneIntervalMs,
+      cursors: () => [...this.peers.values()].map((p) => ({ names: p.names && [...p.names], pos: p.pos })),
+      logger: this.log,
+    });
+    if (typeof floor !== 'number') {
+      // Serving (calls, status) before the stream's start is known: once it is, a new stream's
+      // floor moves up to it, and cursors below it get the backfill (see ServeOptions.floor).
+      this.floorKnown = floor.then((f) => {
+        if (!this.closed) this.stream.raiseFloor(f);
+      });
+      this.floorKnown.catch(() => undefined); // awaited by pumps; never unhandled
+    }
     Object.assign(this.ipc.config, {
       id: app,
       appspace: options.appspace,
@@ -50,8 +85,8 @@ export class IpcServer implements TransportServer {
       parser: 'guarded',
       silent: true,
       maxMessageSize: options.maxMessageBytes,
-      // Our own limit (bufferBytes) cuts a slow subscriber first; node-ipc's is the backstop.
-      maxPendingBytes: options.bufferBytes + options.maxMessageBytes * 2,
+      // Cursors stop writing at sendBytes; node-ipc's limit is only the backstop.
+      maxPendingBytes: options.sendBytes + options.maxMessageBytes * 2,
       maxConnections: options.maxConnections,
     });
   }
@@ -61,12 +96,25 @@ export class IpcServer implements TransportServer {
       this.ipc.serve(() => resolve());
       const server = this.ipc.server;
       server.on('connect', (socket: Socket) => {
-        const peer: Peer = { socket, names: null, live: true, lagging: false, gone: new AbortController() };
+        const peer: Peer = {
+          socket,
+          names: null,
+          pos: this.stream.head,
+          subscribed: false,
+          running: false,
+          idle: true,
+          closed: false,
+          backfill: undefined,
+          gone: new AbortController(),
+          fromHead: true,
+        };
         this.peers.set(socket, peer);
-        socket.on('drain', () => (peer.lagging = false));
-        socket.once('close', () => this.drop(socket));
+        socket.once('close', () => this.drop(peer));
       });
-      server.on('socket.disconnected', (socket: Socket) => this.drop(socket));
+      server.on('socket.disconnected', (socket: Socket) => {
+        const peer = this.peers.get(socket);
+        if (peer) this.drop(peer);
+      });
       server.on('error', (err: Error & { code?: string }) => {
         // Protocol violations close only the offending connection; node-ipc has done that already.
         this.log.warn({ err, code: err.code }, `rejected a connection's input: ${err.message}`);
@@ -84,39 +132,43 @@ export class IpcServer implements TransportServer {
     });
   }
 
-  async publish(event: WireEvent): Promise<void> {
-    if (this.closed) throw new AppError('ERR_BUS_CLOSED', `${this.app}: the bus is closed`);
-    const frame = this.encodeEvent(event);
-    this.window.push({ pos: event.pos, name: event.name, frame });
-    let waiting: Socket[] | undefined;
-    for (const peer of this.peers.values()) {
-      if (!peer.live || (peer.names !== null && !peer.names.has(event.name))) continue;
-      if (this.write(peer, frame) && !peer.lagging && peer.socket.writableNeedDrain) (waiting ??= []).push(peer.socket);
+  get head(): number {
+    return this.stream.head;
+  }
+
+  info(): StreamInfo {
+    return this.stream.info();
+  }
+
+  get taskKeys(): TaskKeyStore {
+    return this.stream.taskKeys;
+  }
+
+  append(events: readonly WireEvent[]): Promise<void> {
+    if (this.closed) return Promise.reject(new AppError('ERR_BUS_CLOSED', `${this.app}: the bus is closed`));
+    try {
+      this.stream.append(events.map((e) => ({ pos: e.pos, name: e.name, ts: e.ts, frame: this.encodeEvent(e) })));
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    if (waiting !== undefined) await this.pace(waiting);
+    for (const peer of this.peers.values()) if (peer.idle) void this.pump(peer);
+    return this.turn();
   }
 
   /**
-   * Wait for full subscribers to drain, so that none is flooded. Once the first has drained the
-   * others get `graceMs` more (at most `stallMs` in all): one that misses it is lagging, is no
-   * longer waited for, and is cut off when its buffer limit is reached. So subscribers of about
-   * the same speed pace the publisher together, and a slow or stalled one does not hold back the rest.
+   * Resolved at once, except when appends have run for YIELD_MS without the event loop turning
+   * (a publisher awaiting each append in a tight loop): then after pending I/O, so that the
+   * sockets are written meanwhile. Never waits for a subscriber, only for the loop to turn.
    */
-  private pace(sockets: Socket[]): Promise<void> {
-    // Publishers that do not await each other share one wait (and one set of socket listeners).
-    this.pacing ??= this.waitForDrain(sockets).finally(() => (this.pacing = undefined));
-    return this.pacing;
-  }
-
-  private async waitForDrain(sockets: Socket[]): Promise<void> {
-    const late = await drained(sockets, this.options.graceMs, this.options.stallMs);
-    for (const socket of late) {
-      const peer = this.peers.get(socket);
-      if (peer && !peer.lagging) {
-        peer.lagging = true;
-        this.log.debug({ buffered: socket.writableLength }, 'a subscriber is lagging; not waiting for it');
-      }
+  private turn(): Promise<void> {
+    const now = performance.now();
+    if (this.busySince === undefined) {
+      this.busySince = now;
+      setImmediate(() => (this.busySince = undefined));
+    } else if (now - this.busySince > YIELD_MS) {
+      return new Promise((resolve) => setImmediate(resolve));
     }
+    return Promise.resolve();
   }
 
   async close(): Promise<void> {
@@ -124,20 +176,113 @@ export class IpcServer implements TransportServer {
     this.closed = true;
     const net = this.ipc.server.server;
     this.ipc.server.stop();
-    for (const socket of [...this.peers.keys()]) this.drop(socket);
     if (net) await new Promise<void>((resolve) => (net.listening ? net.close(() => resolve()) : resolve()));
+    for (const peer of this.peers.values()) this.drop(peer);
+    this.peers.clear();
+    this.stream.close();
   }
 
-  /** Forget a peer that went away, and stop what was being done for it. */
-  private drop(socket: Socket): void {
-    this.peers.get(socket)?.gone.abort();
-    this.peers.delete(socket);
+  private drop(peer: Peer): void {
+    if (peer.closed) return;
+    peer.closed = true;
+    this.peers.delete(peer.socket);
+    // Stop the backfill tied to this subscriber (the broadcaster stops refetching for it).
+    peer.gone.abort();
+    const it = peer.backfill;
+    peer.backfill = undefined;
+    if (it?.return) it.return().catch((err: unknown) => this.log.warn({ err }, 'stopping a backfill failed'));
   }
 
-  /** Encode an event once, checking its size. */
+  /**
+   * Write what follows the peer's position until its socket's send budget is used, wait for the
+   * socket to drain, and go on; stop (idle) at the head. One pump per peer at a time.
+   */
+  private async pump(peer: Peer): Promise<void> {
+    if (peer.running || peer.closed) return;
+    peer.running = true;
+    peer.idle = false;
+    const socket = peer.socket;
+    try {
+      await this.floorKnown;
+      if (peer.fromHead) peer.pos = Math.max(peer.pos, this.stream.floor);
+      while (!peer.closed && !this.closed) {
+        if (socket.writableLength >= this.options.sendBytes) {
+          await drainedOrClosed(socket);
+          continue;
+        }
+        if (peer.pos < this.stream.floor) {
+          await this.beforeFloor(peer);
+          continue;
+        }
+        const batch = this.stream.read(peer.pos, READ_BATCH);
+        if (batch.length === 0) {
+          peer.idle = true;
+          return;
+        }
+        this.writeBatch(peer, batch);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'serving a subscriber failed; closed its connection so that it resumes');
+      socket.destroy();
+    } finally {
+      peer.running = false;
+    }
+  }
+
+  /** Write the peer's events of `batch` until its send budget is used; the rest is read again later. */
+  private writeBatch(peer: Peer, batch: readonly LogEntry[]): void {
+    const socket = peer.socket;
+    // The peer's frames of the batch as one write (one buffer, not one per frame), within the budget.
+    const budget = this.options.sendBytes - socket.writableLength;
+    const frames: Buffer[] = [];
+    let bytes = 0;
+    let pos = peer.pos;
+    for (const entry of batch) {
+      if (bytes >= budget) break;
+      if (peer.names === null || peer.names.has(entry.name)) {
+        frames.push(entry.frame);
+        bytes += entry.frame.length;
+      }
+      pos = entry.pos;
+    }
+    if (frames.length > 0 && !this.write(peer, frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes))) return;
+    peer.pos = pos;
+  }
+
+  /** The peer is below the stream's floor: the app's backfill up to the floor, else a gap frame. */
+  private async beforeFloor(peer: Peer): Promise<void> {
+    const after = peer.pos;
+    const until = this.stream.floor;
+    if (!this.hooks.backfill || peer.names === null) {
+      this.log.info({ after, resumeAt: until }, `a subscriber is behind ${this.app}'s retention: sent it a gap signal`);
+      this.write(peer, this.encode(CONTROL.gap, { after, resumeAt: until }));
+      peer.pos = until;
+      return;
+    }
+    const it = this.hooks.backfill(after, until, peer.names, peer.gone.signal)[Symbol.asyncIterator]();
+    peer.backfill = it;
+    try {
+      for (;;) {
+        if (peer.socket.writableLength >= this.options.sendBytes) await drainedOrClosed(peer.socket);
+        if (peer.closed || peer.backfill !== it) return;
+        const next = await it.next();
+        if (next.done || peer.closed) break;
+        const event = next.value;
+        if (event.pos <= peer.pos || event.pos > until) continue;
+        if (!this.write(peer, this.encodeEvent(event))) return;
+        peer.pos = event.pos;
+      }
+      peer.pos = Math.max(peer.pos, until);
+    } finally {
+      if (peer.backfill === it) {
+        peer.backfill = undefined;
+        await it.return?.();
+      }
+    }
+  }
+
+  /** Encode an event once, checking its size: the same bytes go to the log and every socket. */
   private encodeEvent(event: WireEvent): Buffer {
-    // One Buffer per event, shared by every subscriber's socket and kept by the window: off the
-    // V8 heap, so the window's byte bound is the memory it holds.
     const frame = Buffer.from(encodeEvent(event.name, event.payload, { tid: event.tid, pos: event.pos, ts: event.ts }));
     if (frame.length - 1 > this.options.maxMessageBytes) {
       throw new AppError('ERR_BUS_FRAME_TOO_LARGE', `${event.name}: ${frame.length - 1} bytes exceeds ${this.options.maxMessageBytes}`);
@@ -154,29 +299,11 @@ export class IpcServer implements TransportServer {
     }
   }
 
-  /**
-   * Write within the subscriber's buffer limit; a subscriber past it is cut off (it will resume).
-   * False when the peer is gone; check `writableNeedDrain` for pacing.
-   */
+  /** False when the peer is gone. */
   private write(peer: Peer, frame: Buffer): boolean {
-    const socket = peer.socket;
-    if (socket.destroyed) return false;
-    if (socket.writableLength + frame.length > this.options.bufferBytes) {
-      this.log.warn(
-        { buffered: socket.writableLength, limit: this.options.bufferBytes },
-        'cut off a slow subscriber: its buffer is full; it resumes from its position when it reconnects',
-      );
-      socket.destroy();
-      this.drop(socket);
-      return false;
-    }
-    // Batch the frames written in one turn of the event loop into one system call.
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(() => socket.uncork());
-    }
-    this.ipc.server.write(socket, frame);
-    return !socket.destroyed;
+    if (peer.closed || peer.socket.destroyed) return false;
+    this.ipc.server.write(peer.socket, frame);
+    return !peer.socket.destroyed;
   }
 
   private receive(type: string, data: unknown, socket: Socket): void {
@@ -190,69 +317,39 @@ export class IpcServer implements TransportServer {
 
   private subscribe(data: unknown, socket: Socket): void {
     const peer = this.peers.get(socket);
-    const names = isObject(data) && Array.isArray(data.names) ? data.names : undefined;
+    if (!peer) return;
+    const names = isObject(data) && Array.isArray(data.names) ? (data.names as unknown[]) : undefined;
     const from = isObject(data) ? data.from : undefined;
-    if (!peer || !names || !names.every((n) => typeof n === 'string') || !(from === null || Number.isSafeInteger(from))) {
+    const valid =
+      names !== undefined &&
+      names.length <= MAX_SUBSCRIBE_NAMES &&
+      names.every((n) => typeof n === 'string') &&
+      (from === null || (typeof from === 'number' && Number.isSafeInteger(from) && from >= 0));
+    if (!valid) {
       this.log.warn('closed a connection that sent a malformed subscribe frame');
       socket.destroy();
       return;
     }
-    if (peer.names !== null) {
-      // One subscription per connection (clients resubscribe on a fresh one): at most one catch-up each.
-      this.log.warn('closed a connection that subscribed twice');
+    if (peer.subscribed) {
+      this.log.warn('closed a connection that subscribed twice (one subscription per connection)');
       socket.destroy();
       return;
     }
+    const head = this.stream.head;
+    const floor = this.stream.floor;
+    if (typeof from === 'number' && from > head) {
+      this.log.info(
+        { from, head },
+        `a subscriber resumes after ${from}, beyond ${this.app}'s head ${head}: it waits for what comes after it`,
+      );
+    }
+    peer.subscribed = true;
     peer.names = new Set(names as string[]);
-    this.ipc.server.write(socket, this.encode(CONTROL.subscribed, {}));
-    if (from === null) {
-      peer.live = true;
-      return;
-    }
-    peer.live = false;
-    this.catchUp(peer, from as number).catch((err: unknown) => {
-      if (peer.gone.signal.aborted) return;
-      this.log.warn({ err }, 'catch-up failed; closed the subscriber so that it resumes');
-      socket.destroy();
-    });
-  }
-
-  /** Give a resuming subscriber what it missed (backfill, window), then switch it to live. */
-  private async catchUp(peer: Peer, from: number): Promise<void> {
-    await this.floorKnown;
-    let cursor = from;
-    const names = peer.names as Set<string>;
-    if (cursor < this.window.floor) {
-      const until = this.window.floor;
-      if (this.hooks.backfill) {
-        for await (const event of this.hooks.backfill(cursor, until, names, peer.gone.signal)) {
-          if (peer.gone.signal.aborted || !(await this.writePaced(peer, this.encodeEvent(event)))) return;
-        }
-        if (peer.gone.signal.aborted) return;
-      } else {
-        const gap: GapFrame = { after: cursor, resumeAt: until };
-        this.log.info(gap, 'a subscriber resumed from before the replay window: sent it a gap signal');
-        if (!(await this.writePaced(peer, this.encode(CONTROL.gap, gap)))) return;
-      }
-      cursor = until;
-    }
-    for (;;) {
-      if (cursor < this.window.floor) return this.catchUp(peer, cursor); // evicted meanwhile
-      const batch = this.window.after(cursor, CATCH_UP_BATCH);
-      if (batch.length === 0) break;
-      for (const entry of batch) {
-        cursor = entry.pos;
-        if (names.has(entry.name) && !(await this.writePaced(peer, entry.frame))) return;
-      }
-    }
-    // Nothing after the cursor and no await since the check: live from the next publish on.
-    peer.live = true;
-  }
-
-  private async writePaced(peer: Peer, frame: Buffer): Promise<boolean> {
-    if (!this.peers.has(peer.socket) || !this.write(peer, frame)) return false;
-    if (peer.socket.writableNeedDrain) await drained([peer.socket], 0, this.options.stallMs);
-    return this.peers.has(peer.socket);
+    peer.pos = from === null ? head : (from as number);
+    peer.fromHead = from === null;
+    // Everything written after this frame belongs to the subscription.
+    this.write(peer, this.encode(CONTROL.subscribed, { head, floor }));
+    if (peer.idle) void this.pump(peer);
   }
 
   private async task(data: unknown, socket: Socket): Promise<void> {
@@ -287,34 +384,17 @@ export class IpcServer implements TransportServer {
   }
 }
 
-/**
- * Resolve when every socket has drained (or closed), with the ones that had not: at most
- * `graceMs` after the first one drained, and at most `capMs` in all.
- */
-function drained(sockets: Socket[], graceMs: number, capMs: number): Promise<Socket[]> {
+/** Resolve once the socket has drained (or closed); without a pending drain, after pending I/O. */
+function drainedOrClosed(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  if (!socket.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
   return new Promise((resolve) => {
-    const pending = new Set(sockets);
-    let grace: NodeJS.Timeout | undefined;
-    const listeners = new Map<Socket, () => void>();
-    const finish = (): void => {
-      clearTimeout(cap);
-      clearTimeout(grace);
-      for (const [s, l] of listeners) {
-        s.off('drain', l);
-        s.off('close', l);
-      }
-      resolve([...pending]);
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
     };
-    const cap = setTimeout(finish, capMs);
-    for (const s of sockets) {
-      const done = (): void => {
-        pending.delete(s);
-        if (pending.size === 0) finish();
-        else grace ??= setTimeout(finish, graceMs);
-      };
-      listeners.set(s, done);
-      s.once('drain', done);
-      s.once('close', done);
-    }
+    socket.on('drain', done);
+    socket.on('close', done);
   });
 }

@@ -17,7 +17,7 @@ export class IpcTransport implements Transport {
   }
 
   async serve(app: string, hooks: ServeHooks, options: ServeOptions = {}): Promise<TransportServer> {
-    const server = new IpcServer(app, hooks, this.options, options.floor ?? Date.now() * 1000);
+    const server = new IpcServer(app, hooks, this.options, options.floor ?? 0);
     await server.start();
     this.servers.add(server);
     return server;

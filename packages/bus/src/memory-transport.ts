@@ -2,14 +2,22 @@ import { AppError } from '@steem-bot/config';
 
 import type { WireEvent, WireTask } from './frames';
 import { OrderedDelivery } from './ordered-delivery';
-import { ReplayWindow } from './replay-window';
-import type { ServeHooks, ServeOptions, SubscribeHandlers, Transport, TransportServer, TransportSubscription } from './transport';
+import { TailCache } from './tail-cache';
+import type {
+  ServeHooks,
+  ServeOptions,
+  StreamInfo,
+  SubscribeHandlers,
+  Transport,
+  TransportServer,
+  TransportSubscription,
+} from './transport';
 
 interface MemorySub {
   names: ReadonlySet<string>;
   delivery: OrderedDelivery;
   live: boolean;
-  /** Aborted when the subscription is closed: stops its catch-up and the app's backfill. */
+  /** Aborted when the subscriber goes away: its backfill stops. */
   gone: AbortController;
 }
 
@@ -33,8 +41,10 @@ export class MemoryHub {
 }
 
 class MemoryServer implements TransportServer {
-  readonly window: ReplayWindow<string>;
+  /** The whole stream, bounded by the retention in bytes (the floor rises as it drops events). */
+  readonly window: TailCache<string>;
   readonly subs = new Set<MemorySub>();
+  /** Resolves once the stream's start is known (see ServeOptions.floor). */
   private readonly floorKnown: Promise<void>;
 
   constructor(
@@ -42,22 +52,41 @@ class MemoryServer implements TransportServer {
     private readonly app: string,
     readonly hooks: ServeHooks,
     floor: number | Promise<number>,
-    replayBytes: number,
+    retentionBytes: number,
   ) {
-    this.window = new ReplayWindow<string>(replayBytes, typeof floor === 'number' ? floor : 0);
-    this.floorKnown = typeof floor === 'number' ? Promise.resolve() : floor.then((f) => void (this.window.floor = f));
+    this.window = new TailCache<string>(retentionBytes, typeof floor === 'number' ? floor : 0);
+    this.floorKnown =
+      typeof floor === 'number'
+        ? Promise.resolve()
+        : floor.then((f) => {
+            if (this.window.size === 0 && f > this.window.floor) this.window.floor = f;
+          });
     this.floorKnown.catch(() => undefined); // awaited by each catch-up; never unhandled
   }
 
-  publish(event: WireEvent): Promise<void> {
-    const frame = JSON.stringify(event); // what would cross a socket: subscribers get copies
-    try {
-      this.window.push({ pos: event.pos, name: event.name, frame });
-    } catch (err) {
-      return Promise.reject(err as Error);
+  get head(): number {
+    return this.window.last;
+  }
+
+  info(): StreamInfo {
+    return { head: this.window.last, floor: this.window.floor, bytes: this.window.byteSize };
+  }
+
+  append(events: readonly WireEvent[]): Promise<void> {
+    // All or none, as the durable stream's transaction.
+    let last = this.window.last;
+    for (const e of events) {
+      if (!Number.isSafeInteger(e.pos) || e.pos <= last) {
+        return Promise.reject(new AppError('ERR_BUS_POSITION', `position ${e.pos} is not above the last one (${last})`));
+      }
+      last = e.pos;
     }
-    for (const sub of this.subs) {
-      if (sub.live && sub.names.has(event.name)) sub.delivery.pushEvent(JSON.parse(frame) as WireEvent);
+    for (const event of events) {
+      const frame = JSON.stringify(event); // what would cross a socket: subscribers get copies
+      this.window.push({ pos: event.pos, name: event.name, frame });
+      for (const sub of this.subs) {
+        if (sub.live && sub.names.has(event.name)) sub.delivery.pushEvent(JSON.parse(frame) as WireEvent);
+      }
     }
     return Promise.resolve();
   }
@@ -70,7 +99,7 @@ class MemoryServer implements TransportServer {
     }
     await this.floorKnown;
     let cursor = from;
-    if (cursor < this.window.floor) {
+    while (cursor < this.window.floor) {
       const until = this.window.floor;
       if (this.hooks.backfill) {
         for await (const event of this.hooks.backfill(cursor, until, sub.names, sub.gone.signal)) {
@@ -98,17 +127,18 @@ class MemoryServer implements TransportServer {
 }
 
 /**
- * An in-process transport with the same contract as the node-ipc one (ordering, replay window,
- * gap signal, acknowledged tasks, timeouts), for unit tests of apps.
+ * An in-process transport with the same contract as the node-ipc one (ordering, a stream with
+ * a retention floor, backfill or gap signal below it, acknowledged tasks, timeouts), for unit
+ * tests of apps. The stream lives in memory, bounded by `retentionBytes`, and dies with its server.
  */
 export class MemoryTransport implements Transport {
   constructor(
     readonly hub: MemoryHub = new MemoryHub(),
-    private readonly replayBytes = 16 * 1024 * 1024,
+    private readonly retentionBytes = 16 * 1024 * 1024,
   ) {}
 
   async serve(app: string, hooks: ServeHooks, options: ServeOptions = {}): Promise<TransportServer> {
-    const server = new MemoryServer(this.hub, app, hooks, options.floor ?? Date.now() * 1000, this.replayBytes);
+    const server = new MemoryServer(this.hub, app, hooks, options.floor ?? 0, this.retentionBytes);
     this.hub.register(app, server);
     return Promise.resolve(server);
   }

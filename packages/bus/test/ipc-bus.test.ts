@@ -30,7 +30,7 @@ function socketDir(): string {
 }
 
 async function proc(role: 'serve' | 'subscribe', env: Record<string, string> = {}): Promise<Proc> {
-  const p = await spawnProcess(FIXTURE, { args: [role], env: { SOCKET_DIR: socketDir(), ...env } });
+  const p = await spawnProcess(FIXTURE, { args: [role], env: { SOCKET_DIR: socketDir(), DATA_DIR: join(tmp.dir, 'data'), ...env } });
   procs.push(p);
   return p;
 }
@@ -65,7 +65,7 @@ describe('bus over real node-ipc sockets and processes', () => {
       },
       { from: 0 },
     );
-    server.send({ cmd: 'publish', from: 0, count: 5000 });
+    server.send({ cmd: 'publish', to: 5000 });
     await waitFor(() => got.length === 5000, 20_000, '5000 events');
     expect(got).toEqual(Array.from({ length: 5000 }, (_, i) => i + 1));
 
@@ -80,7 +80,7 @@ describe('bus over real node-ipc sockets and processes', () => {
     const server = await proc('serve');
     const plain = await spawnProcess(PLAIN, { env: { SOCKET_DIR: socketDir() } });
     procs.push(plain);
-    server.send({ cmd: 'publish', from: 0, count: 3 });
+    server.send({ cmd: 'publish', to: 3 });
     const first = await plain.message<Record<string, unknown>>((m) => typeof m === 'object' && m !== null && 'author' in m);
     expect(first).toEqual({ author: 'alice', permlink: 'p1', parent_author: '' });
     await waitFor(() => plain.messages.length === 4); // 'ready' + 3 comments
@@ -90,14 +90,14 @@ describe('bus over real node-ipc sockets and processes', () => {
     const server = await proc('serve');
     const out = join(tmp.dir, 'sub.log');
     const first = await proc('subscribe', { OUT: out, FROM: '0' });
-    server.send({ cmd: 'publish', from: 0, count: 20_000 });
+    server.send({ cmd: 'publish', to: 20_000, batch: 100 });
     await first.message((m) => typeof m === 'object' && m !== null && (m as { count: number }).count >= 3000);
     await first.stop('SIGKILL');
     const seen = positions(out).pos;
     const checkpoint = seen[seen.length - 1] as number;
     expect(checkpoint).toBeLessThan(20_000);
     procs.push(await proc('subscribe', { OUT: out, FROM: String(checkpoint) }));
-    await waitFor(() => positions(out).pos.at(-1) === 20_000, 30_000, 'the subscriber to reach 20000');
+    await waitFor(() => positions(out).pos.at(-1) === 20_000, 60_000, 'the subscriber to reach 20000');
     const all = positions(out);
     expect(all.gaps).toEqual([]);
     expect(new Set(all.pos).size).toBe(20_000);
@@ -110,46 +110,17 @@ describe('bus over real node-ipc sockets and processes', () => {
     const got: number[] = [];
     const gaps: unknown[] = [];
     client.subscribe('alpha', { comment: (_p, ctx) => void got.push(ctx.pos) }, { from: 0, onGap: (...g) => void gaps.push(g) });
-    server.send({ cmd: 'publish', from: 0, count: 1000 });
+    server.send({ cmd: 'publish', to: 1000 });
     await waitFor(() => got.length === 1000);
     await server.stop('SIGKILL');
-    server = await proc('serve', { FLOOR: '1000' });
+    server = await proc('serve');
+    // The new server opens the same stream: its head is where the old one stopped.
+    expect(await server.message((m) => typeof m === 'object' && m !== null && 'head' in m)).toEqual({ head: 1000 });
     // Published at once, before the client has reconnected: it resubscribes by itself (with
-    // backoff) from position 1000 and gets them from the new server's replay window.
-    server.send({ cmd: 'publish', from: 1000, count: 1000 });
+    // backoff) from position 1000 and reads them from the stream.
+    server.send({ cmd: 'publish', to: 2000 });
     await waitFor(() => got.length === 2000, 20_000, '2000 events');
     expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
     expect(gaps).toEqual([]);
-  });
-
-  test('a stalled subscriber is cut off with bounded server memory, others keep going, and it resumes', async () => {
-    const server = await proc('serve', { PAD: '200' });
-    const baseline = await server.peakRssMb();
-    const fastOut = join(tmp.dir, 'fast.log');
-    const stalledOut = join(tmp.dir, 'stalled.log');
-    const fast = await proc('subscribe', { OUT: fastOut, FROM: '0' });
-    const stalled = await proc('subscribe', { OUT: stalledOut, FROM: '0' });
-    stalled.child.kill('SIGSTOP');
-    server.send({ cmd: 'publish', from: 0, count: 100_000 });
-    await server.message((m) => typeof m === 'object' && m !== null && 'published' in m, 60_000);
-    await waitFor(() => positions(fastOut).pos.length === 100_000, 30_000, 'the fast subscriber');
-    expect(server.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('cut off a slow subscriber'))).toBe(true);
-    // The fixture runs under ts-node (the TypeScript compiler alone is ~100 MB), so bound the
-    // growth: replay window (16 MiB) + subscriber buffers (4 MiB each) + slack. bench:bus measures
-    // the absolute RSS of a compiled server.
-    const growth = (await server.peakRssMb()) - baseline;
-    expect(growth).toBeLessThan(80);
-    void fast;
-
-    stalled.child.kill('SIGCONT');
-    await waitFor(() => positions(stalledOut).pos.at(-1) === 100_000, 30_000, 'the stalled subscriber to resume');
-    const { pos, gaps } = positions(stalledOut);
-    // What it missed beyond the replay window is announced as a gap; nothing else is missing.
-    const missing = gaps.reduce((n, g) => {
-      const [, after, resumeAt] = g.split(' ').map(Number) as [number, number, number];
-      return n + (resumeAt - after);
-    }, 0);
-    expect(new Set(pos).size + missing).toBe(100_000);
-    expect(pos).toEqual([...pos].sort((a, b) => a - b));
   });
 });

@@ -77,6 +77,18 @@ export const catalogue = defineCatalogue({
       }),
     },
   },
+  publishers: {
+    broadcaster: [
+      ...(Object.keys(commonOps) as Array<keyof typeof commonOps>),
+      ...(Object.keys(otherOps) as Array<keyof typeof otherOps>),
+      'block.applied',
+      'block.reverted',
+    ] as const,
+    /** mailer-api: REST and bus intake. */
+    mailer: ['email.queued', 'email.cancelled'] as const,
+    /** SMTP delivery. */
+    'mailer-worker': ['email.sent', 'email.failed', 'email.skipped'] as const,
+  },
 });
 
 export type Catalogue = typeof catalogue;

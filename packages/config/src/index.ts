@@ -1,7 +1,17 @@
 export type { Catalogue } from './catalogue';
 export { catalogue } from './catalogue';
-export type { CatalogueShape, EventInput, EventName, EventPayload, TaskDef, TaskName, TaskPayload, TaskReply } from './catalogue-shape';
-export { defineCatalogue, taskApp } from './catalogue-shape';
+export type {
+  CatalogueShape,
+  EventInput,
+  EventName,
+  EventPayload,
+  EventsOf,
+  TaskDef,
+  TaskName,
+  TaskPayload,
+  TaskReply,
+} from './catalogue-shape';
+export { defineCatalogue, publisherOf, taskApp } from './catalogue-shape';
 export type { ChainOpName, OtherOpName } from './chain-ops';
 export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
 export type { VariableCheck, VariableDefs, VariableValues } from './check-variables';
@@ -15,6 +25,7 @@ export { loadConfig, loadConfigOrExit, readEnvironment } from './load';
 export type { Logger, LoggerOptions } from './logger';
 export { createLogger } from './logger';
 export { projectRoot, resolveProjectPath } from './paths';
+export { APPLIED_INDEX, appliedPosition, blockOfPosition, indexOfPosition, positionOf, POSITIONS_PER_BLOCK } from './position';
 export { isSecretName, maskUrlCredentials, REDACTED, redactSecrets } from './redact';
 export { checkPrivateDir } from './secure-dir';
 export { currentTid, newTid, withTid } from './tid';

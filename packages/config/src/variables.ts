@@ -135,14 +135,14 @@ const broadcaster = {
 /** The bus: read by every app, since every app is on the bus. */
 const bus = {
   BUS_MAX_MESSAGE_BYTES: variable('Largest bus frame accepted or sent, in bytes.', '1048576', positiveInt),
-  BUS_SUBSCRIBER_BUFFER_BYTES: variable(
-    'Unsent bytes a subscriber may fall behind before it is cut off (it then resumes from its position).',
-    '4194304',
+  BUS_RETENTION_HOURS: variable(
+    "How long each app's event stream keeps events for subscribers that fall behind or resume (older ones are pruned).",
+    '168',
     positiveInt,
   ),
-  BUS_REPLAY_BYTES: variable(
-    'Size of the replay window a publishing app keeps for subscribers that reconnect, in bytes of encoded events.',
-    '16777216',
+  BUS_RETENTION_BYTES: variable(
+    "Most bytes of events each app's event stream keeps; the oldest are pruned past it (a week of Steem ops is ~7.5 GB).",
+    '8589934592',
     positiveInt,
   ),
   BUS_TASK_TIMEOUT_MS: variable(

@@ -113,12 +113,12 @@ describe('loadConfig', () => {
     const script = "require('./packages/config/dist').loadConfigOrExit(); console.log('started')";
     const result = spawnSync(process.execPath, ['-e', script], {
       cwd: projectRoot,
-      env: { ...process.env, ...base(), LOG_FORMAT: 'xml', BUS_REPLAY_BYTES: 'lots' },
+      env: { ...process.env, ...base(), LOG_FORMAT: 'xml', BUS_RETENTION_BYTES: 'lots' },
       encoding: 'utf8',
     });
     expect(result.status).toBe(78);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/LOG_FORMAT: expected .*; got "xml"/);
-    expect(result.stderr).toMatch(/BUS_REPLAY_BYTES: expected a whole number/);
+    expect(result.stderr).toMatch(/BUS_RETENTION_BYTES: expected a whole number/);
   });
 });

@@ -19,6 +19,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { literalHostRefused } from './address-guard';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
+import { relay } from './relay';
 import type { ClientRow, Enqueued, MailStore, Message } from './store';
 
 declare module 'fastify' {
@@ -97,14 +98,8 @@ export function accept(
     options.logger.info(
       `${message.id} queued for ${message.request.to.join(', ')} (${input.client}), due ${new Date(message.send_at).toISOString()}`,
     );
-    // The event only wakes the worker; it finds the message in the store anyway.
-    options.bus
-      .publish(
-        'email.queued',
-        { id: message.id, client: input.client, send_at: new Date(message.send_at).toISOString() },
-        { tid: input.tid },
-      )
-      .catch((err: unknown) => options.logger.warn({ err }, 'could not publish email.queued'));
+    // email.queued was written with the message (outbox); it also wakes the worker.
+    relay(options.store.outbox('mailer'), options.bus, options.logger);
   }
   return result;
 }
@@ -196,9 +191,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
       v1.delete<{ Params: { id: string } }>('/messages/:id', async (request) => {
         const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
         options.logger.info(`${message.id} cancelled by ${message.client}`);
-        await options.bus
-          .publish('email.cancelled', { id: message.id, client: message.client }, { tid: message.tid })
-          .catch(() => undefined);
+        relay(options.store.outbox('mailer'), options.bus, options.logger);
         return { id: message.id, status: message.status };
       });
 

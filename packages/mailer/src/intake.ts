@@ -4,6 +4,7 @@ import type { AppContext, RunningApp } from '@steem-bot/bus';
 import { emailRequest } from '@steem-bot/config';
 
 import { accept, createApi } from './api';
+import { relay } from './relay';
 import { MailStore } from './store';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'mailer.sqlite');
@@ -26,6 +27,8 @@ export async function startIntake(
     return { id, status };
   });
   await bus.serve();
+  // What a crash left between a state change and its event goes out first.
+  relay(store.outbox('mailer'), bus, logger);
   const api = await createApi(options);
   const url = await api.listen({ host: config.MAILER_HOST, port: config.MAILER_PORT });
   logger.info(`REST API on ${url} (OpenAPI at ${url}/v1/openapi.json)`);

@@ -3,7 +3,7 @@ import { closeSync, fsyncSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import { AppError, type EmailStatus, type ParsedEmailRequest } from '@steem-bot/config';
-import { type Database, openDatabase, type Statement } from '@steem-bot/store';
+import { type Database, openDatabase, Outbox, OUTBOX_MIGRATION, type Statement } from '@steem-bot/store';
 
 export interface MessageRow {
   seq: number;
@@ -101,6 +101,8 @@ const MIGRATIONS = [
    CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
    INSERT INTO idempotency_keys (client, key, body_hash, message_id, created_at)
      SELECT client, idem_key, body_hash, id, created_at FROM messages WHERE idem_key IS NOT NULL;`,
+  // email.* events written with the state change that causes them, then relayed to the streams.
+  OUTBOX_MIGRATION,
 ];
 
 interface KeyRow {
@@ -138,6 +140,13 @@ export function syncDirectory(dir: string): void {
   }
 }
 
+/** An event to write in the same transaction as a state change (see Outbox). */
+export interface StoreEvent {
+  name: string;
+  payload: Record<string, unknown>;
+  tid: string;
+}
+
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /**
@@ -147,6 +156,7 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
 export class MailStore {
   readonly db: Database;
   private readonly statements = new Map<string, Statement>();
+  private readonly outboxes = new Map<string, Outbox>();
 
   private readonly walFile: string;
   private readonly walLimitBytes: number | undefined;
@@ -178,6 +188,16 @@ export class MailStore {
     if (this.walLimitBytes === undefined || ++this.writes % 16 !== 0) return;
     const size = statSync(this.walFile, { throwIfNoEntry: false })?.size ?? 0;
     if (size > this.walLimitBytes) this.checkpoint();
+  }
+
+  /** The outbox of events published by `app` (`mailer`: queued/cancelled, `mailer-worker`: sent/failed/skipped). */
+  outbox(app: 'mailer' | 'mailer-worker'): Outbox {
+    let outbox = this.outboxes.get(app);
+    if (!outbox) {
+      outbox = new Outbox(this.db, app);
+      this.outboxes.set(app, outbox);
+    }
+    return outbox;
   }
 
   /** A prepared statement, compiled once per store. */
@@ -252,6 +272,8 @@ export class MailStore {
             input.now,
           );
         }
+        const payload = { id, client: input.client, send_at: new Date(sendAt).toISOString() };
+        this.outbox('mailer').add('email.queued', payload, input.tid, input.now);
         const message = this.get(id) as Message;
         return { id, status: message.status, created: true, message };
       })
@@ -288,6 +310,7 @@ export class MailStore {
           throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only scheduled or retrying messages can be cancelled`);
         }
         this.sql("UPDATE messages SET status = 'cancelled', finished_at = ? WHERE id = ?").run(now, id);
+        this.outbox('mailer').add('email.cancelled', { id, client: message.client }, message.tid, now);
         return this.get(id) as Message;
       })
       .immediate();
@@ -354,6 +377,7 @@ export class MailStore {
     owner: string,
     outcome: AttemptRow['outcome'],
     update: { status: EmailStatus; error?: string; nextAttemptAt?: number; now: number; durationMs: number; countsAsAttempt: boolean },
+    event?: StoreEvent,
   ): boolean {
     return this.db
       .transaction(() => {
@@ -376,6 +400,7 @@ export class MailStore {
         this.db
           .prepare('INSERT INTO attempts (message_seq, at, outcome, error, duration_ms) VALUES (?, ?, ?, ?, ?)')
           .run(seq, update.now, outcome, update.error ?? null, update.durationMs);
+        if (event) this.outbox('mailer-worker').add(event.name, event.payload, event.tid, update.now);
         return true;
       })
       .immediate();

@@ -6,6 +6,7 @@ import { type Catalogue, type Config, type Logger, withTid } from '@steem-bot/co
 import type { LookupFunction } from './address-guard';
 import { checkStillWanted } from './check';
 import { type Delivery, DeliveryError } from './delivery';
+import { relay } from './relay';
 import type { MailStore, Message } from './store';
 
 export interface WorkerOptions {
@@ -63,6 +64,8 @@ export class Worker {
   async start(): Promise<void> {
     this.running = true;
     await this.options.bus.serve();
+    // What a crash left between a state change and its event goes out first.
+    relay(this.options.store.outbox('mailer-worker'), this.options.bus, this.log);
     this.subscription = this.options.bus.subscribe('mailer', { 'email.queued': () => this.wake() });
     this.loop = this.run();
   }
@@ -159,10 +162,19 @@ export class Worker {
     const finish = (
       outcome: Parameters<MailStore['finish']>[2],
       update: Omit<Parameters<MailStore['finish']>[3], 'now' | 'durationMs'>,
-    ): boolean => store.finish(message.seq, this.owner, outcome, { ...update, now: this.now(), durationMs: this.now() - started });
-    // Events are announcements: a slow subscriber must not hold up deliveries.
-    const announce = (publishing: Promise<void>): void =>
-      void publishing.catch((err: unknown) => this.log.warn({ err }, 'could not publish an email event'));
+      event?: { name: 'email.sent' | 'email.failed' | 'email.skipped'; payload: Record<string, unknown> },
+    ): boolean => {
+      // The event is written with the state change (outbox) and relayed to the stream after.
+      const done = store.finish(
+        message.seq,
+        this.owner,
+        outcome,
+        { ...update, now: this.now(), durationMs: this.now() - started },
+        event && { ...event, tid: message.tid },
+      );
+      if (done && event) relay(store.outbox('mailer-worker'), bus, this.log);
+      return done;
+    };
 
     try {
       if (message.request.check_url) {
@@ -184,9 +196,8 @@ export class Worker {
           throw new DeliveryError(`check_url: ${answer.reason}`, answer.refused === true, false, `check_url: ${answer.detail}`);
         }
         if (!answer.send) {
-          if (finish('skipped', { status: 'skipped', countsAsAttempt: false })) {
+          if (finish('skipped', { status: 'skipped', countsAsAttempt: false }, { name: 'email.skipped', payload: base })) {
             this.log.info(`${message.id} skipped: check_url says it is no longer needed`);
-            announce(bus.publish('email.skipped', base));
           }
           return;
         }
@@ -199,11 +210,13 @@ export class Worker {
       if (failure.unreachable && ++this.unreachableInRow >= BREAKER_AFTER) this.openBreaker();
       const attempts = message.attempts + 1;
       if (failure.permanent || attempts >= config.MAILER_MAX_ATTEMPTS) {
-        if (finish(failure.permanent ? 'permanent' : 'temporary', { status: 'dead', error: failure.message, countsAsAttempt: true })) {
+        const failed = { name: 'email.failed' as const, payload: { ...base, error: failure.message, attempts } };
+        if (
+          finish(failure.permanent ? 'permanent' : 'temporary', { status: 'dead', error: failure.message, countsAsAttempt: true }, failed)
+        ) {
           this.log.error(
             `${message.id} is dead after ${attempts} attempts: ${failure.detail} (npm run mailer -- retry ${message.id} to send it again)`,
           );
-          announce(bus.publish('email.failed', { ...base, error: failure.message, attempts }));
         }
         return;
       }
@@ -213,9 +226,9 @@ export class Worker {
       return;
     }
     // Sent (outside the try: a failure to record it must not count as a failed delivery).
-    if (finish('sent', { status: 'sent', countsAsAttempt: true })) {
+    const sent = { name: 'email.sent' as const, payload: { ...base, message_id: message.message_id, attempts: message.attempts + 1 } };
+    if (finish('sent', { status: 'sent', countsAsAttempt: true }, sent)) {
       this.log.info(`${message.id} sent (${message.message_id}) to ${message.request.to.join(', ')}`);
-      announce(bus.publish('email.sent', { ...base, message_id: message.message_id, attempts: message.attempts + 1 }));
     }
   }
 

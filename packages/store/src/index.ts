@@ -1,3 +1,5 @@
+export type { OutboxEvent, OutboxTarget } from './outbox';
+export { Outbox, OUTBOX_MIGRATION } from './outbox';
 export type { PoolClient, PostgresOptions, QueryResultRow } from './postgres';
 export { ActiveLock, Listener, Postgres } from './postgres';
 export type { Database, OpenOptions, Statement } from './sqlite';

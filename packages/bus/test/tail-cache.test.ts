@@ -1,8 +1,8 @@
-import { ReplayWindow } from '../src';
+import { TailCache } from '../src';
 
-describe('ReplayWindow', () => {
+describe('TailCache', () => {
   test('keeps the newest events within its byte bound and remembers what it dropped', () => {
-    const w = new ReplayWindow<string>(100, 0);
+    const w = new TailCache<string>(100, 0);
     for (let pos = 1; pos <= 50; pos++) w.push({ pos, name: 'e', frame: 'x'.repeat(10) });
     expect(w.byteSize).toBeLessThanOrEqual(100);
     expect(w.size).toBe(10);
@@ -14,7 +14,7 @@ describe('ReplayWindow', () => {
   });
 
   test('stays bounded and ordered over many pushes (compaction)', () => {
-    const w = new ReplayWindow<string>(1000, 0);
+    const w = new TailCache<string>(1000, 0);
     for (let pos = 1; pos <= 100_000; pos++) w.push({ pos: pos * 3, name: 'e', frame: 'yy' });
     expect(w.size).toBe(500);
     expect(w.after(299_000, 2).map((e) => e.pos)).toEqual([299_001, 299_004]);
@@ -23,7 +23,7 @@ describe('ReplayWindow', () => {
 });
 
 test('refuses a position that is not a safe integer above the last one', () => {
-  const w = new ReplayWindow<string>(100, 10);
+  const w = new TailCache<string>(100, 10);
   expect(() => w.push({ pos: 10, name: 'e', frame: 'x' })).toThrow(/position 10 is not above the last one \(10\)/);
   w.push({ pos: 11, name: 'e', frame: 'x' });
   expect(() => w.push({ pos: Number.NaN, name: 'e', frame: 'x' })).toThrow(expect.objectContaining({ code: 'ERR_BUS_POSITION' }));

@@ -1,0 +1,278 @@
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+import { AppError } from '@steem-bot/config';
+import Database from 'better-sqlite3';
+
+/** One stored event: its position, name, publish time (ms) and encoded frame, exactly as sent. */
+export interface LogEntry {
+  readonly pos: number;
+  readonly name: string;
+  readonly ts: number;
+  readonly frame: Buffer;
+}
+
+/** Where one connection's cursor is: the names it reads (null: every name, a plain client) and its position. */
+export interface CursorInfo {
+  names: string[] | null;
+  pos: number;
+}
+
+/** A stream as the operator sees it (`npm run status`), read from its file. */
+export interface StreamStatus {
+  app: string;
+  head: number;
+  floor: number;
+  bytes: number;
+  /** The cursors connected when the publisher last recorded them (every second), with their lag in positions. */
+  subscribers: Array<CursorInfo & { lag: number }>;
+  /** When the cursors were recorded (ms since the epoch), or null if never. */
+  recordedAt: number | null;
+}
+
+/** Read the streams under `dataDir/streams` without changing them (the publishers keep running). */
+export function readStreams(dataDir: string): StreamStatus[] {
+  const dir = join(dataDir, 'streams');
+  if (!existsSync(dir)) return [];
+  const result: StreamStatus[] = [];
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.sqlite'))
+    .sort()) {
+    const db = new Database(join(dir, file), { readonly: true, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 2000');
+      const s = db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as
+        { floor: number; head: number; bytes: number } | undefined;
+      if (!s) continue;
+      const rows = db.prepare('SELECT names, pos, seen FROM bus_cursors ORDER BY id').all() as Array<{
+        names: string | null;
+        pos: number;
+        seen: number;
+      }>;
+      result.push({
+        app: basename(file, '.sqlite'),
+        head: s.head,
+        floor: s.floor,
+        bytes: s.bytes,
+        subscribers: rows.map((r) => ({
+          names: r.names === null ? null : (JSON.parse(r.names) as string[]),
+          pos: r.pos,
+          lag: Math.max(0, s.head - r.pos),
+        })),
+        recordedAt: rows[0]?.seen ?? null,
+      });
+    } finally {
+      db.close();
+    }
+  }
+  return result;
+}
+
+/** How long events are kept: whichever limit is reached first. The newest event is always kept. */
+export interface Retention {
+  hours: number;
+  bytes: number;
+}
+
+const INSERT_ROWS = 32;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS bus_events (
+    pos   INTEGER PRIMARY KEY,
+    name  TEXT    NOT NULL,
+    ts    INTEGER NOT NULL,
+    frame BLOB    NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS bus_task_keys (
+    key   TEXT PRIMARY KEY,
+    reply TEXT,
+    at    INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS bus_task_keys_at ON bus_task_keys (at);
+  CREATE TABLE IF NOT EXISTS bus_cursors (
+    id    INTEGER PRIMARY KEY,
+    names TEXT,
+    pos   INTEGER NOT NULL,
+    seen  INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS bus_stream (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    floor INTEGER NOT NULL,
+    head  INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+  );
+`;
+
+/**
+ * A publishing app's durable stream: an append-only table in SQLite. Events in (floor, head]
+ * are all in the table; events at or below the floor were pruned (or predate the stream).
+ * `head` only grows, across restarts, even once every event has been pruned.
+ */
+export class EventLog {
+  private readonly db: Database.Database;
+  /** INSERT statements of 1..INSERT_ROWS rows (one statement per chunk is cheaper than one per row). */
+  private readonly inserts: Array<Database.Statement<unknown[]>> = [];
+  private readonly setHead: Database.Statement<[number, number]>;
+  private readonly selectAfter: Database.Statement<[number, number], LogEntry>;
+  private readonly selectOldest: Database.Statement<[number], { pos: number; ts: number; size: number }>;
+  private readonly appendTx: (entries: readonly LogEntry[], bytes: number) => void;
+  private _head: number;
+  private _floor: number;
+  private _bytes: number;
+
+  /** Open (or create) the stream in `file` (':memory:' for a stream that dies with the process). */
+  constructor(file: string, floor = 0) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('journal_mode = WAL');
+    // Durable across a process crash (SIGKILL); WAL keeps the file consistent across power loss.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.db.prepare('INSERT OR IGNORE INTO bus_stream (id, floor, head, bytes) VALUES (1, ?, ?, 0)').run(floor, floor);
+    const row = this.db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as {
+      floor: number;
+      head: number;
+      bytes: number;
+    };
+    this._floor = row.floor;
+    this._head = row.head;
+    this._bytes = row.bytes;
+    this.setHead = this.db.prepare('UPDATE bus_stream SET head = ?, bytes = bytes + ? WHERE id = 1');
+    this.selectAfter = this.db.prepare('SELECT pos, name, ts, frame FROM bus_events WHERE pos > ? ORDER BY pos LIMIT ?');
+    this.selectOldest = this.db.prepare('SELECT pos, ts, length(frame) AS size FROM bus_events ORDER BY pos LIMIT ?');
+    this.appendTx = this.db.transaction((entries: readonly LogEntry[], bytes: number) => {
+      for (let i = 0; i < entries.length; i += INSERT_ROWS) {
+        const chunk = entries.slice(i, i + INSERT_ROWS);
+        const values: unknown[] = [];
+        for (const e of chunk) values.push(e.pos, e.name, e.ts, e.frame);
+        this.insertOf(chunk.length).run(values);
+      }
+      this.setHead.run((entries[entries.length - 1] as LogEntry).pos, bytes);
+    });
+    // A publisher that starts above its stream (its own checkpoint is newer): what lies between
+    // is not here, so it is below the floor.
+    if (floor > this._head) this.raiseFloor(floor);
+  }
+
+  /** Position of the newest event ever appended (or the floor of a stream never appended to). */
+  get head(): number {
+    return this._head;
+  }
+
+  /** Every event at or below this position is gone from the stream. */
+  get floor(): number {
+    return this._floor;
+  }
+
+  /** Bytes of the frames kept. */
+  get bytes(): number {
+    return this._bytes;
+  }
+
+  /** Append events in one transaction; positions must be safe integers above the head, increasing. */
+  append(entries: readonly LogEntry[]): void {
+    if (entries.length === 0) return;
+    let last = this._head;
+    let bytes = 0;
+    for (const e of entries) {
+      if (!Number.isSafeInteger(e.pos) || e.pos <= last) {
+        throw new AppError('ERR_BUS_POSITION', `position ${e.pos} is not above the last one (${last})`);
+      }
+      last = e.pos;
+      bytes += e.frame.length;
+    }
+    this.appendTx(entries, bytes);
+    this._head = last;
+    this._bytes += bytes;
+  }
+
+  /** Up to `limit` events after `pos`, oldest first. */
+  read(pos: number, limit: number): LogEntry[] {
+    return this.selectAfter.all(pos, limit);
+  }
+
+  /**
+   * Drop the oldest events past the retention, at most `maxRows` in one short transaction, so
+   * that appends are never held up for long. Returns true when more may be left to drop.
+   */
+  prune(retention: Retention, now = Date.now(), maxRows = 2_000): boolean {
+    const cutoff = now - retention.hours * 3_600_000;
+    // The usual case, nothing due, costs one indexed row.
+    const oldest = this.selectOldest.get(1);
+    if (!oldest || (oldest.ts >= cutoff && this._bytes <= retention.bytes)) return false;
+    const rows = this.selectOldest.all(maxRows);
+    let bytes = this._bytes;
+    let upTo: number | undefined;
+    let freed = 0;
+    for (const row of rows) {
+      // Never the newest event: it stays readable, and the stream's files stay non-empty.
+      if (row.pos >= this._head) break;
+      if (row.ts >= cutoff && bytes <= retention.bytes) break;
+      upTo = row.pos;
+      bytes -= row.size;
+      freed += row.size;
+    }
+    if (upTo === undefined) return false;
+    const to = upTo;
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_events WHERE pos <= ?').run(to);
+      this.db.prepare('UPDATE bus_stream SET floor = ?, bytes = bytes - ? WHERE id = 1').run(to, freed);
+    })();
+    this._floor = to;
+    this._bytes -= freed;
+    return rows.length === maxRows;
+  }
+
+  /** The reply a task with this idempotency key was accepted with, if it was. */
+  acceptedReply(key: string): { reply: unknown } | undefined {
+    const row = this.db.prepare('SELECT reply FROM bus_task_keys WHERE key = ?').get(key) as { reply: string | null } | undefined;
+    return row && { reply: row.reply === null ? undefined : (JSON.parse(row.reply) as unknown) };
+  }
+
+  /** Remember that the task with this key was accepted, with its reply. */
+  accept(key: string, reply: unknown, now = Date.now()): void {
+    const text = reply === undefined ? null : JSON.stringify(reply);
+    this.db.prepare('INSERT OR REPLACE INTO bus_task_keys (key, reply, at) VALUES (?, ?, ?)').run(key, text, now);
+  }
+
+  /** Forget the keys of tasks accepted before `before` (ms): a retry comes within minutes, not days. */
+  forgetKeys(before: number): void {
+    this.db.prepare('DELETE FROM bus_task_keys WHERE at < ?').run(before);
+  }
+
+  /** Record where the connected cursors are (for `npm run status`), replacing the last record. */
+  saveCursors(cursors: readonly CursorInfo[], now = Date.now()): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_cursors').run();
+      const insert = this.db.prepare('INSERT INTO bus_cursors (names, pos, seen) VALUES (?, ?, ?)');
+      for (const c of cursors) insert.run(c.names === null ? null : JSON.stringify(c.names), c.pos, now);
+    })();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private insertOf(rows: number): Database.Statement<unknown[]> {
+    let stmt = this.inserts[rows];
+    if (!stmt) {
+      const tuples = Array.from({ length: rows }, () => '(?, ?, ?, ?)').join(', ');
+      stmt = this.db.prepare(`INSERT INTO bus_events (pos, name, ts, frame) VALUES ${tuples}`);
+      this.inserts[rows] = stmt;
+    }
+    return stmt;
+  }
+
+  /** Move floor and head up to `floor` (a stream whose head is below where it must start). */
+  raiseFloor(floor: number): void {
+    // Every stored event is at or below the head, so below the new floor.
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM bus_events').run();
+      this.db.prepare('UPDATE bus_stream SET floor = ?, head = ?, bytes = 0 WHERE id = 1').run(floor, floor);
+    })();
+    this._floor = floor;
+    this._head = floor;
+    this._bytes = 0;
+  }
+}

@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { EventLog } from '@steem-bot/bus';
+import { type Proc, spawnProcess, waitFor } from '@steem-bot/testkit';
+
+import { MailStore } from '../src/store';
+
+// The outbox: an email.* event is written in the same transaction as the state change that
+// causes it and relayed to the stream after, so a SIGKILL at any point neither loses nor
+// invents one: every committed change has exactly one event, none comes without a change.
+const LOOP = join(__dirname, 'fixtures', 'outbox-loop.ts');
+
+let dir: string;
+const procs: Proc[] = [];
+beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sbo-'))));
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('SIGKILL at random points of a loop of state changes: every committed change has exactly one event', async () => {
+  const env = { STORE: join(dir, 'mailer.sqlite'), SOCKET_DIR: join(dir, 'run'), DATA_DIR: join(dir, 'data') };
+  const store = new MailStore(env.STORE);
+  try {
+    for (let round = 0; round < 6; round++) {
+      const loop = await spawnProcess(LOOP, { env });
+      procs.push(loop);
+      const sentBefore = store.counts().sent ?? 0;
+      await waitFor(() => (store.counts().sent ?? 0) > sentBefore, 20_000, 'state changes');
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 250));
+      await loop.stop('SIGKILL');
+    }
+    const drain = await spawnProcess(LOOP, { args: ['drain'], env, ready: false });
+    procs.push(drain);
+    await drain.message((m) => typeof m === 'object' && m !== null && 'drained' in m);
+    await drain.stop('SIGKILL');
+
+    const sent = (store.db.prepare("SELECT id FROM messages WHERE status = 'sent'").pluck().all() as string[]).sort();
+    const log = new EventLog(join(env.DATA_DIR, 'streams', 'mailer-worker.sqlite'));
+    const events = log.read(0, 1_000_000).map((e) => {
+      const frame = JSON.parse(e.frame.toString('utf8').slice(0, -1)) as { type: string; data: { id: string } };
+      return { name: frame.type, id: frame.data.id };
+    });
+    log.close();
+    expect(sent.length).toBeGreaterThan(6);
+    expect(events.every((e) => e.name === 'email.sent')).toBe(true);
+    expect(events.map((e) => e.id).sort()).toEqual(sent);
+    expect(store.outbox('mailer-worker').pending()).toEqual([]);
+  } finally {
+    store.close();
+  }
+});
