@@ -32,6 +32,13 @@ export const errorCodes = {
   ERR_MAILER_NOT_FOUND: { retryable: false, doc: 'No such message (or it belongs to another client).' },
   ERR_MAILER_CONFLICT: { retryable: false, doc: 'Idempotency key reused with another body, or the message can no longer be cancelled.' },
   ERR_CLOCK_SCHEDULES_INVALID: { retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
+  ERR_SIGNER_INPUT: {
+    retryable: false,
+    doc: 'A chain action breaks a rule the chain would refuse it for, or has no idempotency key; not recorded.',
+  },
+  ERR_SIGNER_NO_KEY: { retryable: false, doc: 'The signer has no key (of the needed role) for the account of an action.' },
+  ERR_SIGNER_CONFLICT: { retryable: false, doc: 'An idempotency key was reused for another chain action.' },
+  ERR_SIGNER_NOT_FOUND: { retryable: false, doc: 'No chain action has this idempotency key.' },
 } as const satisfies Record<string, { retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -15,6 +15,8 @@ export { createLogger } from './logger';
 export { projectRoot, resolveProjectPath } from './paths';
 export { isSecretName, maskUrlCredentials, REDACTED, redactSecrets } from './redact';
 export { checkPrivateDir } from './secure-dir';
+export type { ActionState } from './signer-actions';
+export { actionStates, commentAction, customJsonAction, transferAction, voteAction } from './signer-actions';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, Section, VariableDef, VariableName } from './variables';
 export { appSections, sections, variable, variables } from './variables';

@@ -2,7 +2,7 @@ import type { Chain } from './chain';
 import { BROADCAST_FAULTS, type FaultKind } from './faults';
 import { DEVNODE_PUBLIC_KEY, type Result } from './methods';
 import { chainErrors, type RpcError, rpcErrors } from './rpc';
-import { apiOperation, parseTransaction, type RequiredAuthorities, requiredAuthorities, signingKeys } from './steem-tx';
+import { apiOperation, parseTransaction, type RequiredAuthorities, requiredAuthorities, signedBy, signingKeys } from './steem-tx';
 
 /** The methods this module serves. */
 export const TRANSACTION_METHODS: ReadonlySet<string> = new Set([
@@ -116,13 +116,17 @@ export class Transactions {
     const required = requiredAuthorities(trx);
     if ('unsupported' in required)
       return { error: chainErrors.badTransaction(`devnode does not accept ${required.unsupported} operations`) };
-    let keys: string[];
-    try {
-      keys = signingKeys(parsed);
-    } catch (err) {
-      return { error: chainErrors.badTransaction((err as Error).message) };
+    const byDevnodeKey = signedBy(parsed, DEVNODE_PUBLIC_KEY);
+    const authError = checkAuthorities(required, byDevnodeKey);
+    if (authError === 'irrelevant') {
+      let keys: string[];
+      try {
+        keys = signingKeys(parsed).filter((_, i) => !byDevnodeKey[i]);
+      } catch (err) {
+        return { error: chainErrors.badTransaction((err as Error).message) };
+      }
+      return { error: chainErrors.irrelevantSignature(keys) };
     }
-    const authError = checkAuthorities(required, keys);
     if (authError) return { error: authError };
     const head = this.chain.head();
     const refBlock = head - ((head - trx.ref_block_num) & 0xffff);
@@ -209,14 +213,16 @@ export class Transactions {
   }
 }
 
-/** steemd's verify_authority for accounts whose every authority is DEVNODE_PUBLIC_KEY. */
-function checkAuthorities(required: RequiredAuthorities, keys: string[]): RpcError | undefined {
+/**
+ * steemd's verify_authority for accounts whose every authority is DEVNODE_PUBLIC_KEY, given which
+ * signatures are by that key; 'irrelevant' when a signature is by another key (or repeated).
+ */
+function checkAuthorities(required: RequiredAuthorities, byDevnodeKey: boolean[]): RpcError | 'irrelevant' | undefined {
   if (required.posting.size > 0 && required.active.size > 0) return chainErrors.postingMixed();
-  const signed = keys.includes(DEVNODE_PUBLIC_KEY);
+  const signed = byDevnodeKey.includes(true);
   for (const account of required.posting) if (!signed) return chainErrors.missingPosting(account);
   for (const account of required.active) if (!signed) return chainErrors.missingActive(account);
-  const irrelevant = keys.filter((k, i) => k !== DEVNODE_PUBLIC_KEY || keys.indexOf(k) !== i);
-  return irrelevant.length > 0 ? chainErrors.irrelevantSignature(irrelevant) : undefined;
+  return byDevnodeKey.filter((b) => b).length === byDevnodeKey.length && byDevnodeKey.length === 1 ? undefined : 'irrelevant';
 }
 
 /** Accounts named as authorities by a raw (unchecked) transaction, for fault filters. */

@@ -20,13 +20,16 @@ const auth = require('steem/lib/auth') as {
 };
 
 const TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
+
+// steem-js's pure-JS signing takes seconds per signature inside jest on a busy machine.
+jest.setTimeout(240_000);
 const OTHER_KEY = auth.toWif('someone', 'else', 'active');
 
 const vote = (voter = 'alice'): Op => ['vote', { voter, author: 'bob', permlink: 'a-post', weight: 10000 }];
 const transfer = (from = 'alice', memo = 'thanks'): Op => ['transfer', { from, to: 'bob', amount: '1.000 STEEM', memo }];
 
 interface SignOptions {
-  key?: string;
+  key?: string | string[];
   /** Seconds of chain time after the head block. */
   expiresIn?: number;
   prefix?: number;
@@ -49,7 +52,7 @@ async function sign(node: DevNode, ops: Op[], options: SignOptions = {}): Promis
       operations: ops,
       extensions: [],
     },
-    [options.key ?? TEST_KEY],
+    typeof options.key === 'object' ? options.key : [options.key ?? TEST_KEY],
   );
 }
 
@@ -216,6 +219,11 @@ describe('devnode accepts transactions', () => {
         { required_auths: [], required_posting_auths: ['alice'], id: 'x', json: JSON.stringify('y'.repeat(70_000)) },
       ] as Op;
       expect(errorOf(await broadcast(node, await sign(node, [big]))).message).toMatch(/Transaction size \d+ exceeds the maximum 65536/);
+
+      const twice = await sign(node, [vote()], { key: [TEST_KEY, OTHER_KEY] });
+      const irrelevant = errorOf(await broadcast(node, twice));
+      expect(irrelevant.message).toBe('irrelevant signature included:Unnecessary signature(s) detected');
+      expect(irrelevant.data.name).toBe('tx_irrelevant_sig');
 
       const ok = await sign(node, [vote('erin')]);
       expect(await broadcast(node, ok)).toMatchObject({ result: {} });

@@ -1,0 +1,83 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Keys, signTransaction, transactionId } from '../src';
+import { OTHER_KEY, TEST_KEY } from './helpers';
+
+// steem-js's own recovery and serializer, as a node checks a signature (untyped CommonJS).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ecc = require('steem/lib/auth/ecc') as {
+  Signature: { fromHex(h: string): { recoverPublicKeyFromBuffer(b: Buffer): { toString(): string } } };
+};
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ops } = require('steem/lib/auth/serializer') as {
+  ops: { transaction: { toBuffer(t: unknown): Buffer; fromObject(t: unknown): unknown } };
+};
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const auth = require('steem/lib/auth') as { wifToPublic(w: string): string };
+
+describe('signing (native ECDSA) as steemd verifies it', () => {
+  test('signatures: canonical, recover (with steem-js) to the signing key, id = sha256 of the serialized transaction', () => {
+    for (let i = 0; i < 6; i++) {
+      const wif = i % 2 ? TEST_KEY : OTHER_KEY;
+      const trx = {
+        ref_block_num: i,
+        ref_block_prefix: 123456 + i,
+        expiration: '2016-04-29T05:00:00',
+        operations: [['vote', { voter: 'a', author: 'b', permlink: `p${i}`, weight: 100 }]] as Array<[string, Record<string, unknown>]>,
+        extensions: [],
+      };
+      const signed = signTransaction(trx, wif);
+      const sig = Buffer.from(signed.signatures[0] as string, 'hex');
+      expect(sig).toHaveLength(65);
+      expect([31, 32]).toContain(sig[0]);
+      expect((sig[1] as number) & 0x80).toBe(0);
+      expect((sig[33] as number) & 0x80).toBe(0);
+      const buffer = ops.transaction.toBuffer(ops.transaction.fromObject(signed));
+      expect(
+        ecc.Signature.fromHex(signed.signatures[0] as string)
+          .recoverPublicKeyFromBuffer(Buffer.concat([Buffer.alloc(32), buffer]))
+          .toString(),
+      ).toBe(auth.wifToPublic(wif));
+      expect(transactionId(signed)).toMatch(/^[0-9a-f]{40}$/);
+    }
+  });
+});
+
+describe('SIGNER_KEYS_FILE', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'signer-keys-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string, mode: number): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    chmodSync(path, mode);
+    return path;
+  };
+
+  test('a 0600 file of this user is read; accounts and roles are listed without keys', () => {
+    const keys = Keys.load(file('ok.json', JSON.stringify({ alice: { posting: TEST_KEY, active: OTHER_KEY } }), 0o600));
+    expect(keys.get('alice', 'active')).toBe(OTHER_KEY);
+    expect(keys.get('bob', 'posting')).toBeUndefined();
+    expect(JSON.stringify(keys)).toBe('{"alice":["posting","active"]}');
+  });
+
+  test('refused: readable by others, missing, not JSON, a bad key; the message never holds a key', () => {
+    const readable = file('readable.json', JSON.stringify({ alice: { posting: TEST_KEY } }), 0o644);
+    expect(() => Keys.load(readable)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG_INVALID', message: expect.stringMatching(/has mode 644; run chmod 600/) }),
+    );
+    expect(() => Keys.load(join(dir, 'none.json'))).toThrow(/does not exist/);
+    const broken = file('broken.json', `{"alice": {"posting": "${TEST_KEY}"`, 0o600);
+    expect(() => Keys.load(broken)).toThrow(expect.objectContaining({ message: expect.not.stringContaining(TEST_KEY) }));
+    const bad = file('bad.json', JSON.stringify({ alice: { posting: `${TEST_KEY.slice(0, -1)}x`, owner: TEST_KEY } }), 0o600);
+    let message = '';
+    try {
+      Keys.load(bad);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/@alice: the posting key is not a valid private key \(WIF\); @alice: unknown role "owner"/);
+    expect(message).not.toContain(TEST_KEY.slice(0, 20));
+  });
+});
