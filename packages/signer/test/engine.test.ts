@@ -146,6 +146,27 @@ describe('signer engine against devnode (real HTTP, real SQLite)', () => {
     expect((blocks[1] ?? 0) - (blocks[0] ?? 0)).toBeGreaterThanOrEqual(1);
   });
 
+  test('posts: root posts spaced by the root rule, replies by the reply rule (rules shortened here), each on chain once', async () => {
+    const { node, h } = await setup([], { spacing: { vote: 3_000, root: 1_500, reply: 300 } });
+    const post = (permlink: string, parent = '') => ({
+      account: 'alice',
+      parent_author: parent,
+      parent_permlink: parent ? 'r1' : 'steem',
+      permlink,
+      title: parent ? '' : permlink,
+      body: 'hello',
+    });
+    h.signer.accept('comment', post('r1'), ctx('r1'));
+    h.signer.accept('comment', post('r2'), ctx('r2'));
+    h.signer.accept('comment', post('c1', 'alice'), ctx('c1'));
+    h.signer.accept('comment', post('c2', 'alice'), ctx('c2'));
+    for (const k of ['r1', 'r2', 'c1', 'c2']) await h.until(k, ['confirmed']);
+    const at = (k: string): number => h.store.byKey(k)?.signed_at ?? 0;
+    expect(at('r2') - at('r1')).toBeGreaterThanOrEqual(1_500);
+    expect(at('c2') - at('c1')).toBeGreaterThanOrEqual(300);
+    for (const k of ['r1', 'r2', 'c1', 'c2']) expect(onChain(node, (t) => t.id === h.store.byKey(k)?.trx_id)).toHaveLength(1);
+  });
+
   test('dry run: the exact signed transaction is logged, the action ends dry-run, nothing is broadcast', async () => {
     const { h, calls } = await setup([], { live: false });
     h.signer.accept('transfer', transfer('dry'), ctx('dry'));

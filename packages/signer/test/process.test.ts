@@ -7,7 +7,7 @@ import type { DevNode } from '@steem-bot/devnode';
 import { keptLogger, type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
 import { SignerStore, storeFile } from '../src';
-import { onChain, startNode, TEST_KEY } from './helpers';
+import { onChain, OTHER_KEY, startNode, TEST_KEY } from './helpers';
 
 const MAIN = projectRootFile('packages/signer/dist/main.js');
 
@@ -25,14 +25,14 @@ interface World {
   start(): Promise<Proc>;
 }
 
-async function world(faults: Parameters<typeof startNode>[0], vars: Record<string, string>): Promise<World> {
+async function world(faults: Parameters<typeof startNode>[0], vars: Record<string, string>, key = TEST_KEY): Promise<World> {
   const calls: string[] = [];
   const node = await startNode(faults, (m) => calls.push(m));
   cleanups.push(() => node.stop());
   const t = testSetup({ STEEM_NODES: node.url, SIGNER_POLL_MS: '200', SIGNER_RPC_TIMEOUT_MS: '2000', LOG_LEVEL: 'info', ...vars });
   cleanups.push(t.cleanup);
   const keysFile = join(t.dir, 'keys.json');
-  writeFileSync(keysFile, JSON.stringify({ alice: { posting: TEST_KEY, active: TEST_KEY } }));
+  writeFileSync(keysFile, JSON.stringify({ alice: { posting: key, active: key } }));
   chmodSync(keysFile, 0o600);
   const env = { ...t.env, SIGNER_KEYS_FILE: keysFile };
   const bus = createIpcBus('signer-client', catalogue, t.config, keptLogger('signer-client', 'error').logger);
@@ -133,4 +133,13 @@ test('dry run (the default) as a process: the exact transaction in the log, stat
   });
   expect(w.calls.filter((m) => m.includes('broadcast'))).toEqual([]);
   expect(JSON.stringify(proc.lines)).not.toContain(TEST_KEY);
+});
+
+test('live mode refuses to start (exit 78) when a key is not an authority of its account on chain', async () => {
+  const w = await world([], { SIGNER_LIVE: '1' }, OTHER_KEY);
+  const proc = await spawnProcess(MAIN, { env: w.env, ready: false, stderr: 'pipe' });
+  cleanups.push(() => proc.stop());
+  expect(await proc.exited).toBe(78);
+  expect(proc.messagesLogged.join('\n')).toMatch(/the posting key given for @alice is not a posting authority of it/);
+  expect(JSON.stringify(proc.lines)).not.toContain(OTHER_KEY);
 });
