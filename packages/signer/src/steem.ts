@@ -65,7 +65,7 @@ const CHAIN_ID = Buffer.alloc(32);
 
 /**
  * Sign with one key: serialized by steem-js (steemd's binary format), digest =
- * sha256(chain id + serialized transaction), signature by ./ecdsa (native EC arithmetic).
+ * sha256(chain id + serialized transaction), signature by ./ecdsa (@noble/secp256k1).
  */
 export function signTransaction(trx: Omit<SignedTransaction, 'signatures'>, wif: string): SignedTransaction {
   const object = serializer.ops.transaction.fromObject(trx);

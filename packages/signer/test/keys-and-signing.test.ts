@@ -1,14 +1,28 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import type * as Secp256k1 from '@noble/secp256k1' with { 'resolution-mode': 'import' };
+
 import { Keys, signTransaction, transactionId } from '../src';
+import { signDigest } from '../src/ecdsa';
 import { OTHER_KEY, TEST_KEY } from './helpers';
+
+// ES modules only, compiled to CommonJS for jest (jest.preset.ts); its sha256/HMAC hooks are set by ../src/ecdsa.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const secp = require('@noble/secp256k1') as typeof Secp256k1;
 
 // steem-js's own recovery and serializer, as a node checks a signature (untyped CommonJS).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ecc = require('steem/lib/auth/ecc') as {
-  Signature: { fromHex(h: string): { recoverPublicKeyFromBuffer(b: Buffer): { toString(): string } } };
+  Signature: {
+    fromHex(h: string): {
+      recoverPublicKeyFromBuffer(b: Buffer): { toString(): string };
+      recoverPublicKey(digest: Buffer): { toString(): string };
+    };
+  };
+  PrivateKey: { fromWif(wif: string): { toBuffer(): Buffer } };
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { ops } = require('steem/lib/auth/serializer') as {
@@ -17,7 +31,11 @@ const { ops } = require('steem/lib/auth/serializer') as {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const auth = require('steem/lib/auth') as { wifToPublic(w: string): string };
 
-describe('signing (native ECDSA) as steemd verifies it', () => {
+/** steemd's is_canonical on a 65-byte compact signature. */
+const canonical = (sig: Uint8Array): boolean =>
+  [1, 33].every((i) => !((sig[i] as number) & 0x80) && !(sig[i] === 0 && !((sig[i + 1] as number) & 0x80)));
+
+describe('signing (@noble/secp256k1) as steemd verifies it', () => {
   test('signatures: canonical, recover (with steem-js) to the signing key, id = sha256 of the serialized transaction', () => {
     for (let i = 0; i < 6; i++) {
       const wif = i % 2 ? TEST_KEY : OTHER_KEY;
@@ -42,6 +60,47 @@ describe('signing (native ECDSA) as steemd verifies it', () => {
       ).toBe(auth.wifToPublic(wif));
       expect(transactionId(signed)).toMatch(/^[0-9a-f]{40}$/);
     }
+  });
+
+  test('200 signatures: canonical, low S, all different (hedged nonce), verify and recover to the key; a few recovered by steem-js', () => {
+    const key = ecc.PrivateKey.fromWif(TEST_KEY).toBuffer();
+    const publicKey = secp.getPublicKey(key);
+    const digest = (i: number): Buffer =>
+      createHash('sha256')
+        .update(`digest ${i % 20}`)
+        .digest(); // each digest signed 10 times
+    const seen = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const sig = signDigest(digest(i), key);
+      expect(sig).toHaveLength(65);
+      expect([31, 32]).toContain(sig[0]);
+      expect(canonical(sig)).toBe(true);
+      const compact = sig.subarray(1);
+      expect(secp.Signature.fromBytes(compact).hasHighS()).toBe(false);
+      expect(secp.verify(compact, digest(i), publicKey, { prehash: false })).toBe(true);
+      const recovered = Buffer.concat([Buffer.from([(sig[0] as number) - 31]), compact]);
+      expect(Buffer.from(secp.recoverPublicKey(recovered, digest(i), { prehash: false }))).toEqual(Buffer.from(publicKey));
+      if (i % 100 === 0) {
+        expect(ecc.Signature.fromHex(sig.toString('hex')).recoverPublicKey(digest(i)).toString()).toBe(auth.wifToPublic(TEST_KEY));
+      }
+      seen.add(sig.toString('hex'));
+    }
+    expect(seen.size).toBe(200);
+  });
+
+  test('no reliance on deterministic (RFC 6979) signing: a digest whose deterministic signature is not canonical still gets a canonical one', () => {
+    const key = ecc.PrivateKey.fromWif(OTHER_KEY).toBuffer();
+    // noble's 'recovered' form (recovery id, r, s) has r and s where steemd's compact form has them.
+    const deterministic = (d: Buffer): Buffer => Buffer.from(secp.sign(d, key, { prehash: false, format: 'recovered' }));
+    const digests = Array.from({ length: 50 }, (_, i) => createHash('sha256').update(`non-canonical ${i}`).digest());
+    const digest = digests.find((d) => !canonical(deterministic(d)));
+    if (!digest) throw new Error('no digest with a non-canonical deterministic signature');
+    // Without extra entropy noble gives the same (refused) signature every time: a retry loop on it would never end.
+    expect(deterministic(digest)).toEqual(deterministic(digest));
+    const sig = signDigest(digest, key);
+    expect(canonical(sig)).toBe(true);
+    expect(sig.subarray(1)).not.toEqual(deterministic(digest).subarray(1));
+    expect(ecc.Signature.fromHex(sig.toString('hex')).recoverPublicKey(digest).toString()).toBe(auth.wifToPublic(OTHER_KEY));
   });
 });
 
