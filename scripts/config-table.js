@@ -18,6 +18,7 @@ const TITLES = {
   bot: 'Every bot (the bot SDK)',
   mailer: 'The mailer (mailer-api and mailer-worker)',
   clock: 'The clock',
+  signer: 'The signer',
 };
 
 const cell = (text) => text.replace(/\|/g, '\\|');

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { defineCatalogue } from './catalogue-shape';
 import { commonOps, otherOps } from './chain-ops';
 import { emailRequest, emailStatuses } from './email';
+import { actionReply, actionState, commentAction, customJsonAction, transferAction, voteAction } from './signer-actions';
 
 const nodeHealth = z.object({
   url: z.string(),
@@ -49,6 +50,20 @@ export const catalogue = defineCatalogue({
     'email.skipped': emailEvent,
     /** A client cancelled a message before it was sent. */
     'email.cancelled': emailEvent,
+    /** The signer found an action's transaction in a block (irreversible, or as the broadcaster streams it). */
+    'transaction.confirmed': z.object({
+      action_id: z.string(),
+      key: z.string(),
+      trx_id: z.string(),
+      block_num: z.number().int().positive(),
+    }),
+    /** An action will not reach the chain: a permanent error, or its last signed transaction expired. */
+    'transaction.failed': z.object({
+      action_id: z.string(),
+      key: z.string(),
+      reason: z.string(),
+      retryable: z.boolean(),
+    }),
   },
   tasks: {
     /** Queue an email (trusted internal intake); acknowledged once it is on disk. */
@@ -61,6 +76,16 @@ export const catalogue = defineCatalogue({
       payload: z.object({ period: z.string().default('day') }),
       reply: z.object({ ops: z.number().int() }),
     },
+    /** Vote (posting key of `account`); acknowledged once recorded: `{action_id, state}`. */
+    'signer.vote.cast': { payload: voteAction, reply: actionReply },
+    /** Post or reply (posting key); root posts 5 min apart, replies 3 s apart per account. */
+    'signer.comment.post': { payload: commentAction, reply: actionReply },
+    /** Transfer STEEM or SBD (active key). */
+    'signer.transfer.send': { payload: transferAction, reply: actionReply },
+    /** custom_json (posting key by default, `auth: 'active'` for the active key). */
+    'signer.custom_json.send': { payload: customJsonAction, reply: actionReply },
+    /** An action's state, by the idempotency key it was sent with. */
+    'signer.action.get': { payload: z.object({ key: z.string().min(1) }), reply: actionState },
     /** Report the broadcaster's current block, head, LIB, lag and node health. */
     'broadcaster.status.get': {
       payload: z.object({}),
@@ -88,6 +113,8 @@ export const catalogue = defineCatalogue({
     mailer: ['email.queued', 'email.cancelled'] as const,
     /** SMTP delivery. */
     'mailer-worker': ['email.sent', 'email.failed', 'email.skipped'] as const,
+    /** Chain actions' outcomes. */
+    signer: ['transaction.confirmed', 'transaction.failed'] as const,
   },
 });
 

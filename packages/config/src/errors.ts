@@ -73,6 +73,14 @@ export const errorCodes = {
     doc: 'A checkpoint file exists but is empty or corrupt; the app exits 78 instead of guessing where to resume.',
   },
   ERR_CLOCK_SCHEDULES_INVALID: { http: 500, retryable: false, doc: 'The schedule file is missing or invalid (every problem is listed).' },
+  ERR_SIGNER_INPUT: {
+    http: 400,
+    retryable: false,
+    doc: 'A chain action breaks a rule the chain would refuse it for, or has no idempotency key; not recorded.',
+  },
+  ERR_SIGNER_NO_KEY: { http: 400, retryable: false, doc: 'The signer has no key (of the needed role) for the account of an action.' },
+  ERR_SIGNER_CONFLICT: { http: 409, retryable: false, doc: 'An idempotency key was reused for another chain action.' },
+  ERR_SIGNER_NOT_FOUND: { http: 404, retryable: false, doc: 'No chain action has this idempotency key.' },
 } as const satisfies Record<string, { http: number; retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -28,6 +28,8 @@ export { projectRoot, resolveProjectPath } from './paths';
 export { APPLIED_INDEX, appliedPosition, blockOfPosition, indexOfPosition, positionOf, POSITIONS_PER_BLOCK } from './position';
 export { isSecretName, maskUrlCredentials, REDACTED, redactSecrets } from './redact';
 export { checkPrivateDir } from './secure-dir';
+export type { ActionState } from './signer-actions';
+export { actionStates, commentAction, customJsonAction, transferAction, voteAction } from './signer-actions';
 export { currentTid, newTid, withTid } from './tid';
 export type { Config, Section, VariableDef, VariableName } from './variables';
 export { sections, variable, variables, variableSchemas } from './variables';

@@ -280,6 +280,42 @@ const store = {
   ),
 } as const satisfies Record<string, VariableDef>;
 
+/** The signer: the only app that holds keys and acts on chain. */
+const signer = {
+  SIGNER_LIVE: variable(
+    '`1` broadcasts signed transactions; otherwise (dry run) the signer logs the exact transaction it would broadcast and reports the action `dry-run`.',
+    '0',
+    flag,
+  ),
+  SIGNER_KEYS_FILE: variable(
+    'JSON file `{"<account>": {"posting": "5...", "active": "5..."}}` of the keys the signer may use; refused unless mode 0600 and owned by the user. Never logged.',
+    'signer.keys.json',
+    z.string().min(1),
+  ),
+  SIGNER_EXPIRATION_S: variable(
+    'Lifetime of a signed transaction in chain time (the chain allows 3600 s); the same transaction is rebroadcast until it is in a block or this has passed.',
+    '600',
+    positiveInt.pipe(z.number().max(3600, 'at most 3600 (the chain refuses more)')),
+  ),
+  SIGNER_MAX_SIGNS: variable(
+    'Transactions signed for one action at most: after an expiry without inclusion it is signed again, up to this many times, then failed.',
+    '3',
+    positiveInt,
+  ),
+  SIGNER_POLL_MS: variable(
+    'How often transactions not yet confirmed are looked up on the node (find_transaction), and rebroadcast when the node does not hold them.',
+    '3000',
+    positiveInt,
+  ),
+  SIGNER_RPC_TIMEOUT_MS: variable('Per-call timeout of a JSON-RPC request (broadcasts included) to a Steem node.', '5000', positiveInt),
+  SIGNER_MIN_RC: variable(
+    'Resource credits an account must have (rc_api.find_rc_accounts) before the signer broadcasts for it; below, the action waits in state `waiting-rc`.',
+    '1000000000',
+    positiveInt,
+  ),
+  SIGNER_RC_WAIT_MS: variable('How long an action waiting for resource credits waits before the next check.', '60000', positiveInt),
+} as const satisfies Record<string, VariableDef>;
+
 /** The clock. */
 const clock = {
   CLOCK_SCHEDULES: variable("The clock's schedule file.", 'clock.schedules.json', z.string().min(1)),
@@ -297,13 +333,13 @@ const clock = {
  * broadcaster. Relative paths are resolved against the repository root, so an app finds the same
  * files whatever its working directory.
  */
-export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock } as const;
+export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock, signer } as const;
 
 /** A section an app may ask for; `shared` and `bus` always come with it. */
 export type Section = Exclude<keyof typeof sections, 'shared' | 'bus'>;
 
 /** The whole table (README, status screen, tests). */
-export const variables = { ...shared, ...bus, ...chain, ...store, ...broadcaster, ...bot, ...mailer, ...clock } as const;
+export const variables = { ...shared, ...bus, ...chain, ...store, ...broadcaster, ...bot, ...mailer, ...clock, ...signer } as const;
 
 export type VariableName = keyof typeof variables;
 

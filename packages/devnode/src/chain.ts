@@ -1,4 +1,4 @@
-import type { ApiBlock } from './convert';
+import type { ApiBlock, ApiTransaction } from './convert';
 import type { Fault } from './faults';
 import { SyntheticBlocks } from './synthetic';
 
@@ -29,6 +29,8 @@ export class Chain {
   private readonly cache = new Map<string, ApiBlock>();
   private readonly startedAt: number;
   private frozenHead: number | undefined;
+  /** Accepted transactions, by the block that includes them (appended after its own ones). */
+  private readonly included = new Map<number, Array<{ id: string; trx: ApiTransaction }>>();
   faults: Fault[] = [];
 
   constructor(private readonly options: ChainOptions) {
@@ -66,7 +68,38 @@ export class Chain {
     return fork ? this.forkBlock(num, fork) : this.canonical(num);
   }
 
+  /**
+   * Include a transaction in the next block (head + 1, not produced yet, so no one has seen it
+   * without the transaction). Returns that block's number, or null past the end of the chain.
+   */
+  include(id: string, trx: ApiTransaction): number | null {
+    const num = this.head() + 1;
+    if (num > this.last) return null;
+    const list = this.included.get(num) ?? [];
+    list.push({ id, trx });
+    this.included.set(num, list);
+    return num;
+  }
+
+  /** Timestamp of block `num` in ms (real or synthetic), whether produced yet or not. */
+  timeOf(num: number): number {
+    return Date.parse(`${this.plain(Math.min(num, this.last)).timestamp}Z`) + Math.max(0, num - this.last) * 3000;
+  }
+
   private canonical(num: number): ApiBlock {
+    const extra = this.included.get(num);
+    if (!extra) return this.plain(num);
+    return this.cached(`i${num}`, () => {
+      const base = this.plain(num);
+      return {
+        ...base,
+        transactions: [...base.transactions, ...extra.map((e) => e.trx)],
+        transaction_ids: [...base.transaction_ids, ...extra.map((e) => e.id)],
+      };
+    });
+  }
+
+  private plain(num: number): ApiBlock {
     const index = num - this.first;
     if (index < this.real.length) return this.real[index] as ApiBlock;
     return this.cached(`c${num}`, () =>

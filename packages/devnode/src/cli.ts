@@ -11,10 +11,12 @@ const USAGE = `steem-devnode [--port 8090] [--interval-ms 3000] [--synthetic N] 
               [--ops-per-block 50-200] [--lib-distance 15] [--initial-blocks 1] [--fault SPEC]...
 steem-devnode smtp [--port 2525] [--dir var/smtp-sink] [--fault tempfail|reject|drop|slow]
 
-Fault SPEC: kind[,rate=0..1][,method=TEXT][,fromBlock=N][,forMs=N][,ms=N][,depth=N]
+Fault SPEC: kind[,rate=0..1][,method=TEXT][,account=NAME][,fromBlock=N][,forMs=N][,ms=N][,depth=N]
   kinds: latency timeout http502 http503 http429 rpc-error jussi-error null-block
          wrong-block malformed reset stale fork
-  e.g.   --fault http502,rate=0.3,method=get_block   --fault stale,fromBlock=1000100,forMs=60000`;
+         drop accept-timeout accept-reset expire rc duplicate   (broadcasts)
+  e.g.   --fault http502,rate=0.3,method=get_block   --fault stale,fromBlock=1000100,forMs=60000
+         --fault accept-reset,rate=0.2   --fault rc,account=alice,forMs=30000`;
 
 const log = createLogger({
   app: 'devnode',

@@ -7,6 +7,7 @@ import { cloudflare502, loadGlobalProps, loadRealBlocks } from './fixtures';
 import { type DataFaults, Methods, type Result } from './methods';
 import { prng } from './random';
 import { MAX_BATCH, type RpcError, rpcErrors } from './rpc';
+import { TRANSACTION_METHODS, type TransactionAnswer, Transactions } from './transactions';
 
 export interface DevNodeOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
@@ -48,6 +49,7 @@ export class DevNode {
   /** Requests served (one per HTTP request; a batch counts once), by first method. */
   readonly stats = { requests: 0, calls: 0, faults: {} as Partial<Record<FaultKind, number>> };
   private readonly methods: Methods;
+  private readonly transactions: Transactions;
   private readonly server: Server;
   private readonly held = new Set<ServerResponse>();
   private readonly sockets = new Set<Socket>();
@@ -68,6 +70,7 @@ export class DevNode {
     this.setFaults(options.faults ?? []);
     this.methods = new Methods(this.chain, loadGlobalProps());
     this.rand = prng((options.seed ?? 1) * 7919);
+    this.transactions = new Transactions(this.chain, this.rand, options.now ?? Date.now, (kind) => this.count(kind));
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 30_000;
     this.server.on('connection', (s: Socket) => {
@@ -99,6 +102,7 @@ export class DevNode {
   }
 
   async stop(): Promise<void> {
+    this.transactions.stop();
     for (const res of this.held) res.destroy();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -138,20 +142,34 @@ export class DevNode {
     const head = this.chain.head();
     const now = (this.options.now ?? Date.now)();
     const active = this.chain.faults.filter((f) => f.active(head, now));
-    const answers = requests.map((r) => {
-      if ('error' in r) return answer(r.id, { error: r.error });
-      this.stats.calls++;
-      this.options.onCall?.(r.method, r.params);
-      const hit = (kind: FaultKind): boolean => {
-        const yes = active.some((f) => f.spec.kind === kind && f.hits(r.method, this.rand));
-        if (yes) this.count(kind);
-        return yes;
-      };
-      if (hit('rpc-error')) return answer(r.id, { error: rpcErrors.fcAssert(r.method) });
-      if (hit('jussi-error')) return answer(r.id, { error: rpcErrors.jussiUpstream() });
-      const faults: DataFaults = { nullBlock: hit('null-block'), wrongBlock: hit('wrong-block') };
-      return answer(r.id, this.methods.call(r.method, r.params, faults));
-    });
+    let after: TransactionAnswer['after'];
+    const answers = await Promise.all(
+      requests.map(async (r) => {
+        if ('error' in r) return answer(r.id, { error: r.error });
+        this.stats.calls++;
+        this.options.onCall?.(r.method, r.params);
+        const hit = (kind: FaultKind): boolean => {
+          const yes = active.some((f) => f.spec.kind === kind && f.hits(r.method, this.rand));
+          if (yes) this.count(kind);
+          return yes;
+        };
+        if (hit('rpc-error')) return answer(r.id, { error: rpcErrors.fcAssert(r.method) });
+        if (hit('jussi-error')) return answer(r.id, { error: rpcErrors.jussiUpstream() });
+        if (TRANSACTION_METHODS.has(r.method)) {
+          const out = await this.transactions.call(r.method, r.params);
+          after ??= out.after;
+          return answer(r.id, out.result);
+        }
+        const faults: DataFaults = { nullBlock: hit('null-block'), wrongBlock: hit('wrong-block') };
+        return answer(r.id, this.methods.call(r.method, r.params, faults));
+      }),
+    );
+    // Broadcast faults that strike after the transaction was accepted: the client never learns it.
+    if (after === 'timeout') return this.hold(res);
+    if (after === 'reset') {
+      res.socket?.destroy();
+      return;
+    }
     this.send(res, 200, batch ? `[${answers.join(',')}]` : (answers[0] as string));
   }
 
@@ -167,8 +185,7 @@ export class DevNode {
           await new Promise((r) => setTimeout(r, f.spec.ms ?? 1000));
           break;
         case 'timeout':
-          this.held.add(res);
-          res.on('close', () => this.held.delete(res));
+          this.hold(res);
           return true;
         case 'http502':
           this.send(res, 502, this.html502, 'text/html');
@@ -191,6 +208,12 @@ export class DevNode {
       }
     }
     return false;
+  }
+
+  /** Never answer; the connection stays open until the client gives up (or the node stops). */
+  private hold(res: ServerResponse): void {
+    this.held.add(res);
+    res.on('close', () => this.held.delete(res));
   }
 
   private count(kind: FaultKind): void {

@@ -13,8 +13,18 @@ export const FAULT_KINDS = [
   'reset', // the connection is dropped without an answer
   'stale', // head frozen while the chain goes on
   'fork', // blocks [at, at+depth) replaced by another branch until the head passes them
+  // Broadcasts (condenser_api / network_broadcast_api broadcast_transaction*):
+  'drop', // accepted (answered as such) but never included; a synchronous broadcast answers `expired: true` once it expires
+  'accept-timeout', // accepted and included, but the HTTP answer never comes
+  'accept-reset', // accepted and included, but the connection is dropped instead of answering
+  'expire', // not included; a synchronous broadcast answers `expired: true` at once
+  'rc', // rejected for resource credits (and rc_api.find_rc_accounts shows no mana)
+  'duplicate', // included (as if it had arrived through another node first), answered "Duplicate transaction check failed"
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The faults that act on accepted transactions rather than on the HTTP exchange or the blocks. */
+export const BROADCAST_FAULTS: ReadonlySet<FaultKind> = new Set(['drop', 'accept-timeout', 'accept-reset', 'expire', 'rc', 'duplicate']);
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -30,6 +40,8 @@ export interface FaultSpec {
   ms?: number;
   /** For `fork`: how many blocks the other branch replaces (default 1). */
   depth?: number;
+  /** Broadcast faults: only transactions that need this account's authority (default: any). */
+  account?: string;
 }
 
 /** A fault being applied, with its activation state. */
@@ -56,7 +68,7 @@ export class Fault {
 
 /**
  * Parse the CLI form: `kind[,key=value...]`, e.g. `http502,rate=0.3,method=get_block` or
- * `stale,fromBlock=1000100,forMs=60000` or `latency,ms=200`.
+ * `stale,fromBlock=1000100,forMs=60000` or `latency,ms=200` or `accept-reset,rate=0.2` or `rc,account=alice`.
  */
 export function parseFault(text: string): FaultSpec {
   const [kind, ...pairs] = text.split(',').map((s) => s.trim());
@@ -64,13 +76,13 @@ export function parseFault(text: string): FaultSpec {
   const spec: FaultSpec = { kind: kind as FaultKind };
   for (const pair of pairs) {
     const [key, value = ''] = pair.split('=');
-    if (key === 'method') spec.method = value;
+    if (key === 'method' || key === 'account') spec[key] = value;
     else if (key === 'rate' || key === 'fromBlock' || key === 'forMs' || key === 'ms' || key === 'depth') {
       const n = Number(value);
       if (!Number.isFinite(n) || n < 0 || (key === 'rate' && n > 1))
         throw new Error(`fault "${text}": ${key} must be a number${key === 'rate' ? ' in 0..1' : ' >= 0'}`);
       spec[key] = n;
-    } else throw new Error(`fault "${text}": unknown key "${key}" (rate, method, fromBlock, forMs, ms, depth)`);
+    } else throw new Error(`fault "${text}": unknown key "${key}" (rate, method, account, fromBlock, forMs, ms, depth)`);
   }
   return spec;
 }

@@ -3,8 +3,10 @@ export { blockNumFromId, condenserBlock, condenserBlockJson, condenserOp, legacy
 export type { DevNodeOptions } from './devnode';
 export { DevNode } from './devnode';
 export type { FaultKind, FaultSpec } from './faults';
-export { FAULT_KINDS, parseFault } from './faults';
+export { BROADCAST_FAULTS, FAULT_KINDS, parseFault } from './faults';
 export { FIXTURES, loadRealBlocks } from './fixtures';
 export { DEVNODE_PUBLIC_KEY } from './methods';
+export { chainErrors } from './rpc';
 export type { SinkMessage, SmtpFault, SmtpSinkOptions } from './smtp-sink';
 export { SmtpSink } from './smtp-sink';
+export { MAX_TIME_UNTIL_EXPIRATION_S, MAX_TRANSACTION_SIZE, TRANSACTION_METHODS } from './transactions';

@@ -1,0 +1,98 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { AppContext, RunningApp } from '@steem-bot/bus';
+import { AppError, resolveProjectPath } from '@steem-bot/config';
+
+import type { CommentInput, CustomJsonInput, TransferInput, VoteInput } from './actions';
+import { Keys } from './keys';
+import { NodeClient } from './node-client';
+import { actionView, Signer } from './signer';
+import { publicKeyOf } from './steem';
+import { type ActionKind, SignerStore } from './store';
+
+export const storeFile = (dataDir: string): string => join(dataDir, 'signer.sqlite');
+
+/** The signer process (bus app `signer`): intake of the four action tasks, the engine, the status call. */
+export async function startSigner({ config, logger, bus }: AppContext<'chain' | 'signer'>): Promise<RunningApp> {
+  const file = resolveProjectPath(config.SIGNER_KEYS_FILE);
+  let keys: Keys;
+  if (!config.SIGNER_LIVE && !existsSync(file)) {
+    logger.warn(`dry run without ${file}: every action will be refused for want of a key`);
+    keys = Keys.of({});
+  } else keys = Keys.load(file);
+  const client = new NodeClient({ nodes: config.STEEM_NODES, timeoutMs: config.SIGNER_RPC_TIMEOUT_MS, logger });
+  if (config.SIGNER_LIVE) await checkAuthorities(keys, client);
+  const store = new SignerStore(storeFile(config.DATA_DIR));
+  const signer = new Signer({
+    store,
+    keys,
+    client,
+    logger,
+    live: config.SIGNER_LIVE,
+    expirationS: config.SIGNER_EXPIRATION_S,
+    maxSigns: config.SIGNER_MAX_SIGNS,
+    pollMs: config.SIGNER_POLL_MS,
+    minRc: config.SIGNER_MIN_RC,
+    rcWaitMs: config.SIGNER_RC_WAIT_MS,
+    publish: (e) => (e.name === 'transaction.confirmed' ? bus.publish(e.name, e.payload) : bus.publish(e.name, e.payload)),
+  });
+
+  const intake =
+    (kind: ActionKind) =>
+    (payload: VoteInput | CommentInput | TransferInput | CustomJsonInput, ctx: { tid: string; key: string | undefined }) =>
+      signer.accept(kind, payload, ctx);
+  bus.handle('signer.vote.cast', intake('vote'));
+  bus.handle('signer.comment.post', intake('comment'));
+  bus.handle('signer.transfer.send', intake('transfer'));
+  bus.handle('signer.custom_json.send', intake('custom_json'));
+  bus.handle('signer.action.get', ({ key }) => {
+    const action = store.byKey(key);
+    if (!action) throw new AppError('ERR_SIGNER_NOT_FOUND', `no action has the key "${key}"`);
+    return actionView(action);
+  });
+  await bus.serve();
+  // The broadcaster's stream confirms as soon as it carries the transaction; lookups are the fallback.
+  const confirm = (p: { trx_id: string; block_num: number }): void => signer.onChainOp(p.trx_id, p.block_num);
+  bus.subscribe('broadcaster', { vote: confirm, comment: confirm, transfer: confirm, custom_json: confirm });
+  signer.start();
+  logger.info(
+    { accounts: keys.summary(), live: config.SIGNER_LIVE, nodes: config.STEEM_NODES },
+    config.SIGNER_LIVE
+      ? 'signer live: broadcasting'
+      : 'signer in dry run: logging transactions, broadcasting none (SIGNER_LIVE=1 to broadcast)',
+  );
+  return {
+    async stop() {
+      await signer.stop();
+      store.close();
+    },
+  };
+}
+
+/** Live mode: each key must be an authority of its account on chain (checked once, at start-up). */
+async function checkAuthorities(keys: Keys, client: NodeClient): Promise<void> {
+  const summary = keys.summary();
+  const names = Object.keys(summary);
+  if (names.length === 0) return;
+  type Authority = { key_auths: Array<[string, number]> };
+  const accounts = await client.call<Array<{ name: string; posting: Authority; active: Authority; owner: Authority }>>(
+    'condenser_api.get_accounts',
+    [names],
+  );
+  const problems: string[] = [];
+  for (const name of names) {
+    const account = accounts.find((a) => a.name === name);
+    if (!account) {
+      problems.push(`@${name} does not exist`);
+      continue;
+    }
+    for (const role of summary[name] ?? []) {
+      const pub = publicKeyOf(keys.get(name, role) as string);
+      const holders = role === 'posting' ? [account.posting, account.active, account.owner] : [account.active, account.owner];
+      if (!holders.some((a) => a.key_auths.some(([k]) => k === pub)))
+        problems.push(`the ${role} key given for @${name} is not a ${role} authority of it`);
+    }
+  }
+  if (problems.length > 0) throw new AppError('ERR_CONFIG_INVALID', `SIGNER_KEYS_FILE: ${problems.join('; ')}`);
+}

@@ -1,0 +1,13 @@
+export type { CommentInput, CustomJsonInput, Spacing, TransferInput, VoteInput } from './actions';
+export { CHAIN_SPACING, MAX_TRANSACTION_SIZE, spacingRule, toAction } from './actions';
+export { startSigner, storeFile } from './app';
+export type { KeyRole } from './keys';
+export { Keys } from './keys';
+export type { NodeClientOptions } from './node-client';
+export { NodeClient, NodeUnavailable, RpcRefusal } from './node-client';
+export type { Outcome, SignerOptions } from './signer';
+export { actionView, Signer } from './signer';
+export type { Operation, SignedTransaction } from './steem';
+export { signTransaction, transactionId } from './steem';
+export type { Action, ActionKind } from './store';
+export { SignerStore } from './store';

@@ -1,0 +1,183 @@
+import type { DevNode, FaultSpec } from '@steem-bot/devnode';
+
+import { type Harness, onChain, OTHER_KEY, startNode, startSigner, TEST_KEY } from './helpers';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(
+  faults: FaultSpec[] = [],
+  options: Parameters<typeof startSigner>[1] = {},
+): Promise<{ node: DevNode; h: Harness; calls: string[] }> {
+  const calls: string[] = [];
+  const node = await startNode(faults, (method) => calls.push(method));
+  cleanups.push(() => node.stop());
+  const h = startSigner(node, options);
+  cleanups.push(() => h.stop());
+  return { node, h, calls };
+}
+
+const transfer = (memo: string, account = 'alice') => ({ account, to: 'carol', amount: '1.000 STEEM', memo });
+const ctx = (key: string) => ({ key, tid: `tid-${key}` });
+const transfersWithMemo = (node: DevNode, memo: string) =>
+  onChain(node, (t) => t.ops.some((o) => o.type === 'transfer_operation' && o.value.memo === memo));
+
+describe('signer engine against devnode (real HTTP, real SQLite)', () => {
+  test('a transfer and a vote: recorded, signed once, on chain once, confirmed with trx_id and block_num', async () => {
+    const { node, h } = await setup();
+    const t = h.signer.accept('transfer', transfer('k1'), ctx('k1'));
+    expect(t.state).toBe('pending');
+    expect(h.signer.accept('transfer', transfer('k1'), ctx('k1'))).toEqual(t); // the same key: the same action
+    expect(() => h.signer.accept('transfer', transfer('other'), ctx('k1'))).toThrow(
+      expect.objectContaining({ code: 'ERR_SIGNER_CONFLICT' }),
+    );
+    h.signer.accept('vote', { account: 'bob', author: 'carol', permlink: 'a-post', weight: 5000 }, ctx('v1'));
+    await h.until('k1', ['confirmed']);
+    await h.until('v1', ['confirmed']);
+    const action = h.store.byKey('k1');
+    const chain = transfersWithMemo(node, 'k1');
+    expect(chain).toHaveLength(1);
+    expect(action).toMatchObject({ state: 'confirmed', signed: 1, trx_id: chain[0]?.id, block_num: chain[0]?.block });
+    expect(h.events).toContainEqual({
+      name: 'transaction.confirmed',
+      payload: { action_id: t.action_id, key: 'k1', trx_id: chain[0]?.id, block_num: chain[0]?.block },
+    });
+    expect(onChain(node, (x) => x.id === h.store.byKey('v1')?.trx_id)[0]?.ops).toEqual([
+      { type: 'vote_operation', value: { voter: 'bob', author: 'carol', permlink: 'a-post', weight: 5000 } },
+    ]);
+  });
+
+  test('answers reset after acceptance: the same signed transaction is looked up / rebroadcast, one on chain', async () => {
+    const { node, h } = await setup([{ kind: 'accept-reset', forMs: 1_500 }]);
+    h.signer.accept('transfer', transfer('reset'), ctx('reset'));
+    await h.until('reset', ['confirmed']);
+    expect(transfersWithMemo(node, 'reset')).toHaveLength(1);
+    expect(h.store.byKey('reset')?.signed).toBe(1);
+    expect(node.stats.faults['accept-reset']).toBeGreaterThanOrEqual(1);
+  });
+
+  test('duplicate: the node says it already has it; confirmed by lookup, not failed, signed once', async () => {
+    const { node, h } = await setup([{ kind: 'duplicate' }]);
+    h.signer.accept('transfer', transfer('dup'), ctx('dup'));
+    await h.until('dup', ['confirmed']);
+    expect(transfersWithMemo(node, 'dup')).toHaveLength(1);
+    expect(h.store.byKey('dup')?.signed).toBe(1);
+  });
+
+  test.each(['drop', 'expire'] as const)(
+    '%s once: expires without inclusion (irreversibly), signed again, confirmed; one on chain',
+    async (kind) => {
+      const { node, h } = await setup([{ kind, forMs: 800 }], { expirationS: 15 });
+      h.signer.accept('transfer', transfer(kind), ctx(kind));
+      await h.until(kind, ['confirmed'], 30_000);
+      expect(transfersWithMemo(node, kind)).toHaveLength(1);
+      expect(h.store.byKey(kind)?.signed).toBe(2);
+    },
+  );
+
+  test('drop for ever: after SIGNER_MAX_SIGNS transactions, failed (retryable) with the reason; nothing on chain', async () => {
+    const { node, h } = await setup([{ kind: 'drop' }], { expirationS: 9, maxSigns: 2 });
+    const { action_id } = h.signer.accept('transfer', transfer('gone'), ctx('gone'));
+    await h.until('gone', ['failed'], 30_000);
+    expect(h.store.byKey('gone')).toMatchObject({
+      signed: 2,
+      retryable: true,
+      reason: expect.stringMatching(/^expired: none of the 2 transactions/),
+    });
+    expect(h.events).toContainEqual({
+      name: 'transaction.failed',
+      payload: { action_id, key: 'gone', reason: expect.stringMatching(/^expired/), retryable: true },
+    });
+    expect(transfersWithMemo(node, 'gone')).toHaveLength(0);
+  });
+
+  test('RC exhausted: the action waits in state waiting-rc (checked before broadcasting), then goes out once RC is back', async () => {
+    const { node, h, calls } = await setup([{ kind: 'rc', account: 'alice', forMs: 1_500 }]);
+    h.signer.accept('transfer', transfer('rc'), ctx('rc'));
+    await h.until('rc', ['waiting-rc'], 5_000);
+    expect(h.store.byKey('rc')?.reason).toMatch(/^waiting for resource credits: @alice has 0 RC/);
+    expect(calls.filter((m) => m.includes('broadcast'))).toEqual([]);
+    await h.until('rc', ['confirmed']);
+    expect(transfersWithMemo(node, 'rc')).toHaveLength(1);
+  });
+
+  test("wrong authority: failed at once, not retryable, with the node's reason; nothing on chain", async () => {
+    const { node, h } = await setup();
+    const { action_id } = h.signer.accept('transfer', transfer('bad', 'mallory'), ctx('bad'));
+    await h.until('bad', ['failed']);
+    const reason = 'missing required active authority:Missing Active Authority mallory';
+    expect(h.store.byKey('bad')).toMatchObject({ retryable: false, reason, signed: 1 });
+    expect(h.events).toContainEqual({ name: 'transaction.failed', payload: { action_id, key: 'bad', reason, retryable: false } });
+    expect(transfersWithMemo(node, 'bad')).toHaveLength(0);
+    expect(OTHER_KEY).not.toBe(TEST_KEY);
+  });
+
+  test('refused before recording: no key for the account, a transaction over 64 KiB', async () => {
+    const { h } = await setup();
+    expect(() => h.signer.accept('vote', { account: 'nobody', author: 'a', permlink: 'b', weight: 1 }, ctx('x'))).toThrow(
+      expect.objectContaining({ code: 'ERR_SIGNER_NO_KEY' }),
+    );
+    expect(() =>
+      h.signer.accept(
+        'comment',
+        { account: 'alice', parent_author: '', parent_permlink: 'steem', permlink: 'p', body: 'x'.repeat(70_000) },
+        ctx('y'),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_SIGNER_INPUT' }));
+    expect(() => h.signer.accept('transfer', transfer('z'), { key: undefined, tid: 't' })).toThrow(
+      expect.objectContaining({ code: 'ERR_SIGNER_INPUT' }),
+    );
+    expect(h.store.all()).toEqual([]);
+  });
+
+  test('two votes of one account go out 3 s apart (one writer per account); another account is not held up', async () => {
+    const { node, h } = await setup();
+    h.signer.accept('vote', { account: 'alice', author: 'carol', permlink: 'p1', weight: 100 }, ctx('a1'));
+    h.signer.accept('vote', { account: 'alice', author: 'carol', permlink: 'p2', weight: 100 }, ctx('a2'));
+    h.signer.accept('vote', { account: 'bob', author: 'carol', permlink: 'p1', weight: 100 }, ctx('b1'));
+    for (const k of ['a1', 'a2', 'b1']) await h.until(k, ['confirmed']);
+    const [a1, a2, b1] = ['a1', 'a2', 'b1'].map((k) => h.store.byKey(k));
+    expect((a2?.signed_at ?? 0) - (a1?.signed_at ?? 0)).toBeGreaterThanOrEqual(3_000);
+    expect((b1?.signed_at ?? 0) - (a1?.signed_at ?? 0)).toBeLessThan(3_000);
+    // On chain, in two blocks at least 3 s of chain time apart.
+    const blocks = [a1, a2].map((a) => onChain(node, (t) => t.id === a?.trx_id)[0]?.block ?? 0);
+    expect((blocks[1] ?? 0) - (blocks[0] ?? 0)).toBeGreaterThanOrEqual(1);
+  });
+
+  test('posts: root posts spaced by the root rule, replies by the reply rule (rules shortened here), each on chain once', async () => {
+    const { node, h } = await setup([], { spacing: { vote: 3_000, root: 1_500, reply: 300 } });
+    const post = (permlink: string, parent = '') => ({
+      account: 'alice',
+      parent_author: parent,
+      parent_permlink: parent ? 'r1' : 'steem',
+      permlink,
+      title: parent ? '' : permlink,
+      body: 'hello',
+    });
+    h.signer.accept('comment', post('r1'), ctx('r1'));
+    h.signer.accept('comment', post('r2'), ctx('r2'));
+    h.signer.accept('comment', post('c1', 'alice'), ctx('c1'));
+    h.signer.accept('comment', post('c2', 'alice'), ctx('c2'));
+    for (const k of ['r1', 'r2', 'c1', 'c2']) await h.until(k, ['confirmed']);
+    const at = (k: string): number => h.store.byKey(k)?.signed_at ?? 0;
+    expect(at('r2') - at('r1')).toBeGreaterThanOrEqual(1_500);
+    expect(at('c2') - at('c1')).toBeGreaterThanOrEqual(300);
+    for (const k of ['r1', 'r2', 'c1', 'c2']) expect(onChain(node, (t) => t.id === h.store.byKey(k)?.trx_id)).toHaveLength(1);
+  });
+
+  test('dry run: the exact signed transaction is logged, the action ends dry-run, nothing is broadcast', async () => {
+    const { h, calls } = await setup([], { live: false });
+    h.signer.accept('transfer', transfer('dry'), ctx('dry'));
+    await h.until('dry', ['dry-run']);
+    const line = h.lines.find((l) => String(l.msg).startsWith('dry run: would broadcast '));
+    const trx = line?.trx as { operations: unknown[]; signatures: string[]; expiration: string };
+    expect(trx.operations).toEqual([['transfer', { from: 'alice', to: 'carol', amount: '1.000 STEEM', memo: 'dry' }]]);
+    expect(trx.signatures).toHaveLength(1);
+    expect(String(line?.msg)).toContain(JSON.stringify(trx));
+    expect(calls.filter((m) => m.includes('broadcast'))).toEqual([]);
+    expect(h.events).toEqual([]);
+    expect(JSON.stringify(h.lines)).not.toContain(TEST_KEY);
+  });
+});

@@ -1,0 +1,109 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { DevNode, type FaultSpec } from '@steem-bot/devnode';
+import { keptLogger, waitFor } from '@steem-bot/testkit';
+
+import { Keys, NodeClient, type Outcome, Signer, type SignerOptions, SignerStore } from '../src';
+
+/** The devnode accounts' test key (it guards nothing). */
+export const TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
+/** A valid key that is no authority of any devnode account. */
+export const OTHER_KEY = '5J7LpfJUimNzEfiMNQZyo1v19515qekM38T7pDFRBSn1WuJeLhf'; // toWif('someone', 'else', 'active')
+
+/** A devnode whose head moves every 100 ms (30x chain speed) and whose LIB trails by 3 blocks. */
+export function startNode(faults: FaultSpec[] = [], onCall?: (method: string, params: unknown) => void): Promise<DevNode> {
+  return DevNode.start({
+    intervalMs: 100,
+    initialBlocks: 1000,
+    synthetic: 6000,
+    opsPerBlock: [1, 2],
+    libDistance: 3,
+    faults,
+    ...(onCall ? { onCall } : {}),
+  });
+}
+
+/** Every transaction of the blocks produced so far that carries `trxId` (or matches `pred`). */
+export function onChain(
+  node: DevNode,
+  pred: (trx: { id: string; ops: Array<{ type: string; value: Record<string, unknown> }> }) => boolean,
+): Array<{ block: number; id: string; ops: Array<{ type: string; value: Record<string, unknown> }> }> {
+  const out = [];
+  for (let n = 1_001_000; n <= node.chain.head(); n++) {
+    const block = node.chain.block(n);
+    if (!block) continue;
+    for (let i = 0; i < block.transactions.length; i++) {
+      const trx = {
+        id: block.transaction_ids[i] as string,
+        ops: (block.transactions[i] as { operations: Array<{ type: string; value: Record<string, unknown> }> }).operations,
+      };
+      if (pred(trx)) out.push({ block: n, ...trx });
+    }
+  }
+  return out;
+}
+
+export interface Harness {
+  signer: Signer;
+  store: SignerStore;
+  events: Outcome[];
+  lines: Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+  /** Wait until the action of `key` is in one of `states`. */
+  until(key: string, states: string[], timeoutMs?: number): Promise<void>;
+}
+
+/** A signer engine in this process: real SQLite file, real HTTP to the devnode, events kept in a list. */
+export function startSigner(node: DevNode, options: Partial<SignerOptions> = {}): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'signer-'));
+  const store = new SignerStore(join(dir, 'signer.sqlite'));
+  const { logger, lines } = keptLogger('signer');
+  const events: Outcome[] = [];
+  const signer = new Signer({
+    store,
+    keys: Keys.of({
+      alice: { posting: TEST_KEY, active: TEST_KEY },
+      bob: { posting: TEST_KEY, active: TEST_KEY },
+      mallory: { posting: OTHER_KEY, active: OTHER_KEY },
+    }),
+    client: new NodeClient({ nodes: [node.url], timeoutMs: 1_000, logger, breakMs: 100 }),
+    logger,
+    live: true,
+    expirationS: 60,
+    maxSigns: 3,
+    pollMs: 100,
+    minRc: 1_000_000_000,
+    rcWaitMs: 200,
+    publish: async (e) => {
+      events.push(e);
+    },
+    ...options,
+  });
+  signer.start();
+  const h: Harness = {
+    signer,
+    store,
+    events,
+    lines,
+    async stop() {
+      await signer.stop();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async until(key, states, timeoutMs = 20_000) {
+      const state = (): string => h.store.byKey(key)?.state ?? '';
+      try {
+        await waitFor(() => states.includes(state()), timeoutMs, `${key} in ${states.join('/')}`);
+      } catch (err) {
+        // What the signer said, to see why.
+        const said = lines.map((l) => `${String(l.level)} ${String(l.msg)}${l.err ? ` ${JSON.stringify(l.err)}` : ''}`).slice(-15);
+        throw new Error(`${(err as Error).message}: now ${state()} (${h.store.byKey(key)?.reason}); log:\n${said.join('\n')}`, {
+          cause: err,
+        });
+      }
+    },
+  };
+  return h;
+}
