@@ -49,6 +49,19 @@ export const catalogue = defineCatalogue({
     'email.skipped': emailEvent,
     /** A client cancelled a message before it was sent. */
     'email.cancelled': emailEvent,
+    /** The webhooks app stopped delivering to an endpoint (410, retries exhausted, failing too long). */
+    'endpoint.disabled': z.object({
+      client: z.string(),
+      endpoint: z.string(),
+      url: z.string(),
+      reason: z.string(),
+    }),
+    /** An outside app posted an event of a type it owns (`POST /v1/events/{type}` of the webhooks app). */
+    'event.posted': z.object({
+      client: z.string(),
+      type: z.string(),
+      data: z.record(z.string(), z.unknown()),
+    }),
   },
   tasks: {
     /** Queue an email (trusted internal intake); acknowledged once it is on disk. */
