@@ -94,6 +94,7 @@ export async function call(
 /** One POST a receiver got. */
 export interface Received {
   id: string;
+  timestamp: string;
   signature: string;
   body: { type: string; position: number; tid: string; timestamp: string; data: Record<string, unknown> };
   raw: string;
@@ -162,6 +163,7 @@ export class Receiver {
       if (status >= 200 && status < 300)
         this.got.push({
           id: headers['webhook-id'],
+          timestamp: headers['webhook-timestamp'],
           signature: headers['webhook-signature'],
           body: JSON.parse(raw) as Received['body'],
           raw,
