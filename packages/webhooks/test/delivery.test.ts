@@ -212,4 +212,56 @@ describe('deliveries', () => {
     await waitFor(() => r.unique.length === 20, 3_000, 'twenty');
     expect(r.got.slice(13).map((g) => g.body.position)).toEqual(Array.from({ length: 10 }, (_, i) => BLOCK + 10 + i));
   });
+
+  test('the SSRF guard applies to the connected address at every delivery: a host name resolving to loopback is never reached', async () => {
+    const { w, chain, app, token } = await setup({ WEBHOOKS_ALLOW: '', WEBHOOKS_RETRY_SCHEDULE_MS: '20' });
+    const r = await receiver();
+    // `localhost` passes registration (a host name), and resolves to a loopback address at delivery.
+    const url = r.url.replace('127.0.0.1', 'localhost');
+    expect((await call(app.url, token, 'PUT', '/v1/endpoints/local', { url, events: ['transfer'] })).status).toBe(201);
+    await call(app.url, token, 'POST', '/v1/endpoints/local/replay', { from_position: BLOCK });
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(() => w.store.endpoint('shop', 'local')?.disabled === 1, 3_000, 'disabled');
+    const log = (await call(app.url, token, 'GET', '/v1/endpoints/local/deliveries')).body.deliveries as Array<Record<string, unknown>>;
+    expect(log.map((d) => [d.status, d.error])).toEqual([
+      [null, 'address not allowed'],
+      [null, 'address not allowed'],
+    ]);
+    expect(r.requests).toBe(0);
+  });
+
+  test('an endpoint failing continuously for WEBHOOKS_DISABLE_AFTER_HOURS is disabled (injectable clock)', async () => {
+    let clock = 1_800_000_000_000;
+    const w = webhooksEnv({ WEBHOOKS_DISABLE_AFTER_HOURS: '2', WEBHOOKS_RETRY_SCHEDULE_MS: '10,10,10,10,10,10,10' });
+    cleanups.push(() => w.cleanup());
+    const chain = await fakeBroadcaster(w);
+    cleanups.push(() => chain.bus.close());
+    const app = await startApp(w, { now: () => clock });
+    cleanups.push(() => app.stop());
+    const token = client(w, 'shop');
+    const r = await receiver((n) => {
+      clock += 50 * 60_000; // each failed try "takes" 50 minutes
+      return n < 100 ? 500 : 200;
+    });
+    await register(app, token, 'slow', r);
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(() => w.store.endpoint('shop', 'slow')?.disabled === 1, 3_000, 'disabled');
+    // tries at 0, 50, 100, 150 min after the first failure: the one at >= 120 min disables
+    expect(r.requests).toBe(4);
+    expect(w.store.endpoint('shop', 'slow')?.disabled_reason).toBe('failing for 2 h (last: HTTP 500)');
+  });
+
+  test('re-enabling a disabled endpoint with PUT delivers the event it stopped at', async () => {
+    const { chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '10' });
+    let up = false;
+    const r = await receiver(() => (up ? 200 : 503));
+    await register(app, token, 'main', r);
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(async () => (await call(app.url, token, 'GET', '/v1/endpoints/main')).body.disabled === true, 3_000, 'disabled');
+    up = true;
+    const put = await call(app.url, token, 'PUT', '/v1/endpoints/main', { url: r.url, events: ['transfer'], filter: { to: 'alice' } });
+    expect(put.body).toMatchObject({ disabled: false, disabled_reason: null });
+    await waitFor(() => r.got.length === 1, 3_000, 'delivered after re-enabling');
+    expect(r.got[0]?.body.position).toBe(BLOCK);
+  });
 });
