@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 
 import { APPLIED_INDEX, positionOf } from '@steem-bot/broadcaster';
-import { chainOpMeta } from '@steem-bot/config';
+import { createIpcBus } from '@steem-bot/bus';
+import { catalogue, chainOpMeta } from '@steem-bot/config';
 import { DevNode, loadRealBlocks, opsInBlock } from '@steem-bot/devnode';
-import { type Proc, spawnProcess, testSetup } from '@steem-bot/testkit';
+import { keptLogger, type Proc, spawnProcess, testSetup } from '@steem-bot/testkit';
 
 import { addClient, storeFile, WebhookStore } from '../src';
 import { call, Receiver, waitFor } from './helpers';
@@ -53,7 +54,7 @@ async function register(url: string, token: string, r: Receiver, id: string, bod
   expect((await call(url, token, 'POST', `/v1/endpoints/${id}/replay`, { from_position: positionOf(1_000_000, 0) })).status).toBe(202);
 }
 
-describe('the webhooks process with a real broadcaster on the devnode', () => {
+describe('the webhooks process (compiled main.js, real node-ipc bus)', () => {
   test("a receiver verifying with standardwebhooks gets the real blocks' transfers to one account and every op, exactly as the fixture has them, in order", async () => {
     const node = await DevNode.start({ intervalMs: 0, libDistance: 0 });
     cleanups.push(() => node.stop());
@@ -124,5 +125,33 @@ describe('the webhooks process with a real broadcaster on the devnode', () => {
     expect(r.got.every((g) => g.verified)).toBe(true);
     // at-least-once: a kill may repeat the delivery in flight, not more
     expect(r.got.length - r.unique.length).toBeLessThanOrEqual(4);
+  });
+
+  test('over node-ipc: a posted event reaches its endpoint and a bus subscriber in another process; SIGINT drains and exits 0', async () => {
+    const t = testSetup({ WEBHOOKS_PORT: '0', WEBHOOKS_ALLOW: '127.0.0.1', LOG_LEVEL: 'info' });
+    cleanups.push(() => t.cleanup());
+    const store = new WebhookStore(storeFile(t.config.DATA_DIR));
+    const { token } = addClient(store, 'shop', ['shop.order_paid']);
+    store.close();
+    const webhooks = await start(WEBHOOKS, t.env);
+    const url = await apiUrl(webhooks);
+    const r = await Receiver.start();
+    cleanups.push(() => r.close());
+    const put = await call(url, token, 'PUT', '/v1/endpoints/orders', { url: r.url, events: ['shop.order_paid'] });
+    r.secrets.push(String(put.body.secret));
+    const observer = createIpcBus('observer', catalogue, t.config, keptLogger('observer').logger);
+    cleanups.push(() => observer.close());
+    const seen: unknown[] = [];
+    const sub = observer.subscribe('webhooks', { 'event.posted': (p) => void seen.push(p) }, { from: 0 });
+    await sub.ready;
+    const posted = await call(url, token, 'POST', '/v1/events/shop.order_paid', { order: 7 });
+    expect(posted.status).toBe(202);
+    await waitFor(() => r.got.length === 1 && seen.length === 1, 10_000, 'delivery and bus event');
+    expect(r.got[0]?.body).toMatchObject({ type: 'shop.order_paid', position: posted.body.position, data: { order: 7 } });
+    expect(r.got[0]?.verified).toBe(true);
+    expect(seen).toEqual([{ client: 'shop', type: 'shop.order_paid', data: { order: 7 } }]);
+    webhooks.child.kill('SIGINT');
+    expect(await webhooks.exited).toBe(0);
+    expect(webhooks.messagesLogged).toContain('stopped cleanly');
   });
 });
