@@ -26,6 +26,8 @@ export interface ApiOptions {
   dispatcher: Dispatcher;
   /** Appends a posted event to the webhooks stream and publishes it. */
   postEvent(client: string, type: string, data: Record<string, unknown>, tid: string): Promise<number>;
+  /** Position of the newest block.applied seen live, if any: a new endpoint's chain cursor. */
+  chainHead?: () => number | null;
   now?: () => number;
 }
 
@@ -150,11 +152,14 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         if (changed) {
           options.logger.info(`endpoint ${client.name}/${row.id} ${created ? 'created' : 'updated'}`);
           await dispatcher.refresh(row.seq, () => {
-            // A new endpoint starts at "now" on the time-positioned streams, so a restart before its
-            // first event misses nothing; on the chain it starts at the next op the broadcaster publishes.
+            // A new endpoint starts at "now": on the time-positioned streams, and on the chain after
+            // the newest block seen; so a restart before its first event misses nothing.
             if (!created) return;
-            const apps = [...streamsOf(spec.events).keys()].filter((a) => a !== 'broadcaster');
-            for (const a of apps) store.advance(row.seq, a, now() * 1000 - 1);
+            const head = options.chainHead?.() ?? null;
+            for (const a of streamsOf(spec.events).keys()) {
+              if (a !== 'broadcaster') store.advance(row.seq, a, now() * 1000 - 1);
+              else if (head !== null) store.advance(row.seq, a, head);
+            }
           });
         }
         const view = endpointView(store.endpointBySeq(row.seq) as EndpointRow, store);

@@ -62,6 +62,10 @@ export async function startWebhooks(
     publishOwn: async (name, payload, tid) => void (await appendAndPublish(name, payload, tid)),
   });
   dispatcher.start();
+  // The newest block the broadcaster applied (live): where a new endpoint's chain cursor starts,
+  // so that a restart before its first matching op misses nothing.
+  let chainHead: number | null = null;
+  bus.subscribe('broadcaster', { 'block.applied': (_payload, ctx) => void (chainHead = ctx.pos) });
   const api = await createApi({
     store,
     config,
@@ -69,6 +73,7 @@ export async function startWebhooks(
     bus,
     dispatcher,
     now,
+    chainHead: () => chainHead,
     postEvent: (client, type, data, tid) => appendAndPublish('event.posted', { client, type, data }, tid),
   });
   const url = await api.listen({ host: config.WEBHOOKS_HOST, port: config.WEBHOOKS_PORT });

@@ -264,4 +264,40 @@ describe('deliveries', () => {
     await waitFor(() => r.got.length === 1, 3_000, 'delivered after re-enabling');
     expect(r.got[0]?.body.position).toBe(BLOCK);
   });
+
+  test('a new endpoint starts after the newest block seen: a restart before its first matching op misses nothing', async () => {
+    const w = webhooksEnv();
+    cleanups.push(() => w.cleanup());
+    const chain = await fakeBroadcaster(w);
+    cleanups.push(() => chain.bus.close());
+    let app = await startApp(w);
+    const token = client(w, 'shop');
+    const applied = (block: number) =>
+      chain.bus.publish(
+        'block.applied',
+        { block_num: block, block_id: 'x', timestamp: 't', op_count: 1 },
+        { position: block * 1e6 + 999_999 },
+      );
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await applied(1_000_000);
+    const r = await receiver();
+    // the app has seen block.applied once a new endpoint gets a chain cursor
+    await waitFor(
+      async () => {
+        const probe = await call(app.url, token, 'PUT', '/v1/endpoints/probe', { url: r.url, events: ['vote'] });
+        await call(app.url, token, 'DELETE', '/v1/endpoints/probe');
+        return (probe.body.cursors as Record<string, number>).broadcaster !== undefined;
+      },
+      3_000,
+      'the app to see block.applied',
+    );
+    const put = await call(app.url, token, 'PUT', '/v1/endpoints/main', { url: r.url, events: ['transfer'], filter: { to: 'alice' } });
+    expect(put.body.cursors).toEqual({ broadcaster: BLOCK + 999_999 });
+    await app.stop();
+    await chain.transfer(BLOCK + 1_000_000, 'carol', 'alice'); // block 1,000,001, while the app is down
+    app = await startApp(w);
+    cleanups.push(() => app.stop());
+    await waitFor(() => r.got.length === 1, 3_000, 'the transfer made while the app was down');
+    expect(r.got.map((g) => g.body.position)).toEqual([BLOCK + 1_000_000]);
+  });
 });
