@@ -300,4 +300,28 @@ describe('deliveries', () => {
     await waitFor(() => r.got.length === 1, 3_000, 'the transfer made while the app was down');
     expect(r.got.map((g) => g.body.position)).toEqual([BLOCK + 1_000_000]);
   });
+
+  test('a huge answer is success, read up to a cap and kept truncated; a TLS error is a clear failure; no secret or token is ever logged', async () => {
+    const { w, chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '20' });
+    const huge = await receiver((_n, _req, res) => void res.writeHead(200).end('x'.repeat(1_000_000)));
+    const plain = await receiver();
+    await register(app, token, 'huge', huge);
+    // TLS to a server that speaks plain HTTP
+    const put = await call(app.url, token, 'PUT', '/v1/endpoints/tls', { url: plain.url.replace('http:', 'https:'), events: ['transfer'] });
+    expect(put.status).toBe(201);
+    await call(app.url, token, 'POST', '/v1/endpoints/tls/replay', { from_position: BLOCK });
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(() => w.store.endpoint('shop', 'tls')?.disabled === 1, 3_000, 'tls disabled');
+    const hugeLog = (await call(app.url, token, 'GET', '/v1/endpoints/huge/deliveries')).body.deliveries as Array<Record<string, unknown>>;
+    expect(hugeLog.map((d) => [d.status, d.error, String(d.response).length])).toEqual([[200, null, 1025]]);
+    expect((await call(app.url, token, 'GET', '/v1/endpoints/huge')).body.cursors).toEqual({ broadcaster: BLOCK });
+    const tlsLog = (await call(app.url, token, 'GET', '/v1/endpoints/tls/deliveries')).body.deliveries as Array<Record<string, unknown>>;
+    expect(tlsLog).toHaveLength(2);
+    for (const d of tlsLog) expect(d.error).toMatch(/^could not connect \(/);
+    expect(plain.got).toHaveLength(0);
+    const logged = JSON.stringify(app.lines);
+    expect(logged).not.toContain('whsec_');
+    expect(logged).not.toContain(token.split('.')[1]);
+    expect(logged).toContain('delivery of transfer');
+  });
 });
