@@ -220,7 +220,7 @@ export class WebhookStore {
 
   /**
    * Create or update an endpoint. Returns `created`, and `changed` when anything the client set
-   * differs (the same body twice changes nothing). Enabling resets the retry state.
+   * differs (the same body twice changes nothing). A change resets the retry state.
    */
   upsertEndpoint(
     client: string,
@@ -249,12 +249,10 @@ export class WebhookStore {
           existing.description === spec.description &&
           existing.disabled === disabled;
         if (same) return { row: existing, created: false, changed: false };
-        const reenabled = existing.disabled === 1 && disabled === 0;
+        // Any change (a new URL, re-enabling) ends the wait of a failing delivery: it is tried at once.
         this.sql(
           `UPDATE endpoints SET url = ?, events = ?, filter = ?, description = ?, disabled = ?, disabled_reason = ?, updated_at = ?,
-             attempts = CASE WHEN ? THEN 0 ELSE attempts END,
-             next_attempt_at = CASE WHEN ? THEN NULL ELSE next_attempt_at END,
-             failing_since = CASE WHEN ? THEN NULL ELSE failing_since END
+             attempts = 0, next_attempt_at = NULL, failing_since = NULL
            WHERE seq = ?`,
         ).run(
           spec.url,
@@ -264,9 +262,6 @@ export class WebhookStore {
           disabled,
           disabled ? (existing.disabled_reason ?? 'by the client') : null,
           now,
-          reenabled ? 1 : 0,
-          reenabled ? 1 : 0,
-          reenabled ? 1 : 0,
           existing.seq,
         );
         return { row: this.endpointBySeq(existing.seq) as EndpointRow, created: false, changed: true };

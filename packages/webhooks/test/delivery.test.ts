@@ -324,4 +324,21 @@ describe('deliveries', () => {
     expect(logged).not.toContain(token.split('.')[1]);
     expect(logged).toContain('delivery of transfer');
   });
+
+  test('changing a failing endpoint (a new URL) ends its retry wait: the held event goes to the new URL at once', async () => {
+    const { chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '60000' });
+    const broken = await receiver(() => 500);
+    const fixed = await receiver();
+    await register(app, token, 'main', broken);
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(async () => (await call(app.url, token, 'GET', '/v1/endpoints/main')).body.failing !== null, 3_000, 'failing');
+    const started = Date.now();
+    const put = await call(app.url, token, 'PUT', '/v1/endpoints/main', { url: fixed.url, events: ['transfer'], filter: { to: 'alice' } });
+    expect(put.body).toMatchObject({ url: fixed.url, failing: null });
+    fixed.secrets.push(...broken.secrets);
+    await waitFor(() => fixed.got.length === 1, 3_000, 'delivered to the new URL');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(fixed.got[0]).toMatchObject({ verified: true, body: { position: BLOCK } });
+    expect(broken.requests).toBe(1);
+  });
 });
