@@ -112,6 +112,7 @@ async function main() {
     devnodePort: Number(new URL(node.url).port),
     smtpPort: sink.port,
     mailerPort: 0,
+    webhooksPort: 0,
     schedules,
     env: {
       LOG_FORMAT: 'json',

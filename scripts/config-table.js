@@ -17,6 +17,7 @@ const TITLES = {
   broadcaster: 'The broadcaster',
   bot: 'Every bot (the bot SDK)',
   mailer: 'The mailer (mailer-api and mailer-worker)',
+  webhooks: 'The webhooks app',
   clock: 'The clock',
   signer: 'The signer',
 };

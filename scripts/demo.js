@@ -33,6 +33,7 @@ const system = ecosystem({
   devnodePort: Number(process.env.DEMO_DEVNODE_PORT ?? 8090),
   smtpPort: Number(process.env.DEMO_SMTP_PORT ?? 2525),
   mailerPort: Number(process.env.DEMO_MAILER_PORT ?? 8025),
+  webhooksPort: Number(process.env.DEMO_WEBHOOKS_PORT ?? 8032),
   schedules,
   withDevnode: true,
   // The 1,000 real blocks at once, then a synthetic block every 500 ms.

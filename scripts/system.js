@@ -18,6 +18,7 @@ function projectApps(env) {
  * @param {number} o.devnodePort
  * @param {number} o.smtpPort
  * @param {number} o.mailerPort
+ * @param {number} [o.webhooksPort] default 8032; 0 picks a free port
  * @param {string} o.schedules      the clock's schedule file
  * @param {string[]} [o.devnodeArgs] extra devnode CLI arguments (synthetic blocks, pace)
  * @param {boolean} [o.withDevnode]  run devnode and the SMTP sink under PM2 too (the demo)
@@ -33,6 +34,7 @@ function ecosystem(o) {
     BROADCASTER_POLL_MS: '500',
     SMTP_URL: `smtp://127.0.0.1:${o.smtpPort}`,
     MAILER_PORT: String(o.mailerPort),
+    WEBHOOKS_PORT: String(o.webhooksPort ?? 8032),
     MAILER_FROM: 'steem-bot@demo.example.com',
     WATCHER_ACCOUNTS: 'alice,bob',
     WATCHER_EMAIL: 'watcher@demo.example.com',

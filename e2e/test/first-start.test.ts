@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 // `npm ci && npm start` on a fresh clone with no .env: `pm2 start pm2.json` as it is, with the
 // default variables (the public Steem nodes, which this machine cannot reach), must leave every
-// app online: none restart-looping, none stopped red. Only the directories and the mailer's port
+// app online: none restart-looping, none stopped red. Only the directories and the mailer's and webhooks' ports
 // are moved, so that the test does not touch the repository's var/ or a running system.
 jest.setTimeout(120_000);
 
@@ -15,7 +15,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sbf-'));
 const env: NodeJS.ProcessEnv = {
   ...Object.fromEntries(
     Object.entries(process.env).filter(
-      ([k]) => !/^(STEEM|BOT|MAILER|CLOCK|BUS|BROADCASTER|WATCHER|DIGEST|LOG|SMTP|STORE|DATABASE)_?/.test(k),
+      ([k]) => !/^(STEEM|BOT|MAILER|WEBHOOKS|CLOCK|BUS|BROADCASTER|WATCHER|DIGEST|LOG|SMTP|STORE|DATABASE)_?/.test(k),
     ),
   ),
   PM2_HOME: join(dir, 'pm2'),
@@ -23,6 +23,7 @@ const env: NodeJS.ProcessEnv = {
   DATA_DIR: join(dir, 'data'),
   MAILER_OUTBOX: join(dir, 'outbox'),
   MAILER_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+  WEBHOOKS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
 };
 const pm2 = (...args: string[]): string => execFileSync(process.execPath, [PM2, ...args], { env, encoding: 'utf8', cwd: ROOT });
 

@@ -64,6 +64,19 @@ export const catalogue = defineCatalogue({
       reason: z.string(),
       retryable: z.boolean(),
     }),
+    /** The webhooks app stopped delivering to an endpoint (410, retries exhausted, failing too long). */
+    'endpoint.disabled': z.object({
+      client: z.string(),
+      endpoint: z.string(),
+      url: z.string(),
+      reason: z.string(),
+    }),
+    /** An outside app posted an event of a type it owns (`POST /v1/events/{type}` of the webhooks app). */
+    'event.posted': z.object({
+      client: z.string(),
+      type: z.string(),
+      data: z.record(z.string(), z.unknown()),
+    }),
   },
   tasks: {
     /** Queue an email (trusted internal intake); acknowledged once it is on disk. */
@@ -115,6 +128,8 @@ export const catalogue = defineCatalogue({
     'mailer-worker': ['email.sent', 'email.failed', 'email.skipped'] as const,
     /** Chain actions' outcomes. */
     signer: ['transaction.confirmed', 'transaction.failed'] as const,
+    /** Endpoints it gave up on, and events outside apps posted. */
+    webhooks: ['endpoint.disabled', 'event.posted'] as const,
   },
 });
 

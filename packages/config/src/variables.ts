@@ -261,6 +261,32 @@ const mailer = {
   ),
 } as const satisfies Record<string, VariableDef>;
 
+/** The webhooks app. */
+const webhooks = {
+  WEBHOOKS_HOST: variable('Address the webhooks API listens on; loopback unless you mean to expose it.', '127.0.0.1', z.string().min(1)),
+  WEBHOOKS_PORT: variable('Port of the webhooks REST API.', '8032', port),
+  WEBHOOKS_ALLOW: variable(
+    'Comma-separated hosts or IPs an endpoint URL may reach although private, loopback or link-local (e.g. `127.0.0.1`).',
+    '',
+    list,
+  ),
+  WEBHOOKS_TIMEOUT_MS: variable('Total time of one delivery (DNS, connect, response and its body).', '15000', positiveInt),
+  WEBHOOKS_RETRY_SCHEDULE_MS: variable(
+    'Delays between the tries of one delivery (each with up to 10% jitter); after the last failure the endpoint is disabled.',
+    '5000,300000,1800000,7200000,18000000,36000000,36000000',
+    z
+      .string()
+      .transform((s) => s.split(',').map((v) => v.trim()))
+      .pipe(z.array(z.string().regex(/^\d+$/, 'whole numbers of ms').transform(Number)).min(1)),
+  ),
+  WEBHOOKS_RETRY_AFTER_MAX_MS: variable('Longest Retry-After (429/503) a delivery honours.', '3600000', positiveInt),
+  WEBHOOKS_DISABLE_AFTER_HOURS: variable('An endpoint failing continuously for this long is disabled.', '120', positiveInt),
+  WEBHOOKS_RATE_LIMIT: variable('Requests per minute a REST client may make (429 with Retry-After beyond).', '600', positiveInt),
+  WEBHOOKS_MAX_ENDPOINTS: variable('Endpoints one client may register.', '50', positiveInt),
+  WEBHOOKS_EVENTS_PER_MINUTE: variable('Events one client may post per minute (429 beyond).', '600', positiveInt),
+  WEBHOOKS_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '262144', positiveInt),
+} as const satisfies Record<string, VariableDef>;
+
 /** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (today the clock). */
 const store = {
   STORE: variable(
@@ -333,13 +359,24 @@ const clock = {
  * broadcaster. Relative paths are resolved against the repository root, so an app finds the same
  * files whatever its working directory.
  */
-export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock, signer } as const;
+export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock, signer, webhooks } as const;
 
 /** A section an app may ask for; `shared` and `bus` always come with it. */
 export type Section = Exclude<keyof typeof sections, 'shared' | 'bus'>;
 
 /** The whole table (README, status screen, tests). */
-export const variables = { ...shared, ...bus, ...chain, ...store, ...broadcaster, ...bot, ...mailer, ...clock, ...signer } as const;
+export const variables = {
+  ...shared,
+  ...bus,
+  ...chain,
+  ...store,
+  ...broadcaster,
+  ...bot,
+  ...mailer,
+  ...clock,
+  ...signer,
+  ...webhooks,
+} as const;
 
 export type VariableName = keyof typeof variables;
 

@@ -14,9 +14,9 @@ import {
   type ParsedEmailRequest,
   withTid,
 } from '@steem-bot/config';
+import { literalHostRefused } from '@steem-bot/outbound';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
-import { literalHostRefused } from './address-guard';
 import { authenticate } from './clients';
 import { openApiDocument } from './openapi';
 import { relay } from './relay';

@@ -4,7 +4,7 @@ import http, { type ClientRequest } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 
-import { addressAllowed, guardedLookup, type LookupFunction, RefusedAddressError, urlHost } from './address-guard';
+import { addressAllowed, guardedLookup, type LookupFunction, RefusedAddressError, urlHost } from '@steem-bot/outbound';
 
 /**
  * The answer of a check_url: send or not, or why there is no answer. `reason` is short and safe
@@ -82,7 +82,12 @@ export function checkStillWanted(options: CheckOptions): Promise<CheckResult> {
         'webhook-timestamp': timestamp,
         'webhook-signature': `v1,${signature}`,
       },
-      lookup: guardedLookup(host, options.allow, options.lookup ?? (dnsLookup as unknown as LookupFunction)) as unknown as typeof dnsLookup,
+      lookup: guardedLookup(
+        host,
+        options.allow,
+        options.lookup ?? (dnsLookup as unknown as LookupFunction),
+        'MAILER_CHECK_ALLOW',
+      ) as unknown as typeof dnsLookup,
     });
     pending.req = req;
     req.on('response', (res) => {

@@ -1,5 +1,3 @@
-export type { LookupFunction } from './address-guard';
-export { addressAllowed, addressBlocked, embeddedIpv4, guardedLookup, literalHostRefused } from './address-guard';
 export type { ApiOptions } from './api';
 export { createApi } from './api';
 export type { CheckOptions, CheckResult } from './check';
@@ -14,3 +12,5 @@ export type { AttemptRow, ClientRow, Enqueued, Message } from './store';
 export { MailStore } from './store';
 export type { WorkerOptions } from './worker';
 export { Worker } from './worker';
+export type { LookupFunction } from '@steem-bot/outbound';
+export { addressAllowed, addressBlocked, embeddedIpv4, guardedLookup, literalHostRefused } from '@steem-bot/outbound';

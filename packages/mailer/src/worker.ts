@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 
 import { backoffDelay, type Bus, type TransportSubscription } from '@steem-bot/bus';
 import { type Catalogue, type Config, type Logger, withTid } from '@steem-bot/config';
+import type { LookupFunction } from '@steem-bot/outbound';
 
-import type { LookupFunction } from './address-guard';
 import { checkStillWanted } from './check';
 import { type Delivery, DeliveryError } from './delivery';
 import { relay } from './relay';

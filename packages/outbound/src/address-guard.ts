@@ -1,7 +1,8 @@
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 
-// The SSRF guard of check_url. Two lists, one per family: an IPv6 rule like ::ffff:0:0/96 in a
+// The SSRF guard of outbound HTTP to user-given URLs (the mailer's check_url, webhook deliveries).
+// Ported from the mailer's hardened check_url guard; keep the two in step until the mailer uses this. Two lists, one per family: an IPv6 rule like ::ffff:0:0/96 in a
 // shared list would match every IPv4 address (Node checks IPv4 against IPv6 rules in mapped
 // form). IPv6 addresses that embed an IPv4 address are unpacked and the IPv4 address is checked.
 const blockedV4 = new BlockList();
@@ -83,7 +84,7 @@ export function addressBlocked(ip: string): boolean {
   return v4 !== undefined && blockedV4.check(v4, 'ipv4');
 }
 
-/** One spelling of an address or host name, to compare against MAILER_CHECK_ALLOW. */
+/** One spelling of an address or host name, to compare against an allow list. */
 function canonical(hostOrIp: string): string {
   const bare = hostOrIp.replace(/^\[|\]$/g, '').toLowerCase();
   if (isIP(bare) === 6) return ipv6Words(bare).join(':');
@@ -100,12 +101,31 @@ export function addressAllowed(address: string, host: string, allow: readonly st
 /** The host of a URL without IPv6 brackets; the WHATWG parser already turned `2130706433` or `0x7f.1` into dotted IPv4. */
 export const urlHost = (url: URL): string => url.hostname.replace(/^\[|\]$/g, '');
 
-/** Whether a check_url may never be called: not http(s), or a literal IP that may not be reached. */
+/** Whether a URL may never be called: not http(s), or a literal IP that may not be reached. Throws on an unparsable URL. */
 export function literalHostRefused(url: string, allow: readonly string[]): boolean {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return true;
   const host = urlHost(parsed);
   return isIP(host) !== 0 && !addressAllowed(host, host, allow);
+}
+
+/**
+ * Why a user-given URL is refused at registration, or undefined if it may be stored: not a URL,
+ * not http(s), user name or password in it, or a literal special-purpose IP not in `allow`.
+ * Host names are checked again at every request, on the addresses they resolve to.
+ */
+export function urlProblem(url: string, allow: readonly string[]): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'not a valid URL';
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return 'only http and https URLs are allowed';
+  if (parsed.username !== '' || parsed.password !== '') return 'URLs with a user name or password are refused';
+  if (parsed.hostname === '') return 'the URL has no host';
+  if (literalHostRefused(url, allow)) return 'private, loopback, link-local and other special-purpose addresses are refused';
+  return undefined;
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -122,7 +142,12 @@ export class RefusedAddressError extends Error {
  * refuses the host if any of them may not be reached. The connection then goes only to an
  * address that passed, so DNS cannot swap it after the check.
  */
-export function guardedLookup(host: string, allow: readonly string[], resolve: LookupFunction): LookupFunction {
+export function guardedLookup(
+  host: string,
+  allow: readonly string[],
+  resolve: LookupFunction,
+  allowName = 'the allow list',
+): LookupFunction {
   return (hostname, options, callback) => {
     resolve(hostname, { ...options, all: true }, (err, found) => {
       const fail = (e: NodeJS.ErrnoException): void => (options.all ? callback(e, []) : callback(e, '', 0));
@@ -133,7 +158,7 @@ export function guardedLookup(host: string, allow: readonly string[], resolve: L
         return fail(
           new RefusedAddressError(
             bad
-              ? `${hostname} resolves to ${bad.address}, a special-purpose address MAILER_CHECK_ALLOW does not list`
+              ? `${hostname} resolves to ${bad.address}, a special-purpose address ${allowName} does not list`
               : `${hostname} resolves to nothing`,
           ),
         );

@@ -1,0 +1,261 @@
+import type { LookupAddress } from 'node:dns';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, isIP } from 'node:net';
+
+import { guardedLookup, literalHostRefused, type LookupFunction, outboundRequest, standardSignature, urlProblem } from '../src';
+
+// [url, refused?, what a host name resolves to (send time only; REST accepts every host name)]
+type Row = [url: string, refused: boolean, resolvesTo?: string[]];
+const table: Row[] = [
+  // IPv4 special-purpose ranges, in every spelling the WHATWG URL parser accepts
+  ['http://127.0.0.1/', true],
+  ['http://127.255.255.254:8080/x', true],
+  ['http://2130706433/', true],
+  ['http://0x7f.1/', true],
+  ['http://0177.0.0.1/', true],
+  ['http://127.1/', true],
+  ['http://0/', true],
+  ['http://0.0.0.0/', true],
+  ['http://10.1.2.3/', true],
+  ['https://0x0a000001/', true],
+  ['http://172.16.0.1/', true],
+  ['http://172.31.255.255/', true],
+  ['http://192.168.1.1/', true],
+  ['http://169.254.169.254/latest/meta-data', true],
+  ['http://100.64.0.1/', true],
+  ['http://100.127.255.255/', true],
+  ['http://198.18.0.1/', true],
+  ['http://198.19.255.255/', true],
+  ['http://192.0.0.8/', true],
+  ['http://192.0.2.1/', true],
+  ['http://198.51.100.7/', true],
+  ['http://203.0.113.9/', true],
+  ['http://224.0.0.1/', true],
+  ['http://239.255.255.250/', true],
+  ['http://240.0.0.1/', true],
+  ['http://255.255.255.255/', true],
+  // IPv6 special-purpose ranges and embeddings of blocked IPv4 addresses
+  ['http://[::1]/', true],
+  ['http://[::]/', true],
+  ['http://[fc00::1]/', true],
+  ['http://[fd12:3456::1]/', true],
+  ['http://[fe80::1]/', true],
+  ['http://[fec0::1]/', true],
+  ['http://[ff02::1]/', true],
+  ['http://[100::1]/', true],
+  ['http://[2001:db8::1]/', true],
+  ['http://[2001::1]/', true],
+  ['http://[::ffff:127.0.0.1]/', true],
+  ['http://[::ffff:10.0.0.1]/', true],
+  ['http://[::ffff:a9fe:a9fe]/', true],
+  ['http://[::127.0.0.1]/', true],
+  ['http://[::10.0.0.1]/', true],
+  ['http://[::ffff:0:a00:1]/', true],
+  ['http://[64:ff9b::127.0.0.1]/', true],
+  ['http://[64:ff9b::a9fe:a9fe]/', true],
+  ['http://[64:ff9b:1::808:808]/', true],
+  ['http://[2002:7f00:1::]/', true],
+  ['http://[2002:c0a8:101::1]/', true],
+  // public addresses pass, also in odd spellings and as embeddings of public IPv4
+  ['http://8.8.8.8/', false],
+  ['https://1.1.1.1/check', false],
+  ['http://93.184.215.14:8080/x', false],
+  ['http://134744072/', false],
+  ['http://0x08.0x08.0x08.0x08/', false],
+  ['http://100.63.255.255/', false],
+  ['http://100.128.0.1/', false],
+  ['http://172.32.0.1/', false],
+  ['http://198.20.0.1/', false],
+  ['http://223.255.255.255/', false],
+  ['http://11.0.0.1/', false],
+  ['http://[2606:4700:4700::1111]/', false],
+  ['http://[2001:4860:4860::8888]/', false],
+  ['http://[2a00:1450:4001::200e]/', false],
+  ['http://[::ffff:8.8.8.8]/', false],
+  ['http://[64:ff9b::8.8.8.8]/', false],
+  ['http://[2002:808:808::1]/', false],
+  // host names: the REST API cannot know; at send time every address they resolve to counts
+  ['https://public.example/check', false, ['93.184.215.14']],
+  ['https://v6.example/check', false, ['2606:4700::1']],
+  ['https://dual.example/check', false, ['93.184.215.14', '2606:4700::1']],
+  ['https://mapped-public.example/', false, ['::ffff:8.8.8.8']],
+  ['https://internal.example/', true, ['10.0.0.5']],
+  ['https://metadata.example/', true, ['169.254.169.254']],
+  ['https://loop6.example/', true, ['::1']],
+  ['https://mapped.example/', true, ['::ffff:127.0.0.1']],
+  ['https://nat64.example/', true, ['64:ff9b::c0a8:1']],
+  ['https://sixtofour.example/', true, ['2002:a00:1::']],
+  ['https://mixed.example/', true, ['8.8.8.8', '10.0.0.1']],
+  ['https://nothing.example/', true, []],
+];
+
+const isHostName = (url: string): boolean => isIP(new URL(url).hostname.replace(/^\[|\]$/g, '')) === 0;
+
+/** A resolver that answers from the table (no DNS here). */
+function fakeResolver(answers: Record<string, string[]>): LookupFunction {
+  return (hostname, _options, callback) => {
+    const found = answers[hostname];
+    if (!found) return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
+    callback(
+      null,
+      found.map((address): LookupAddress => ({ address, family: isIP(address) })),
+    );
+  };
+}
+
+/** The send-time decision for a host name: what the guarded lookup does with its addresses. */
+function sendTimeRefused(url: string, resolvesTo: string[], allow: string[] = []): Promise<boolean> {
+  const host = new URL(url).hostname;
+  const lookup = guardedLookup(host, allow, fakeResolver({ [host]: resolvesTo }));
+  return new Promise((resolve) => {
+    lookup(host, { all: true }, (err, addresses) => {
+      if (!err) expect((addresses as LookupAddress[]).map((a) => a.address)).toEqual(resolvesTo);
+      resolve(err !== null);
+    });
+  });
+}
+
+describe('the address guard', () => {
+  test(`a table of ${table.length} URLs: literals refused at registration and at request time alike; host names on what they resolve to`, async () => {
+    expect(table.length).toBeGreaterThanOrEqual(70);
+    const got: Array<[string, string, string]> = [];
+    for (const [url, , resolvesTo] of table) {
+      const registration = urlProblem(url, []) === undefined ? 'accepted' : 'refused';
+      const requestTime = isHostName(url) ? await sendTimeRefused(url, resolvesTo ?? []) : literalHostRefused(url, []);
+      got.push([url, registration, requestTime ? 'refused' : 'allowed']);
+    }
+    const expected = table.map(([url, refused]): [string, string, string] => [
+      url,
+      refused && !isHostName(url) ? 'refused' : 'accepted',
+      refused ? 'refused' : 'allowed',
+    ]);
+    expect(got).toEqual(expected);
+  });
+
+  test('an allow list lets listed hosts and IPs through, in any spelling; nothing else', async () => {
+    const allow = ['127.0.0.1', '::1', 'intranet.example'];
+    expect(literalHostRefused('http://127.0.0.1:8080/', allow)).toBe(false);
+    expect(literalHostRefused('http://2130706433/', allow)).toBe(false);
+    expect(literalHostRefused('http://[0:0::1]/', allow)).toBe(false);
+    expect(literalHostRefused('http://127.0.0.2/', allow)).toBe(true);
+    expect(literalHostRefused('http://10.0.0.1/', allow)).toBe(true);
+    expect(literalHostRefused('ftp://8.8.8.8/', allow)).toBe(true);
+    expect(await sendTimeRefused('http://intranet.example/', ['10.1.1.1'], allow)).toBe(false);
+    expect(await sendTimeRefused('http://other.example/', ['10.1.1.1'], allow)).toBe(true);
+  });
+
+  test('urlProblem refuses credentials, odd schemes and non-URLs', () => {
+    expect(urlProblem('https://user:pw@8.8.8.8/', [])).toMatch(/user name or password/);
+    expect(urlProblem('https://user@example.com/', [])).toMatch(/user name or password/);
+    for (const url of ['ftp://example.com/', 'file:///etc/passwd', 'javascript:alert(1)', 'gopher://example.com/', 'data:text/plain,x'])
+      expect(urlProblem(url, [])).toMatch(/only http and https/);
+    for (const url of ['', 'example.com', 'http//x', '://x']) expect(urlProblem(url, [])).toBe('not a valid URL');
+    expect(urlProblem('https://hooks.example.com:8443/x?y=1', [])).toBeUndefined();
+    expect(urlProblem('http://127.0.0.1:9/', ['127.0.0.1'])).toBeUndefined();
+  });
+});
+
+describe('outboundRequest', () => {
+  let server: Server;
+  let hits = 0;
+  const port = (): number => (server.address() as AddressInfo).port;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      hits++;
+      if (req.url === '/redirect') return void res.writeHead(302, { location: '/ok' }).end();
+      if (req.url === '/big') return void res.writeHead(200).end('x'.repeat(100_000));
+      if (req.url === '/drip') {
+        res.writeHead(200);
+        const timer = setInterval(() => res.write('x'), 50);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
+      if (req.url === '/never') return;
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => res.writeHead(201, { 'content-type': 'text/plain' }).end(`got ${body}`));
+      return undefined;
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+  const lookup = fakeResolver({
+    'loop.example': ['127.0.0.1'],
+    'mapped.example': ['::ffff:127.0.0.1'],
+    'two.example': ['93.184.215.14', '127.0.0.1'],
+  });
+  const send = (path: string, extra: Partial<Parameters<typeof outboundRequest>[0]> = {}) =>
+    outboundRequest({
+      url: `http://127.0.0.1:${port()}${path}`,
+      body: 'hi',
+      timeoutMs: 1_000,
+      maxBytes: 1024,
+      allow: ['127.0.0.1'],
+      lookup,
+      ...extra,
+    });
+
+  test('loopback in every spelling, by literal or by name, is refused before any connection', async () => {
+    const before = hits;
+    for (const host of [
+      '127.0.0.1',
+      '2130706433',
+      '0x7f.1',
+      '127.1',
+      '[::ffff:127.0.0.1]',
+      'loop.example',
+      'mapped.example',
+      'two.example',
+    ]) {
+      const result = await outboundRequest({ url: `http://${host}:${port()}/`, timeoutMs: 1_000, maxBytes: 1024, allow: [], lookup });
+      expect(result).toMatchObject({ ok: false, reason: 'address not allowed', refused: true });
+    }
+    expect(
+      await outboundRequest({ url: `http://u:p@127.0.0.1:${port()}/`, timeoutMs: 1_000, maxBytes: 10, allow: ['127.0.0.1'] }),
+    ).toMatchObject({
+      ok: false,
+      refused: true,
+    });
+    expect(
+      await outboundRequest({ url: `http://unknown.example:${port()}/`, timeoutMs: 1_000, maxBytes: 10, allow: [], lookup }),
+    ).toMatchObject({
+      ok: false,
+      reason: 'host not found',
+    });
+    expect(hits).toBe(before);
+  });
+
+  test('an allow-listed target answers; redirects are returned, not followed', async () => {
+    expect(await send('/echo')).toMatchObject({ ok: true, status: 201, truncated: false });
+    expect(((await send('/echo')) as { body: Buffer }).body.toString()).toBe('got hi');
+    const before = hits;
+    expect(await send('/redirect')).toMatchObject({ ok: true, status: 302 });
+    expect(hits).toBe(before + 1);
+    expect(await send('/echo', { url: `http://loop.example:${port()}/echo`, allow: ['loop.example'] })).toMatchObject({ status: 201 });
+  });
+
+  test('a large answer fails, or is truncated when asked; one total deadline holds against a drip and a silence', async () => {
+    expect(await send('/big')).toMatchObject({ ok: false, reason: 'answer larger than 1024 bytes' });
+    const cut = await send('/big', { tooLarge: 'truncate' });
+    expect(cut).toMatchObject({ ok: true, status: 200, truncated: true });
+    expect((cut as { body: Buffer }).body.length).toBe(1024);
+    for (const path of ['/drip', '/never']) {
+      const started = Date.now();
+      expect(await send(path, { maxBytes: 1_000_000, timeoutMs: 300 })).toMatchObject({ ok: false, reason: 'no answer within 300 ms' });
+      expect(Date.now() - started).toBeLessThan(1_000);
+    }
+    const controller = new AbortController();
+    const pending = send('/never', { signal: controller.signal });
+    controller.abort();
+    expect(await pending).toMatchObject({ ok: false, stopped: true });
+  });
+
+  test('standardSignature signs id.timestamp.body with the whsec_ key bytes', () => {
+    // The example of the Standard Webhooks specification.
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const body = '{"test": 2432232314}';
+    expect(standardSignature(secret, 'msg_p5jXN8AQM9LWM0D4loKWxJek', '1614265330', body)).toBe(
+      'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+    );
+  });
+});

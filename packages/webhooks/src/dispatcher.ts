@@ -1,0 +1,222 @@
+import type { Bus, EventContext, EventHandlers, TransportSubscription } from '@steem-bot/bus';
+import type { Catalogue, Config, Logger } from '@steem-bot/config';
+
+import { deliverOnce, type OutgoingEvent, webhookId } from './delivery';
+import { publisherOf, WEBHOOKS_APP } from './publishers';
+import type { EndpointRow, WebhookStore } from './store';
+
+export interface DispatcherOptions {
+  store: WebhookStore;
+  bus: Bus<Catalogue>;
+  config: Config<'webhooks'>;
+  logger: Logger;
+  /** Injectable clock (ms). */
+  now?: () => number;
+  /** Injectable jitter source in [0, 1). */
+  random?: () => number;
+  /** Publishes one of the webhooks app's own events (appended to its stream first). */
+  publishOwn: (name: 'endpoint.disabled', payload: Record<string, string>, tid: string) => Promise<void>;
+}
+
+/** The bus names an endpoint needs, by publishing app. Posted types arrive as `event.posted`. */
+export function streamsOf(events: readonly string[]): Map<string, Set<string>> {
+  const streams = new Map<string, Set<string>>();
+  for (const type of events) {
+    const app = publisherOf(type);
+    const [from, name] = app === undefined ? [WEBHOOKS_APP, 'event.posted'] : [app, type];
+    const names = streams.get(from) ?? new Set<string>();
+    names.add(name);
+    streams.set(from, names);
+  }
+  return streams;
+}
+
+/** Whether every filter field equals the payload's top-level field (a missing field never matches). */
+export function matches(filter: Record<string, unknown>, data: Record<string, unknown>): boolean {
+  return Object.entries(filter).every(([field, value]) => Object.hasOwn(data, field) && data[field] === value);
+}
+
+/**
+ * One endpoint: a cursor on each stream it needs, one delivery in flight at a time, in position
+ * order per stream. A failing delivery holds the endpoint (not the others) on its retry schedule.
+ */
+class EndpointRunner {
+  private readonly subs: TransportSubscription[] = [];
+  private readonly abort = new AbortController();
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly seq: number,
+    private readonly d: Dispatcher,
+  ) {
+    const row = d.store.endpointBySeq(seq) as EndpointRow;
+    this.log = d.logger.child({ component: 'delivery', endpoint: `${row.client}/${row.id}` });
+    const events = JSON.parse(row.events) as string[];
+    for (const [app, names] of streamsOf(events)) {
+      const handlers: Record<string, (payload: unknown, ctx: EventContext) => Promise<void>> = {};
+      for (const name of names) handlers[name] = (payload, ctx) => this.enqueue(app, payload as Record<string, unknown>, ctx);
+      this.subs.push(d.bus.subscribe(app, handlers as unknown as EventHandlers<Catalogue>, { from: d.store.cursor(seq, app) }));
+    }
+  }
+
+  /** Stop taking events, abort the delivery or wait in progress, and resolve once nothing is in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const sub of this.subs) sub.close();
+    this.abort.abort();
+    await this.chain;
+  }
+
+  private enqueue(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
+    const run = this.chain.then(() => this.handle(app, payload, ctx));
+    this.chain = run.catch((err: unknown) => this.log.error({ err }, 'delivery loop failed'));
+    return this.chain;
+  }
+
+  private async handle(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
+    if (this.stopped) return;
+    const row = this.d.store.endpointBySeq(this.seq);
+    if (!row || row.disabled) return;
+    const posted = ctx.name === 'event.posted';
+    const event: OutgoingEvent = {
+      app,
+      type: posted ? String(payload.type) : ctx.name,
+      pos: ctx.pos,
+      tid: ctx.tid,
+      ts: ctx.ts,
+      data: posted ? (payload.data as Record<string, unknown>) : payload,
+    };
+    const events = JSON.parse(row.events) as string[];
+    if (!events.includes(event.type) || !matches(JSON.parse(row.filter) as Record<string, unknown>, event.data)) {
+      this.d.store.advance(this.seq, app, ctx.pos);
+      return;
+    }
+    await this.deliver(event);
+  }
+
+  /** Try until delivered, disabled or stopped; the cursor moves only past a delivered event. */
+  private async deliver(event: OutgoingEvent): Promise<void> {
+    const { store, config } = this.d;
+    for (;;) {
+      const row = store.endpointBySeq(this.seq);
+      if (!row || row.disabled || this.stopped) return;
+      const wait = (row.next_attempt_at ?? 0) - this.d.now();
+      if (wait > 0 && !(await this.sleep(wait))) return;
+      const now = this.d.now();
+      const attempt = await deliverOnce(row, event, {
+        timeoutMs: config.WEBHOOKS_TIMEOUT_MS,
+        allow: config.WEBHOOKS_ALLOW,
+        now,
+        signal: this.abort.signal,
+      });
+      if (attempt.outcome.kind === 'stopped') return;
+      store.logDelivery(this.seq, {
+        at: now,
+        type: event.type,
+        position: event.pos,
+        webhook_id: webhookId(event),
+        status: attempt.status,
+        error: attempt.error,
+        duration_ms: attempt.durationMs,
+        response: attempt.response,
+      });
+      if (attempt.outcome.kind === 'delivered') {
+        store.advance(this.seq, event.app, event.pos);
+        if (row.attempts > 0 || row.failing_since !== null) store.setRetry(this.seq, 0, null, null);
+        return;
+      }
+      if (attempt.outcome.kind === 'gone') return this.disable(row, 'the receiver answered 410 Gone', event.tid);
+      const tries = row.attempts + 1;
+      const failingSince = row.failing_since ?? now;
+      const schedule = config.WEBHOOKS_RETRY_SCHEDULE_MS;
+      this.log.warn({ tid: event.tid, pos: event.pos, attempt: tries }, `delivery of ${event.type} ${event.pos} failed: ${attempt.error}`);
+      if (tries > schedule.length) return this.disable(row, `${tries} tries failed (last: ${attempt.error})`, event.tid);
+      if (now - failingSince >= config.WEBHOOKS_DISABLE_AFTER_HOURS * 3_600_000)
+        return this.disable(row, `failing for ${config.WEBHOOKS_DISABLE_AFTER_HOURS} h (last: ${attempt.error})`, event.tid);
+      const base = schedule[tries - 1] as number;
+      const asked = attempt.outcome.retryAfterMs;
+      const delay =
+        asked === undefined ? Math.round(base * (0.9 + 0.2 * this.d.random())) : Math.min(asked, config.WEBHOOKS_RETRY_AFTER_MAX_MS);
+      store.setRetry(this.seq, tries, now + delay, failingSince);
+    }
+  }
+
+  private async disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
+    this.d.store.disable(this.seq, reason, this.d.now());
+    this.log.warn(`endpoint disabled: ${reason}`);
+    this.stopped = true;
+    for (const sub of this.subs) sub.close();
+    await this.d
+      .publishOwn('endpoint.disabled', { client: row.client, endpoint: row.id, url: row.url, reason }, tid)
+      .catch((err: unknown) => this.log.warn({ err }, 'could not publish endpoint.disabled'));
+  }
+
+  /** Wait `ms`; false when stopped first. */
+  private sleep(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.abort.signal.aborted) return resolve(false);
+      const timer = setTimeout(() => {
+        this.abort.signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Every enabled endpoint's runner; `refresh` after an endpoint changes. */
+export class Dispatcher {
+  readonly store: WebhookStore;
+  readonly bus: Bus<Catalogue>;
+  readonly config: Config<'webhooks'>;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly publishOwn: DispatcherOptions['publishOwn'];
+  private readonly runners = new Map<number, EndpointRunner>();
+  // Refreshes of one endpoint run one after another, so two runners never overlap.
+  private readonly pending = new Map<number, Promise<void>>();
+
+  constructor(options: DispatcherOptions) {
+    this.store = options.store;
+    this.bus = options.bus;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.publishOwn = options.publishOwn;
+  }
+
+  start(): void {
+    for (const row of this.store.endpoints()) if (!row.disabled) this.runners.set(row.seq, new EndpointRunner(row.seq, this));
+  }
+
+  /** Restart an endpoint's runner from its stored state (after a change, a replay, a delete). */
+  refresh(seq: number, before?: () => void): Promise<void> {
+    const previous = this.pending.get(seq) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      await this.runners.get(seq)?.stop();
+      this.runners.delete(seq);
+      before?.();
+      const row = this.store.endpointBySeq(seq);
+      if (row && !row.disabled) this.runners.set(seq, new EndpointRunner(seq, this));
+    });
+    this.pending.set(
+      seq,
+      next.catch(() => undefined),
+    );
+    return next;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.pending.values()]);
+    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    this.runners.clear();
+  }
+}

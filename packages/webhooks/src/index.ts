@@ -1,0 +1,14 @@
+export type { ApiOptions } from './api';
+export { createApi, endpointView, ROTATION_OVERLAP_MS } from './api';
+export type { StartOptions } from './app';
+export { startWebhooks, storeFile } from './app';
+export { addClient, authenticate, ClientError, grantTask, newSecret, ownEvent } from './clients';
+export type { Attempt, Outcome, OutgoingEvent } from './delivery';
+export { deliverOnce, deliveryBody, retryAfterMs, webhookId } from './delivery';
+export type { DispatcherOptions } from './dispatcher';
+export { Dispatcher, matches, streamsOf } from './dispatcher';
+export { openApiDocument } from './openapi';
+export { postableType, publisherOf, WEBHOOKS_APP } from './publishers';
+export { endpointBody, endpointProblems, replayBody } from './schemas';
+export type { ClientRow, DeliveryRow, EndpointRow, EndpointSpec } from './store';
+export { WebhookStore } from './store';
