@@ -204,14 +204,14 @@ async function main() {
 
   // The operator's screen, as a script reads it.
   const status = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: pm2Env, encoding: 'utf8' }));
+  const apps = jlist();
   const statusOk =
-    status.apps.length === VICTIMS.length &&
+    status.apps.length === apps.length &&
     status.broadcaster.current_block === last &&
     status.bots.every((b) => b.block === last && b.dead_letters === 0) &&
     status.mailer.counts.sent > 0 &&
     status.clock[0]?.id === 'chaos-digest';
 
-  const apps = jlist();
   const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
   const restarts = apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
   const totalKills = [...kills.values()].reduce((s, n) => s + n, 0);
