@@ -111,9 +111,13 @@ describe('the broadcaster process', () => {
     sub.close();
     const checkpoint = seen.at(-1) as number;
     // The broadcaster goes on without it for 500 blocks or more.
-    for (let s = await obs.call('broadcaster.status.get', {}); (s.current_block ?? 0) < blockOfPosition(checkpoint) + 500;) {
+    // (A status call answered once in over 5 s on loaded CI cores while the broadcaster caught up: this
+    // test is about the resume, so it waits longer for each answer.)
+    const status = (): ReturnType<typeof obs.call<'broadcaster.status.get'>> =>
+      obs.call('broadcaster.status.get', {}, { timeoutMs: 20_000 });
+    for (let s = await status(); (s.current_block ?? 0) < blockOfPosition(checkpoint) + 500;) {
       await new Promise((r) => setTimeout(r, 50));
-      s = await obs.call('broadcaster.status.get', {});
+      s = await status();
     }
     const resumed: number[] = [];
     const again = observer(config, logger);

@@ -174,7 +174,7 @@ describe('many or idle subscribers: memory stays bounded, others keep their rate
     gc();
     const before = process.memoryUsage().arrayBuffers;
     const big = 'y'.repeat(1000);
-    for (let b = 0; b < 40; b++) {
+    for (let b = 0; b < 80; b++) {
       const batch = [];
       for (let i = 1; i <= 500; i++) {
         const pos = b * 500 + i;
@@ -187,14 +187,16 @@ describe('many or idle subscribers: memory stays bounded, others keep their rate
       await server.publishBatch(batch);
       await new Promise((r) => setImmediate(r));
     }
-    // 20 MB appended; the live subscriber (comments not in its names) and the stream go on.
-    await publish(20_001, 20_100);
+    // 40 MB appended; the live subscriber (comments not in its names) and the stream go on.
+    await publish(40_001, 40_100);
     await waitFor(() => positions(live).length === 100, 10_000, 'the live subscriber');
-    expect(positions(live)).toEqual(range(20_001, 20_100));
+    expect(positions(live)).toEqual(range(40_001, 40_100));
     gc();
-    // Buffers held: the tail cache (256 KiB), the idle socket's send budget (128 KiB) and one batch.
+    // Buffers held: the tail cache (256 KiB), the idle socket's send budget (128 KiB) and one batch,
+    // plus what the collector has not reclaimed yet (up to ~11 MB seen on loaded cores); holding
+    // what the idle subscriber did not read would be 40 MB or more.
     const growth = (process.memoryUsage().arrayBuffers - before) / 1024 / 1024;
-    expect(growth).toBeLessThan(4);
+    expect(growth).toBeLessThan(16);
     expect(idle.closed).toBe(false);
   });
 
