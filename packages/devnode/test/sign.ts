@@ -2,15 +2,9 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 import type * as Secp256k1 from '@noble/secp256k1' with { 'resolution-mode': 'import' };
 
-/** A transaction in condenser form, signed. */
-export interface Signed {
-  ref_block_num: number;
-  ref_block_prefix: number;
-  expiration: string;
-  operations: Array<[string, Record<string, unknown>]>;
-  extensions: unknown[];
-  signatures: string[];
-}
+import { CHAIN_ID, type SignedTransaction as Signed } from '../src/steem-tx';
+
+export type { Signed };
 
 interface SerializerType {
   fromObject(value: unknown): unknown;
@@ -42,7 +36,7 @@ const canonical = (x: Uint8Array): boolean => !((x[0] as number) & 0x80) && !(x[
 export function signFast(trx: Omit<Signed, 'signatures'>, wifs: string[]): Signed {
   const object = ops.transaction.fromObject(trx);
   const digest = createHash('sha256')
-    .update(Buffer.concat([Buffer.alloc(32), ops.transaction.toBuffer(object)]))
+    .update(Buffer.concat([CHAIN_ID, ops.transaction.toBuffer(object)]))
     .digest();
   const signatures = wifs.map((wif) => {
     const key = PrivateKey.fromWif(wif).toBuffer();
