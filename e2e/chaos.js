@@ -10,7 +10,8 @@ const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
-const { appliedPosition } = require('@steem-bot/config');
+const { createIpcBus } = require('@steem-bot/bus');
+const { appliedPosition, catalogue, createLogger, loadConfig } = require('@steem-bot/config');
 const { emailsFor } = require('@steem-bot/bot-watcher');
 const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
 const { openDatabase } = require('@steem-bot/store');
@@ -41,6 +42,44 @@ async function until(what, timeoutMs, predicate) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(500);
   }
+}
+
+/**
+ * Every email.* event a bus subscriber sees, from the start of the mailer's and the mailer-worker's
+ * streams, through their SIGKILLs: `<event> <message id>` -> the positions it arrived at.
+ */
+function watchEmailEvents(appEnv) {
+  const config = loadConfig({ env: { ...process.env, SOCKET_DIR: appEnv.SOCKET_DIR, DATA_DIR: join(dir, 'chaos-subscriber') } });
+  const bus = createIpcBus('chaos-subscriber', catalogue, config, createLogger({ app: 'chaos-subscriber', level: 'silent' }));
+  const seen = new Map();
+  let gaps = 0;
+  const record = (payload, ctx) => {
+    const key = `${ctx.name} ${payload.id}`;
+    if (!seen.has(key)) seen.set(key, new Set());
+    seen.get(key).add(ctx.pos);
+  };
+  const onGap = () => gaps++;
+  bus.subscribe('mailer', { 'email.queued': record, 'email.cancelled': record }, { from: 0, onGap });
+  bus.subscribe('mailer-worker', { 'email.sent': record, 'email.failed': record, 'email.skipped': record }, { from: 0, onGap });
+  return { seen, gaps: () => gaps, close: () => bus.close() };
+}
+
+/**
+ * The outbox promise: each committed message has exactly one email.queued and, once final, exactly
+ * one event of its final status; no event without its state change (none for an unknown message or
+ * for a status the message does not have), none twice.
+ */
+function compareEmailEvents(watch, mailerDb) {
+  const final = { sent: 'email.sent', dead: 'email.failed', skipped: 'email.skipped', cancelled: 'email.cancelled' };
+  const expected = new Set();
+  for (const { id, status } of query(mailerDb, 'SELECT id, status FROM messages')) {
+    expected.add(`email.queued ${id}`);
+    if (final[status]) expected.add(`${final[status]} ${id}`);
+  }
+  const missing = [...expected].filter((k) => !watch.seen.has(k));
+  const invented = [...watch.seen.keys()].filter((k) => !expected.has(k));
+  const twice = [...watch.seen.values()].filter((positions) => positions.size > 1).length;
+  return { expected: expected.size, seen: watch.seen.size, missing, invented, twice, gaps: watch.gaps() };
 }
 
 /** What the replayed range should produce: ops, root posts, watcher emails (by subject). */
@@ -135,6 +174,7 @@ async function main() {
   writeFileSync(join(dir, 'ecosystem.json'), JSON.stringify(system));
   pm2('start', join(dir, 'ecosystem.json'));
   const started = Date.now();
+  const emailEvents = watchEmailEvents(system.apps.find((a) => a.name === 'mailer-api').env);
 
   const kills = new Map();
   const last = node.chain.last;
@@ -157,6 +197,11 @@ async function main() {
     return open === 0;
   });
   await sleep(6_000); // ticks of the last seconds reach the digest
+  let events = compareEmailEvents(emailEvents, mailer);
+  for (const deadline = Date.now() + 30_000; events.missing.length > 0 && Date.now() < deadline; await sleep(500)) {
+    events = compareEmailEvents(emailEvents, mailer); // the subscriber may still be catching up
+  }
+  await emailEvents.close();
 
   // Figures.
   const want = expectations(node, last);
@@ -229,11 +274,19 @@ async function main() {
   say(
     `clock      ticks in the window ${ticks.length}, without their task ${ticksLost}; claims ${tickRows.map((r) => `${r.state} ${r.n}`).join(', ')}; duplicate digest emails ${digestDup}`,
   );
+  say(
+    `email.*    events expected ${events.expected}, seen ${events.seen}, missing ${events.missing.length}, without their state change ${events.invented.length}, seen twice ${events.twice}, gaps ${events.gaps}` +
+      (events.missing.length + events.invented.length > 0
+        ? ` (e.g. ${[...events.missing, ...events.invented].slice(0, 3).join('; ')})`
+        : ''),
+  );
   say(`pm2        ${apps.length} apps, ${notOnline.length === 0 ? 'all online' : `not online: ${notOnline.join(', ')}`}`);
   say(
     `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => b.block).join('/')})`,
   );
-  const failed = postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length > 0 || !statusOk;
+  const eventsWrong = events.missing.length + events.invented.length + events.twice + events.gaps;
+  const failed =
+    postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length + eventsWrong > 0 || !statusOk;
   say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');
   return { failed, node, sink };
 }

@@ -74,14 +74,19 @@ export interface Retention {
   bytes: number;
 }
 
-const INSERT_ROWS = 32;
+// A batch is stored as segments of at most this many events / frame bytes (one row each), so a
+// reader near the start of a segment decodes little it does not need.
+const SEGMENT_EVENTS = 256;
+const SEGMENT_BYTES = 1024 * 1024;
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS bus_events (
-    pos   INTEGER PRIMARY KEY,
-    name  TEXT    NOT NULL,
-    ts    INTEGER NOT NULL,
-    frame BLOB    NOT NULL
+  CREATE TABLE IF NOT EXISTS bus_segments (
+    last   INTEGER PRIMARY KEY,
+    first  INTEGER NOT NULL,
+    ts     INTEGER NOT NULL,
+    bytes  INTEGER NOT NULL,
+    idx    BLOB    NOT NULL,
+    frames BLOB    NOT NULL
   );
   CREATE TABLE IF NOT EXISTS bus_task_keys (
     key   TEXT PRIMARY KEY,
@@ -103,18 +108,62 @@ const SCHEMA = `
   );
 `;
 
+interface SegmentRow {
+  last: number;
+  idx: Buffer;
+  frames: Buffer;
+}
+
+/**
+ * A segment's index: per event its position and publish time (float64, exact for safe integers),
+ * its frame's length (uint32) and its name (uint16 length + UTF-8), in order.
+ */
+function encodeIndex(entries: readonly LogEntry[]): Buffer {
+  const names = entries.map((e) => Buffer.from(e.name));
+  const idx = Buffer.allocUnsafe(names.reduce((n, name) => n + 22 + name.length, 0));
+  let at = 0;
+  entries.forEach((e, i) => {
+    const name = names[i] as Buffer;
+    at = idx.writeDoubleLE(e.pos, at);
+    at = idx.writeDoubleLE(e.ts, at);
+    at = idx.writeUInt32LE(e.frame.length, at);
+    at = idx.writeUInt16LE(name.length, at);
+    at += name.copy(idx, at);
+  });
+  return idx;
+}
+
+/** The events of a segment after `after`, at most `limit`; frames are views of the row's blob. */
+function decodeSegment(row: SegmentRow, after: number, limit: number, out: LogEntry[]): void {
+  const { idx, frames } = row;
+  let at = 0;
+  let offset = 0;
+  while (at < idx.length && out.length < limit) {
+    const pos = idx.readDoubleLE(at);
+    const ts = idx.readDoubleLE(at + 8);
+    const length = idx.readUInt32LE(at + 16);
+    const nameLength = idx.readUInt16LE(at + 20);
+    at += 22;
+    if (pos > after)
+      out.push({ pos, ts, name: idx.toString('utf8', at, at + nameLength), frame: frames.subarray(offset, offset + length) });
+    at += nameLength;
+    offset += length;
+  }
+}
+
 /**
  * A publishing app's durable stream: an append-only table in SQLite. Events in (floor, head]
  * are all in the table; events at or below the floor were pruned (or predate the stream).
- * `head` only grows, across restarts, even once every event has been pruned.
+ * `head` only grows, across restarts, even once every event has been pruned. A batch is stored
+ * as few rows (segments of up to 256 events), so an append costs one row per block, not one per
+ * event; retention drops whole segments.
  */
 export class EventLog {
   private readonly db: Database.Database;
-  /** INSERT statements of 1..INSERT_ROWS rows (one statement per chunk is cheaper than one per row). */
-  private readonly inserts: Array<Database.Statement<unknown[]>> = [];
+  private readonly insertSegment: Database.Statement<[number, number, number, number, Buffer, Buffer]>;
   private readonly setHead: Database.Statement<[number, number]>;
-  private readonly selectAfter: Database.Statement<[number, number], LogEntry>;
-  private readonly selectOldest: Database.Statement<[number], { pos: number; ts: number; size: number }>;
+  private readonly selectAfter: Database.Statement<[number, number], SegmentRow>;
+  private readonly selectOldest: Database.Statement<[number], { last: number; ts: number; bytes: number }>;
   private readonly appendTx: (entries: readonly LogEntry[], bytes: number) => void;
   private _head: number;
   private _floor: number;
@@ -130,6 +179,37 @@ export class EventLog {
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
     this.db.prepare('INSERT OR IGNORE INTO bus_stream (id, floor, head, bytes) VALUES (1, ?, ?, 0)').run(floor, floor);
+    this.insertSegment = this.db.prepare('INSERT INTO bus_segments (last, first, ts, bytes, idx, frames) VALUES (?, ?, ?, ?, ?, ?)');
+    this.setHead = this.db.prepare('UPDATE bus_stream SET head = ?, bytes = bytes + ? WHERE id = 1');
+    this.selectAfter = this.db.prepare('SELECT last, idx, frames FROM bus_segments WHERE last > ? ORDER BY last LIMIT ?');
+    this.selectOldest = this.db.prepare('SELECT last, ts, bytes FROM bus_segments ORDER BY last LIMIT ?');
+    this.appendTx = this.db.transaction((entries: readonly LogEntry[], bytes: number) => {
+      for (let i = 0; i < entries.length;) {
+        let end = i + 1;
+        let size = (entries[i] as LogEntry).frame.length;
+        while (end < entries.length && end - i < SEGMENT_EVENTS && size + (entries[end] as LogEntry).frame.length <= SEGMENT_BYTES) {
+          size += (entries[end] as LogEntry).frame.length;
+          end++;
+        }
+        const segment = entries.slice(i, end);
+        const last = segment[segment.length - 1] as LogEntry;
+        const frames = Buffer.concat(
+          segment.map((e) => e.frame),
+          size,
+        );
+        this.insertSegment.run(
+          last.pos,
+          (segment[0] as LogEntry).pos,
+          Math.max(...segment.map((e) => e.ts)),
+          size,
+          encodeIndex(segment),
+          frames,
+        );
+        i = end;
+      }
+      this.setHead.run((entries[entries.length - 1] as LogEntry).pos, bytes);
+    });
+    this.migrateEventRows();
     const row = this.db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as {
       floor: number;
       head: number;
@@ -138,18 +218,6 @@ export class EventLog {
     this._floor = row.floor;
     this._head = row.head;
     this._bytes = row.bytes;
-    this.setHead = this.db.prepare('UPDATE bus_stream SET head = ?, bytes = bytes + ? WHERE id = 1');
-    this.selectAfter = this.db.prepare('SELECT pos, name, ts, frame FROM bus_events WHERE pos > ? ORDER BY pos LIMIT ?');
-    this.selectOldest = this.db.prepare('SELECT pos, ts, length(frame) AS size FROM bus_events ORDER BY pos LIMIT ?');
-    this.appendTx = this.db.transaction((entries: readonly LogEntry[], bytes: number) => {
-      for (let i = 0; i < entries.length; i += INSERT_ROWS) {
-        const chunk = entries.slice(i, i + INSERT_ROWS);
-        const values: unknown[] = [];
-        for (const e of chunk) values.push(e.pos, e.name, e.ts, e.frame);
-        this.insertOf(chunk.length).run(values);
-      }
-      this.setHead.run((entries[entries.length - 1] as LogEntry).pos, bytes);
-    });
     // A publisher that starts above its stream (its own checkpoint is newer): what lies between
     // is not here, so it is below the floor.
     if (floor > this._head) this.raiseFloor(floor);
@@ -189,14 +257,22 @@ export class EventLog {
 
   /** Up to `limit` events after `pos`, oldest first. */
   read(pos: number, limit: number): LogEntry[] {
-    return this.selectAfter.all(pos, limit);
+    const out: LogEntry[] = [];
+    let after = pos;
+    while (out.length < limit) {
+      const rows = this.selectAfter.all(after, 4);
+      for (const row of rows) decodeSegment(row, pos, limit, out);
+      if (rows.length < 4) break;
+      after = (rows[rows.length - 1] as SegmentRow).last;
+    }
+    return out;
   }
 
   /**
-   * Drop the oldest events past the retention, at most `maxRows` in one short transaction, so
-   * that appends are never held up for long. Returns true when more may be left to drop.
+   * Drop the oldest segments past the retention, at most `maxRows` of them in one short
+   * transaction, so that appends are never held up for long. Returns true when more may be left.
    */
-  prune(retention: Retention, now = Date.now(), maxRows = 2_000): boolean {
+  prune(retention: Retention, now = Date.now(), maxRows = 64): boolean {
     const cutoff = now - retention.hours * 3_600_000;
     // The usual case, nothing due, costs one indexed row.
     const oldest = this.selectOldest.get(1);
@@ -206,17 +282,17 @@ export class EventLog {
     let upTo: number | undefined;
     let freed = 0;
     for (const row of rows) {
-      // Never the newest event: it stays readable, and the stream's files stay non-empty.
-      if (row.pos >= this._head) break;
+      // Never the newest segment: the newest event stays readable.
+      if (row.last >= this._head) break;
       if (row.ts >= cutoff && bytes <= retention.bytes) break;
-      upTo = row.pos;
-      bytes -= row.size;
-      freed += row.size;
+      upTo = row.last;
+      bytes -= row.bytes;
+      freed += row.bytes;
     }
     if (upTo === undefined) return false;
     const to = upTo;
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM bus_events WHERE pos <= ?').run(to);
+      this.db.prepare('DELETE FROM bus_segments WHERE last <= ?').run(to);
       this.db.prepare('UPDATE bus_stream SET floor = ?, bytes = bytes - ? WHERE id = 1').run(to, freed);
     })();
     this._floor = to;
@@ -254,21 +330,33 @@ export class EventLog {
     if (this.db.open) this.db.close();
   }
 
-  private insertOf(rows: number): Database.Statement<unknown[]> {
-    let stmt = this.inserts[rows];
-    if (!stmt) {
-      const tuples = Array.from({ length: rows }, () => '(?, ?, ?, ?)').join(', ');
-      stmt = this.db.prepare(`INSERT INTO bus_events (pos, name, ts, frame) VALUES ${tuples}`);
-      this.inserts[rows] = stmt;
-    }
-    return stmt;
+  /**
+   * Streams written before segments kept one row per event (bus_events): move them into
+   * segments, in one transaction, once.
+   */
+  private migrateEventRows(): void {
+    const exists = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bus_events'").get();
+    if (!exists) return;
+    const select = this.db.prepare('SELECT pos, name, ts, frame FROM bus_events WHERE pos > ? ORDER BY pos LIMIT 4096');
+    this.db.transaction(() => {
+      for (let after = -1; ;) {
+        const rows = select.all(after) as LogEntry[];
+        if (rows.length === 0) break;
+        const head = (this.db.prepare('SELECT head FROM bus_stream WHERE id = 1').get() as { head: number }).head;
+        this.appendTx(rows, 0);
+        // appendTx moved the head to the last row; the stream's own head may be further on.
+        this.setHead.run(Math.max(head, (rows[rows.length - 1] as LogEntry).pos), 0);
+        after = (rows[rows.length - 1] as LogEntry).pos;
+      }
+      this.db.exec('DROP TABLE bus_events');
+    })();
   }
 
   /** Move floor and head up to `floor` (a stream whose head is below where it must start). */
   raiseFloor(floor: number): void {
     // Every stored event is at or below the head, so below the new floor.
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM bus_events').run();
+      this.db.prepare('DELETE FROM bus_segments').run();
       this.db.prepare('UPDATE bus_stream SET floor = ?, head = ?, bytes = 0 WHERE id = 1').run(floor, floor);
     })();
     this._floor = floor;

@@ -1,4 +1,7 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
 
 import { EventLog, type LogEntry, readStreams } from '../src';
 import { tempDir } from './helpers';
@@ -34,24 +37,62 @@ describe('EventLog: the durable stream in SQLite', () => {
     log.close();
   });
 
-  test('prunes by bytes and by age in bounded steps, never the newest event; the floor survives a reopen', () => {
+  test('prunes whole segments by bytes and by age in bounded steps, never the newest; the floor survives a reopen', () => {
     let log = new EventLog(file());
-    log.append(Array.from({ length: 1000 }, (_, i) => entry(i + 1, i)));
-    // Over 5,000 bytes: the oldest go, 100 rows per step.
-    expect(log.prune({ hours: 1e6, bytes: 5000 }, 1000, 100)).toBe(true);
+    // 100 blocks of 10 events (a segment each), event i published at ts i - 1.
+    for (let b = 0; b < 100; b++) log.append(Array.from({ length: 10 }, (_, i) => entry(b * 10 + i + 1, b * 10 + i)));
+    // Over 5,000 bytes: the oldest segments go, 10 per step.
+    expect(log.prune({ hours: 1e6, bytes: 5000 }, 1000, 10)).toBe(true);
     expect(log.floor).toBe(100);
-    while (log.prune({ hours: 1e6, bytes: 5000 }, 1000, 100));
+    while (log.prune({ hours: 1e6, bytes: 5000 }, 1000, 10));
     expect({ floor: log.floor, bytes: log.bytes }).toEqual({ floor: 500, bytes: 5000 });
-    // Older than an hour at t = 3,600,800: positions 501..800 (ts 500..799).
-    while (log.prune({ hours: 1, bytes: 1e9 }, 3_600_800, 100));
+    // Older than an hour at t = 3,600,800: the segments whose newest event is older (up to 800).
+    while (log.prune({ hours: 1, bytes: 1e9 }, 3_600_800, 10));
     expect(log.floor).toBe(800);
     expect(log.read(0, 1)[0]?.pos).toBe(801);
-    // Everything too old: all but the newest go.
-    while (log.prune({ hours: 1, bytes: 1e9 }, 1e12, 100));
-    expect({ floor: log.floor, head: log.head, bytes: log.bytes }).toEqual({ floor: 999, head: 1000, bytes: 10 });
+    // Everything too old: all but the newest segment go.
+    while (log.prune({ hours: 1, bytes: 1e9 }, 1e12, 10));
+    expect({ floor: log.floor, head: log.head, bytes: log.bytes }).toEqual({ floor: 990, head: 1000, bytes: 100 });
     log.close();
     log = new EventLog(file());
-    expect({ floor: log.floor, head: log.head }).toEqual({ floor: 999, head: 1000 });
+    expect({ floor: log.floor, head: log.head }).toEqual({ floor: 990, head: 1000 });
+    expect(log.read(0, 100).map((e) => e.pos)).toEqual([991, 992, 993, 994, 995, 996, 997, 998, 999, 1000]);
+    log.close();
+  });
+
+  test('a big batch is cut into segments; reads start inside a segment and stop at the limit', () => {
+    const log = new EventLog(file());
+    log.append(
+      Array.from({ length: 1000 }, (_, i) => ({ ...entry(i + 1, i), name: i % 2 ? 'odd' : 'even', frame: Buffer.from(`f${i + 1}`) })),
+    );
+    expect(log.read(300, 3)).toEqual([
+      { pos: 301, ts: 300, name: 'even', frame: Buffer.from('f301') },
+      { pos: 302, ts: 301, name: 'odd', frame: Buffer.from('f302') },
+      { pos: 303, ts: 302, name: 'even', frame: Buffer.from('f303') },
+    ]);
+    expect(log.read(250, 600).map((e) => e.pos)).toEqual(Array.from({ length: 600 }, (_, i) => 251 + i));
+    expect(log.read(999, 10).map((e) => e.pos)).toEqual([1000]);
+    expect(log.read(1000, 10)).toEqual([]);
+    log.close();
+  });
+
+  test('a stream written one row per event (before segments) is moved into segments on open, nothing lost', () => {
+    mkdirSync(join(tmp.dir, 'streams'), { recursive: true });
+    const db = new Database(file().replace('alpha', 'old'));
+    db.exec(`CREATE TABLE bus_events (pos INTEGER PRIMARY KEY, name TEXT NOT NULL, ts INTEGER NOT NULL, frame BLOB NOT NULL);
+      CREATE TABLE bus_stream (id INTEGER PRIMARY KEY CHECK (id = 1), floor INTEGER NOT NULL, head INTEGER NOT NULL, bytes INTEGER NOT NULL);
+      INSERT INTO bus_stream VALUES (1, 3, 5000, 0);`);
+    const insert = db.prepare('INSERT INTO bus_events VALUES (?, ?, ?, ?)');
+    for (let pos = 4; pos <= 5000; pos++) insert.run(pos, `n${pos % 3}`, pos, Buffer.from(`frame ${pos}`));
+    db.prepare('UPDATE bus_stream SET bytes = (SELECT SUM(length(frame)) FROM bus_events)').run();
+    const bytes = (db.prepare('SELECT bytes FROM bus_stream').get() as { bytes: number }).bytes;
+    db.close();
+    const log = new EventLog(file().replace('alpha', 'old'));
+    expect({ floor: log.floor, head: log.head, bytes: log.bytes }).toEqual({ floor: 3, head: 5000, bytes });
+    const all = log.read(3, 10_000);
+    expect(all.map((e) => e.pos)).toEqual(Array.from({ length: 4997 }, (_, i) => i + 4));
+    expect(all[1000]).toEqual({ pos: 1004, ts: 1004, name: 'n2', frame: Buffer.from('frame 1004') });
+    log.append([entry(5001)]);
     log.close();
   });
 
