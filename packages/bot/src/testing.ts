@@ -68,7 +68,14 @@ export async function startTestBot(bot: Bot, vars: Record<string, string> = {}, 
   const clock = busFor('clock');
   const botBus = busFor(bot.definition.name);
   // The bot's own variables come from `vars` only, never from the developer's .env.
-  const running = await bot.start({ config, logger, bus: botBus }, vars);
+  let running: RunningBot;
+  try {
+    running = await bot.start({ config, logger, bus: botBus }, vars);
+  } catch (err) {
+    await Promise.all([botBus.close(), clock.close(), source.close(), mailer.close(), signer.close()]);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   await running.subscription.ready;
   return {
     running,
