@@ -128,7 +128,7 @@ export class SignerLink {
         if (Date.now() >= deadline)
           throw new AppError(
             'ERR_BUS_TIMEOUT',
-            `the signer did not answer signer.key.list within ${Math.round(waitMs / 1000)} s: is the signer app running?`,
+            `the signer did not answer signer.key.list within ${waitMs / 1000} s: is the signer app running?`,
           );
         if (!said) logger.warn('waiting for the signer to check the keys of the accounts this bot acts for');
         said = true;

@@ -375,6 +375,21 @@ describe('bot SDK (in-memory bus)', () => {
     });
   });
 
+  test('a signer that is not up yet is waited for (up to signerWaitMs), then the check runs; none at all is a clear error', async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    const define = (signerWaitMs: number) => createBot({ name: 'early', accounts: ['tipper'], signerWaitMs, on: {} });
+    await expect(define(300).start({ config: env.config, logger: env.logger, bus: env.busFor('early') })).rejects.toMatchObject({
+      code: 'ERR_BUS_TIMEOUT',
+      message: 'the signer did not answer signer.key.list within 0.3 s: is the signer app running?',
+    });
+    const starting = define(10_000).start({ config: env.config, logger: env.logger, bus: env.busFor('early') });
+    await waitFor(() => env.lines.some((l) => String(l.msg).startsWith('waiting for the signer')), 5_000, 'the waiting line');
+    await fakeSigner(env, { tipper: ['posting'] });
+    running = await starting;
+    expect(running.idle).toBe(false);
+  });
+
   test('bot definitions are checked: names, and tasks addressed to the bot', () => {
     expect(() => createBot({ name: 'Bad Name', on: {} })).toThrow(AppError);
     expect(() => createBot({ name: 'digest2', on: {}, tasks: { 'digest.report.send': () => ({ ops: 0 }) } })).toThrow(
