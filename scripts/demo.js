@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm run demo`: the whole system under the project's PM2, offline: a devnode replaying the real
-// fixture blocks then synthetic ones, its SMTP sink, the broadcaster, the mailer, two clocks and
-// the bots. `npm run demo:stop` stops and deletes the demo's PM2 apps; var/demo stays.
+// fixture blocks then synthetic ones, its SMTP sink, the broadcaster, the mailer, two clocks, the
+// signer (live against devnode only) and the bots. `npm run demo:stop` stops and deletes the demo's PM2 apps; var/demo stays.
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { mkdirSync, writeFileSync } = require('node:fs');
+const { chmodSync, mkdirSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
@@ -13,6 +13,8 @@ const { appliedPosition } = require('@steem-bot/config');
 const { ROOT, ecosystem } = require('./system');
 
 const DIR = join(ROOT, 'var', 'demo');
+/** devnode's test WIF (packages/devnode/README.md): the demo's only key. */
+const DEVNODE_TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
 const FILE = join(DIR, 'ecosystem.json');
 const pm2 = (...args) => execFileSync(process.execPath, [join(ROOT, 'node_modules/pm2/bin/pm2'), ...args], { cwd: ROOT, stdio: 'inherit' });
 
@@ -23,6 +25,11 @@ if (process.argv[2] === 'stop') {
 }
 
 mkdirSync(DIR, { recursive: true, mode: 0o700 });
+// The signer broadcasts for real, but only to the demo's devnode, with devnode's documented test
+// key (it guards nothing: every devnode account holds it). Never use this key or file elsewhere.
+const keysFile = join(DIR, 'signer.keys.json');
+writeFileSync(keysFile, `${JSON.stringify({ alice: { posting: DEVNODE_TEST_KEY, active: DEVNODE_TEST_KEY } })}\n`, { mode: 0o600 });
+chmodSync(keysFile, 0o600);
 const schedules = join(DIR, 'clock.schedules.json');
 writeFileSync(
   schedules,
@@ -49,7 +56,9 @@ const system = ecosystem({
     '--lib-distance',
     '2',
   ],
-  env: { LOG_LEVEL: 'info' },
+  // The tipper answers mentions of @alice (synthetic posts mention her now and then) with a reply,
+  // which the live signer puts on the devnode's chain and confirms from the broadcaster's stream.
+  env: { LOG_LEVEL: 'info', SIGNER_LIVE: '1', SIGNER_KEYS_FILE: keysFile, TIPPER_ACCOUNT: 'alice' },
 });
 // On the first demo run the bots start with the first real block, not with live ops.
 const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
@@ -63,7 +72,8 @@ pm2('start', FILE);
 process.stdout.write(`
 The demo runs offline: a devnode at http://127.0.0.1:8090 serves the real blocks 1,000,000-1,000,999,
 then adds a synthetic block every 500 ms; the SMTP sink keeps every email in ${join(DIR, 'smtp-sink')}.
-  npm run logs          new posts, watcher emails queued and sent (one TID from op to email), the digest each minute
+  npm run logs          new posts, watcher emails queued and sent (one TID from op to email), the digest each minute,
+                        the tipper's replies to mentions of @alice signed by the signer and confirmed from the chain
   npm run status        one screen: apps, broadcaster lag, bot checkpoints, mailer counts, next clock fires
   npm run demo:stop     stop it (nothing is deleted)
 `);

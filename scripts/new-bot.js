@@ -13,6 +13,8 @@ const RESERVED = new Set([
   'mailer-api',
   'mailer-worker',
   'clock',
+  'signer',
+  'webhooks',
   'devnode',
   'bus',
   'config',
@@ -36,6 +38,7 @@ const dir = join(ROOT, 'bots', name);
 if (existsSync(dir)) fail(`bots/${name} already exists`);
 
 const camel = name.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
+const upper = name.toUpperCase().replace(/-/g, '_');
 const files = {
   'package.json': `${JSON.stringify(
     {
@@ -72,16 +75,36 @@ const config: Config = packageJestConfig(__dirname);
 export default config;
 `,
   'src/index.ts': `import { createBot } from '@steem-bot/bot';
+import { variable, variableSchemas } from '@steem-bot/config';
 
-/** ${name}: logs every downvote. Handle any op type by adding its name under \`on\`. */
+/** ${name}'s own variables (listed in the root README under "Bots' own variables"). */
+export const ${camel}Variables = {
+  ${upper}_ACCOUNT: variable(
+    'The account ${name} votes as; the signer must hold its posting key. Unset: the bot idles.',
+    undefined,
+    variableSchemas.optionalText.regex(/^[a-z][a-z0-9.-]{2,15}$/, 'a Steem account name'),
+  ),
+};
+
+/**
+ * ${name}: answers every downvote with a 1 % upvote of the same post, as ${upper}_ACCOUNT. Handle
+ * any op type by adding its name under \`on\`.
+ */
 export const ${camel} = createBot({
   name: '${name}',
-  // Its own settings: variables: { MY_VAR: variable(doc, default, schema) } (from @steem-bot/config),
-  // parsed into setup's \`vars\`; list them in the README under "Bots' own variables".
+  variables: ${camel}Variables,
+  // The accounts it acts for: checked with the signer (the only holder of keys) at start-up.
+  accounts: (vars) => [vars.${upper}_ACCOUNT],
+  // What setup returns is \`ctx.state\` in every handler (no module variables).
+  setup: ({ vars }) => ({ account: vars.${upper}_ACCOUNT, weight: 100 }),
   // A handler that awaits I/O passes \`ctx.signal\` on: it is aborted at BOT_HANDLER_TIMEOUT_MS.
   on: {
-    vote(op, { log }) {
-      if (op.weight < 0) log.info(\`@\${op.voter} downvoted @\${op.author}/\${op.permlink} (\${op.weight / 100} %)\`);
+    async vote(op, { chain, log, state }) {
+      if (op.weight >= 0 || op.voter === state.account) return;
+      log.info(\`@\${op.voter} downvoted @\${op.author}/\${op.permlink} (\${op.weight / 100} %)\`);
+      // A task to the signer, keyed by this op's position: a retried handler never votes twice.
+      // (\`await chain.confirmed(id)\` waits until the vote is in a block, if the bot needs that.)
+      await chain.vote({ author: op.author, permlink: op.permlink, weight: state.weight });
     },
   },
 });
@@ -98,12 +121,17 @@ describe('${name}', () => {
   let bot: TestBot | undefined;
   afterEach(() => bot?.stop());
 
-  test('logs downvotes, not upvotes', async () => {
-    bot = await startTestBot(${camel});
+  test('answers a downvote with an upvote through the signer, keyed by the op position; not an upvote', async () => {
+    bot = await startTestBot(${camel}, { ${upper}_ACCOUNT: 'mybot' });
     await bot.publish('vote', { voter: 'alice', author: 'bob', permlink: 'p', weight: -5000 }, { block: 1, index: 0 });
     await bot.publish('vote', { voter: 'carol', author: 'bob', permlink: 'p', weight: 10000 }, { block: 1, index: 1 });
-    const logged = bot.lines.map((l) => String(l.msg)).filter((m) => m.includes('downvoted'));
-    expect(logged).toEqual(['@alice downvoted @bob/p (-50 %)']);
+    expect(bot.actions).toEqual([
+      {
+        task: 'signer.vote.cast',
+        key: '${name}:1000000:0',
+        payload: { account: 'mybot', author: 'bob', permlink: 'p', weight: 100 },
+      },
+    ]);
   });
 });
 `,

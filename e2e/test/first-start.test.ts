@@ -15,7 +15,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sbf-'));
 const env: NodeJS.ProcessEnv = {
   ...Object.fromEntries(
     Object.entries(process.env).filter(
-      ([k]) => !/^(STEEM|BOT|MAILER|WEBHOOKS|CLOCK|BUS|BROADCASTER|WATCHER|DIGEST|LOG|SMTP|STORE|DATABASE)_?/.test(k),
+      ([k]) => !/^(STEEM|BOT|MAILER|WEBHOOKS|CLOCK|BUS|BROADCASTER|WATCHER|DIGEST|TIPPER|SIGNER|LOG|SMTP|STORE|DATABASE)_?/.test(k),
     ),
   ),
   PM2_HOME: join(dir, 'pm2'),

@@ -36,7 +36,11 @@ test('npm run new-bot NAME creates a bot that builds, passes its test and runs, 
 
   const t = testSetup();
   try {
+    // Without its account variable it idles (ready, handling nothing) rather than waiting for a signer.
     const bot = await spawnProcess(join(DIR, 'dist/main.js'), { env: t.env });
+    expect(
+      bot.messagesLogged.some((m) => m.startsWith(`idle, handling nothing, until ${NAME.toUpperCase().replace(/-/g, '_')}_ACCOUNT is set`)),
+    ).toBe(true);
     expect(await bot.stop('SIGTERM')).toBe(0);
   } finally {
     t.cleanup();

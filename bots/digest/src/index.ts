@@ -1,21 +1,24 @@
-import { createBot, type OpContext, type OpHandlers } from '@steem-bot/bot';
+import { createBot, type OpContext, type OpHandlers, type OpName } from '@steem-bot/bot';
 import { chainOpNames, emailAddress, variable } from '@steem-bot/config';
 
 const TOP_AUTHORS = 10;
+
+/** What the digest's handlers share (from `setup`). */
+interface DigestState {
+  to: string;
+}
 
 /** The digest's own variable; without it the digest idles (see the bot SDK). */
 export const digestVariables = {
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', undefined, emailAddress),
 };
 
-let to = '';
-
 /**
  * Counts ops per type and comment authors; on its daily `digest.report.send` task (from the
  * clock) emails the counts since the last digest. Counting is exactly-once: each count moves
  * with the position it counted, in one transaction, so a replayed op is not counted twice.
  */
-function count(op: Record<string, unknown>, { db, name, position }: OpContext): void {
+function count(op: Record<string, unknown>, { db, name, position }: OpContext<OpName, DigestState>): void {
   db.transaction(() => {
     const counted = db.prepare('UPDATE digest_state SET position = ? WHERE id = 1 AND position < ?').run(position, position);
     if (counted.changes === 0) return;
@@ -29,8 +32,7 @@ function count(op: Record<string, unknown>, { db, name, position }: OpContext): 
 export const digest = createBot({
   name: 'digest',
   variables: digestVariables,
-  setup({ db, vars }) {
-    to = vars.DIGEST_EMAIL;
+  setup({ db, vars }): DigestState {
     db.exec(`
       CREATE TABLE IF NOT EXISTS digest_state (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, since INTEGER NOT NULL);
       INSERT OR IGNORE INTO digest_state (id, position, since) VALUES (1, -1, unixepoch() * 1000);
@@ -38,10 +40,11 @@ export const digest = createBot({
       CREATE TABLE IF NOT EXISTS author_counts (author TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, subject TEXT NOT NULL, body TEXT NOT NULL, ops INTEGER NOT NULL, created_at INTEGER NOT NULL);
     `);
+    return { to: vars.DIGEST_EMAIL };
   },
-  on: Object.fromEntries(chainOpNames.map((name) => [name, count])) as OpHandlers,
+  on: Object.fromEntries(chainOpNames.map((name) => [name, count])) as OpHandlers<DigestState>,
   tasks: {
-    async 'digest.report.send'({ period }, { db, mail, log, tid, key: taskKey }) {
+    async 'digest.report.send'({ period }, { db, mail, log, tid, key: taskKey, state: { to } }) {
       // One report per task key: a retried task re-sends the same report, never a second one.
       const key = `${period}:${taskKey ?? tid}`;
       type Report = { subject: string; body: string; ops: number };

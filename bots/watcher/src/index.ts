@@ -66,10 +66,7 @@ export const watcherVariables = {
   WATCHER_EMAIL: variable('Where the watcher bot sends its emails.', undefined, emailAddress),
 };
 
-let watched: ReadonlySet<string> = new Set();
-let to = '';
-
-async function notify(emails: WatcherEmail[], mail: Mail, log: { info(msg: string): void }): Promise<void> {
+async function notify(emails: WatcherEmail[], to: string, mail: Mail, log: { info(msg: string): void }): Promise<void> {
   for (const email of emails) {
     log.info(`${email.subject}: emailing`);
     await mail.send({ to, ...email });
@@ -83,12 +80,9 @@ async function notify(emails: WatcherEmail[], mail: Mail, log: { info(msg: strin
 export const watcher = createBot({
   name: 'watcher',
   variables: watcherVariables,
-  setup({ vars }) {
-    watched = new Set(vars.WATCHER_ACCOUNTS);
-    to = vars.WATCHER_EMAIL;
-  },
+  setup: ({ vars }) => ({ watched: new Set(vars.WATCHER_ACCOUNTS) as ReadonlySet<string>, to: vars.WATCHER_EMAIL }),
   on: {
-    transfer: (op, { mail, log }) => notify(emailsFor('transfer', op, watched), mail, log),
-    comment: (op, { mail, log }) => notify(emailsFor('comment', op, watched), mail, log),
+    transfer: (op, { mail, log, state }) => notify(emailsFor('transfer', op, state.watched), state.to, mail, log),
+    comment: (op, { mail, log, state }) => notify(emailsFor('comment', op, state.watched), state.to, mail, log),
   },
 });

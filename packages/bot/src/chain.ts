@@ -1,28 +1,24 @@
-import { AppError, type Logger } from '@steem-bot/config';
+import { setTimeout as delay } from 'node:timers/promises';
 
-/** Which private key an action signs with. */
+import type { Bus, TransportSubscription } from '@steem-bot/bus';
+import { AppError, type Catalogue, type Logger, type TaskPayload } from '@steem-bot/config';
+
+/** Which key of an account an action needs: votes, comments and custom_json posting; transfers active. */
 export type KeyRole = 'posting' | 'active';
 
-export interface ChainOptions {
-  /** Broadcast for real (BOT_LIVE=1); otherwise log what would be broadcast. */
-  live: boolean;
-  account: string;
-  keys: Partial<Record<KeyRole, string>>;
-  /** The keys the bot declared it needs: checked at start-up, not at the first vote. */
-  needs: readonly KeyRole[];
-  /** Least time between two broadcasts (BOT_CHAIN_INTERVAL_MS). */
-  intervalMs: number;
-  nodes: readonly string[];
-  logger: Logger;
-}
+/** An account a bot acts for: a name (posting key) or a name with the roles it needs. */
+export type AccountNeed = string | { account: string; roles: readonly KeyRole[] };
 
+/** `account` defaults to the first account the bot declares. */
 export interface VoteInput {
+  account?: string;
   author: string;
   permlink: string;
   /** -10000 .. 10000 (100.00 %). */
   weight: number;
 }
 export interface CommentInput {
+  account?: string;
   parent_author: string;
   parent_permlink: string;
   permlink: string;
@@ -31,136 +27,251 @@ export interface CommentInput {
   json_metadata?: string;
 }
 export interface TransferInput {
+  account?: string;
   to: string;
   /** "1.000 STEEM" or "0.500 SBD". */
   amount: string;
   memo?: string;
 }
 export interface CustomJsonInput {
+  account?: string;
   id: string;
   json: string;
   /** Sign with the posting key (default) or the active key. */
   auth?: KeyRole;
 }
 
-type SteemJs = typeof import('steem').default;
+/** How an action ended well: on chain, or (signer in dry run) logged and not broadcast. */
+export interface ActionOutcome {
+  action_id: string;
+  state: 'confirmed' | 'dry-run';
+  trx_id: string | null;
+  block_num: number | null;
+}
 
 /**
- * Chain actions of one bot, through steem-js. Keys come from the environment and never reach a
- * log line or a bus message. Dry run (the default) logs exactly the operation it would sign.
- * Broadcasts are spaced by `intervalMs` (the bot's rate limit).
+ * `ctx.chain`: chain actions as tasks to the signer, the only holder of keys. Each call sends one
+ * task with the idempotency key `<bot>:<position>:<n>` (the n-th chain action of the handler), so
+ * a retried handler asks for the same action again and the signer puts it on chain once. Each
+ * resolves with the action id once the signer has durably recorded the action.
  */
-export class Chain {
-  private queue: Promise<unknown> = Promise.resolve();
-  private last = 0;
+export interface Chain {
+  vote(input: VoteInput): Promise<string>;
+  comment(input: CommentInput): Promise<string>;
+  transfer(input: TransferInput): Promise<string>;
+  customJson(input: CustomJsonInput): Promise<string>;
+  /**
+   * Wait for the action's outcome: resolves when it is confirmed on chain (or ended in dry run),
+   * rejects with ERR_BOT_ACTION_FAILED when the signer gave it up. Also rejects when the handler's
+   * try is aborted (its deadline) or the bot stops.
+   */
+  confirmed(actionId: string): Promise<ActionOutcome>;
+}
 
-  private constructor(
-    private readonly options: ChainOptions,
-    private readonly steem: SteemJs | undefined,
+type Task = 'signer.vote.cast' | 'signer.comment.post' | 'signer.transfer.send' | 'signer.custom_json.send';
+
+const POLL_MS = 1_000;
+const REMEMBERED = 10_000;
+const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED']);
+
+interface Waiter {
+  resolve(outcome: ActionOutcome): void;
+  reject(err: unknown): void;
+}
+
+/** The roles each declared account needs, by account (a bare name needs the posting key). */
+export function accountRoles(needs: readonly AccountNeed[]): Map<string, Set<KeyRole>> {
+  const out = new Map<string, Set<KeyRole>>();
+  for (const need of needs) {
+    const [account, roles] = typeof need === 'string' ? [need, ['posting'] as const] : [need.account, need.roles];
+    const set = out.get(account) ?? new Set<KeyRole>();
+    for (const role of roles) set.add(role);
+    out.set(account, set);
+  }
+  return out;
+}
+
+/**
+ * One bot's link to the signer: the start-up check of its accounts, the tasks, and the outcomes
+ * it waits for (from the signer's event stream, with `signer.action.get` as the fallback).
+ */
+export class SignerLink {
+  private readonly keys = new Map<string, string>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private subscription: TransportSubscription | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly bus: Bus<Catalogue>,
+    /** Declared accounts, in declaration order: the first is the default. */
+    private readonly accounts: readonly string[],
+    private readonly logger: Logger,
+    private readonly pollMs = POLL_MS,
   ) {}
 
   /**
-   * Check the declared keys (present, valid WIF, and in live mode: an authority of the account on
-   * chain) and return the actions, or throw an AppError that says which key is wrong.
+   * Ask the signer which keys it holds and fail (ERR_BOT_KEY_MISSING) when it lacks one the bot
+   * declared. While the signer is not there yet (started later by PM2), wait for it up to `waitMs`.
    */
-  static async create(options: ChainOptions): Promise<Chain> {
-    if (options.needs.length === 0) return new Chain(options, undefined);
-    if (!/^[a-z][a-z0-9.-]{2,15}$/.test(options.account)) {
-      throw new AppError('ERR_BOT_KEY_MISSING', `STEEM_ACCOUNT must name the account the bot acts as (got "${options.account}")`);
-    }
-    // steem-js is large: only bots that act on the chain load it (a CommonJS module).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const steem = require('steem') as SteemJs;
-    for (const role of options.needs) {
-      const variable = `STEEM_${role.toUpperCase()}_KEY`;
-      const wif = options.keys[role];
-      if (!wif) throw new AppError('ERR_BOT_KEY_MISSING', `${variable} is not set; this bot needs the ${role} key of @${options.account}`);
-      if (!steem.auth.isWif(wif)) throw new AppError('ERR_BOT_KEY_INVALID', `${variable} is not a valid private key (WIF)`);
-    }
-    if (options.live) await checkAuthorities(steem, options);
-    return new Chain(options, steem);
-  }
-
-  vote(input: VoteInput): Promise<void> {
-    if (!Number.isInteger(input.weight) || Math.abs(input.weight) > 10_000) {
-      return Promise.reject(new AppError('ERR_BOT_CHAIN_INPUT', `vote weight must be an integer in -10000..10000 (got ${input.weight})`));
-    }
-    const op = { voter: this.options.account, ...input };
-    return this.broadcast('vote', 'posting', op, (s, wif) => s.broadcast.voteAsync(wif, op.voter, op.author, op.permlink, op.weight));
-  }
-
-  comment(input: CommentInput): Promise<void> {
-    const op = { author: this.options.account, title: '', json_metadata: '{}', ...input };
-    return this.broadcast('comment', 'posting', op, (s, wif) =>
-      s.broadcast.commentAsync(wif, op.parent_author, op.parent_permlink, op.author, op.permlink, op.title, op.body, op.json_metadata),
-    );
-  }
-
-  transfer(input: TransferInput): Promise<void> {
-    if (!/^\d+\.\d{3} (STEEM|SBD)$/.test(input.amount)) {
-      return Promise.reject(new AppError('ERR_BOT_CHAIN_INPUT', `transfer amount must look like "1.000 STEEM" (got "${input.amount}")`));
-    }
-    const op = { from: this.options.account, memo: '', ...input };
-    return this.broadcast('transfer', 'active', op, (s, wif) => s.broadcast.transferAsync(wif, op.from, op.to, op.amount, op.memo));
-  }
-
-  customJson(input: CustomJsonInput): Promise<void> {
-    const role = input.auth ?? 'posting';
-    const op = {
-      required_auths: role === 'active' ? [this.options.account] : [],
-      required_posting_auths: role === 'posting' ? [this.options.account] : [],
-      id: input.id,
-      json: input.json,
-    };
-    return this.broadcast('custom_json', role, op, (s, wif) =>
-      s.broadcast.customJsonAsync(wif, op.required_auths, op.required_posting_auths, op.id, op.json),
-    );
-  }
-
-  private broadcast(
-    name: string,
-    role: KeyRole,
-    op: Record<string, unknown>,
-    send: (steem: SteemJs, wif: string) => Promise<unknown>,
-  ): Promise<void> {
-    const wif = this.options.keys[role];
-    if (!this.steem || !wif || !this.options.needs.includes(role)) {
-      return Promise.reject(
-        new AppError(
-          'ERR_BOT_KEY_MISSING',
-          `${name} needs the ${role} key: declare keys: ['${role}'] in createBot and set STEEM_${role.toUpperCase()}_KEY`,
-        ),
-      );
-    }
-    const steem = this.steem;
-    const run = async (): Promise<void> => {
-      const wait = this.last + this.options.intervalMs - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      this.last = Date.now();
-      if (!this.options.live) {
-        this.options.logger.info(
-          { op: [name, op] },
-          `dry run: would broadcast ${name} ${JSON.stringify(op)} (set BOT_LIVE=1 to broadcast)`,
-        );
-        return;
+  static async check(bus: Bus<Catalogue>, needs: Map<string, Set<KeyRole>>, logger: Logger, waitMs: number): Promise<void> {
+    if (needs.size === 0) return;
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    let list;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        list = await bus.call('signer.key.list', {});
+        break;
+      } catch (err) {
+        if (!(err instanceof AppError && TRANSIENT.has(err.code))) throw err;
+        if (Date.now() >= deadline)
+          throw new AppError(
+            'ERR_BUS_TIMEOUT',
+            `the signer did not answer signer.key.list within ${waitMs / 1000} s: is the signer app running?`,
+          );
+        if (!said) logger.warn('waiting for the signer to check the keys of the accounts this bot acts for');
+        said = true;
+        await delay(Math.min(200 * attempt, 2_000));
       }
-      await send(steem, wif);
-      this.options.logger.info({ op: [name, op] }, `broadcast ${name}`);
-    };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    }
+    const missing: string[] = [];
+    for (const [account, roles] of needs) {
+      for (const role of roles) if (!list.accounts[account]?.includes(role)) missing.push(`@${account} (${role})`);
+    }
+    if (missing.length > 0)
+      throw new AppError(
+        'ERR_BOT_KEY_MISSING',
+        `the signer holds no key for ${missing.join(', ')}, which this bot declares in \`accounts\`; give the signer ${missing.length > 1 ? 'those keys' : 'that key'} (SIGNER_KEYS_FILE, or SIGNER_ACCOUNT and its key variables) and restart it`,
+      );
+    if (!list.live) logger.warn('the signer is in dry run: chain actions are logged by the signer, not broadcast (SIGNER_LIVE=1 there)');
   }
-}
 
-async function checkAuthorities(steem: SteemJs, options: ChainOptions): Promise<void> {
-  steem.api.setOptions({ url: options.nodes[0] as string });
-  const [account] = await steem.api.getAccountsAsync([options.account]);
-  if (!account) throw new AppError('ERR_BOT_KEY_MISMATCH', `account @${options.account} does not exist on ${options.nodes[0]}`);
-  for (const role of options.needs) {
-    const publicKey = steem.auth.wifToPublic(options.keys[role] as string);
-    if (!account[role].key_auths.some(([key]) => key === publicKey)) {
-      throw new AppError('ERR_BOT_KEY_MISMATCH', `STEEM_${role.toUpperCase()}_KEY is not a ${role} key of @${options.account}`);
+  /** The chain actions of one handler try (or task run): keys `<keyPrefix>:<n>`. */
+  chainFor(keyPrefix: string, signal?: AbortSignal): Chain {
+    let n = 0;
+    const send = async (task: Task, input: { account?: string | undefined }, payload: Record<string, unknown>): Promise<string> => {
+      const account = this.accountOf(input.account);
+      const key = `${keyPrefix}:${n++}`;
+      const reply = await this.bus.send(task, { ...payload, account } as TaskPayload<Catalogue, Task>, { idempotencyKey: key });
+      this.remember(reply.action_id, key);
+      return reply.action_id;
+    };
+    return {
+      vote: (i) => send('signer.vote.cast', i, { author: i.author, permlink: i.permlink, weight: i.weight }),
+      comment: (i) =>
+        send('signer.comment.post', i, {
+          parent_author: i.parent_author,
+          parent_permlink: i.parent_permlink,
+          permlink: i.permlink,
+          body: i.body,
+          ...(i.title === undefined ? {} : { title: i.title }),
+          ...(i.json_metadata === undefined ? {} : { json_metadata: i.json_metadata }),
+        }),
+      transfer: (i) => send('signer.transfer.send', i, { to: i.to, amount: i.amount, ...(i.memo === undefined ? {} : { memo: i.memo }) }),
+      customJson: (i) => send('signer.custom_json.send', i, { id: i.id, json: i.json, ...(i.auth === undefined ? {} : { auth: i.auth }) }),
+      confirmed: (id) => this.wait(id, signal),
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.subscription?.close();
+    clearInterval(this.poller);
+    const stopped = new AppError('ERR_BUS_CLOSED', 'the bot stopped while waiting for a chain action');
+    for (const set of this.waiters.values()) for (const w of set) w.reject(stopped);
+    this.waiters.clear();
+  }
+
+  private accountOf(account: string | undefined): string {
+    if (this.accounts.length === 0)
+      throw new AppError('ERR_BOT_CHAIN_INPUT', 'this bot declares no account to act for: add `accounts` to its createBot definition');
+    if (account === undefined) return this.accounts[0] as string;
+    if (!this.accounts.includes(account))
+      throw new AppError('ERR_BOT_CHAIN_INPUT', `@${account} is not one of the accounts this bot declares (${this.accounts.join(', ')})`);
+    return account;
+  }
+
+  private remember(id: string, key: string): void {
+    this.keys.delete(id);
+    this.keys.set(id, key);
+    if (this.keys.size > REMEMBERED) this.keys.delete(this.keys.keys().next().value as string);
+  }
+
+  private wait(id: string, signal: AbortSignal | undefined): Promise<ActionOutcome> {
+    if (this.closed) return Promise.reject(new AppError('ERR_BUS_CLOSED', 'the bot is stopping'));
+    if (!this.keys.has(id))
+      return Promise.reject(
+        new AppError('ERR_BOT_CHAIN_INPUT', `unknown action id ${id}: confirmed() takes an id that ctx.chain returned in this process`),
+      );
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.follow();
+    return new Promise<ActionOutcome>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiters.get(id)?.delete(waiter);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        resolve: (o) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(o);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const set = this.waiters.get(id) ?? new Set<Waiter>();
+      set.add(waiter);
+      this.waiters.set(id, set);
+      // The outcome may be out already: the call answers for what the stream will not repeat.
+      void this.lookUp(id);
+    });
+  }
+
+  /** Subscribe to the signer's outcomes and poll as a fallback, from the first wait on. */
+  private follow(): void {
+    this.subscription ??= this.bus.subscribe(
+      'signer',
+      {
+        'transaction.confirmed': (p) =>
+          this.settle(p.action_id, { action_id: p.action_id, state: 'confirmed', trx_id: p.trx_id, block_num: p.block_num }),
+        'transaction.failed': (p) => this.settle(p.action_id, undefined, p.reason, p.retryable),
+      },
+      { from: null },
+    );
+    this.poller ??= setInterval(() => {
+      for (const id of this.waiters.keys()) void this.lookUp(id);
+    }, this.pollMs);
+    this.poller.unref();
+  }
+
+  private async lookUp(id: string): Promise<void> {
+    const key = this.keys.get(id);
+    if (key === undefined || !this.waiters.has(id)) return;
+    try {
+      const a = await this.bus.call('signer.action.get', { key });
+      if (a.state === 'confirmed' || a.state === 'dry-run')
+        this.settle(id, { action_id: id, state: a.state, trx_id: a.trx_id, block_num: a.block_num });
+      else if (a.state === 'failed') this.settle(id, undefined, a.reason ?? 'failed', false);
+    } catch (err) {
+      this.logger.debug({ err, action: id }, 'signer.action.get failed; the next poll asks again');
+    }
+  }
+
+  private settle(id: string, outcome: ActionOutcome | undefined, reason?: string, retryable?: boolean): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    this.waiters.delete(id);
+    for (const w of set) {
+      if (outcome) w.resolve(outcome);
+      else
+        w.reject(
+          new AppError('ERR_BOT_ACTION_FAILED', `chain action ${this.keys.get(id) ?? id} failed: ${reason ?? ''}`, {
+            data: { action_id: id, reason, retryable },
+          }),
+        );
     }
   }
 }

@@ -1,12 +1,8 @@
 import { AppError, variable, variableSchemas } from '@steem-bot/config';
-import { DevNode } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
 import { createBot, type RunningBot } from '../src';
 import { memorySetup, positionOf } from './helpers';
-
-// A valid WIF (the well-known test key of the steem-js docs); no account holds it on our devnode.
-const TEST_WIF = '5JRaypasxMx1L97ZUX7YuC5Psb5EAbF821kkAGtBj7xCJFQcbLg';
 
 describe('bot SDK (in-memory bus)', () => {
   let running: RunningBot | undefined;
@@ -268,60 +264,130 @@ describe('bot SDK (in-memory bus)', () => {
     expect(running.checkpoint()).toBeNull();
   });
 
-  test('dry run logs exactly the vote it would cast', async () => {
-    const env = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: TEST_WIF });
+  /** A signer on the in-memory bus: keys `held`, one action id per key, outcomes published on demand. */
+  async function fakeSigner(env: Awaited<ReturnType<typeof memorySetup>>, held: Record<string, Array<'posting' | 'active'>>) {
+    const bus = env.busFor('signer');
+    const sent: Array<{ task: string; key: string | undefined; payload: unknown }> = [];
+    const ids = new Map<string, string>();
+    const intake = (task: string) => (payload: unknown, ctx: { key: string | undefined }) => {
+      sent.push({ task, key: ctx.key, payload });
+      if (!ids.has(ctx.key ?? '')) ids.set(ctx.key ?? '', `id-${ids.size + 1}`);
+      return { action_id: ids.get(ctx.key ?? '') as string, state: 'pending' as const };
+    };
+    bus.handle('signer.transfer.send', intake('transfer'));
+    bus.handle('signer.vote.cast', intake('vote'));
+    bus.handle('signer.key.list', () => ({ live: true, accounts: held }));
+    bus.handle('signer.action.get', ({ key }) => ({
+      action_id: ids.get(key) ?? '',
+      key,
+      kind: 'transfer' as const,
+      account: 'tipper',
+      state: 'sent' as const,
+      trx_id: null,
+      block_num: null,
+      signed: 1,
+      reason: null,
+    }));
+    await bus.serve({ floor: 0 });
+    return { bus, sent, ids };
+  }
+
+  test('ctx.chain sends signer tasks keyed <bot>:<position>:<n>: a retried handler asks for the same actions; confirmed() waits for the outcome', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '3' });
     cleanup = env.cleanup;
+    const signer = await fakeSigner(env, { tipper: ['posting', 'active'] });
+    const outcomes: unknown[] = [];
+    const ids: string[] = [];
+    let tries = 0;
     const bot = createBot({
-      name: 'voter',
-      keys: ['posting'],
-      on: { vote: (op, { chain }) => chain.vote({ author: op.author, permlink: op.permlink, weight: 5_000 }) },
+      name: 'payer',
+      accounts: [{ account: 'tipper', roles: ['posting', 'active'] }],
+      on: {
+        async vote(op, { chain }) {
+          tries++;
+          const id = await chain.transfer({ to: op.author, amount: '0.001 STEEM', memo: op.permlink });
+          ids.push(id, await chain.vote({ author: op.author, permlink: op.permlink, weight: 100 }));
+          if (tries < 3) throw new Error('fails after its transfer');
+          outcomes.push(await chain.confirmed(id));
+        },
+      },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('voter') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer') });
     await running.subscription.ready;
-    await env.publishVote(40, 0);
-    await waitFor(() => running?.checkpoint() === positionOf(40, 0));
-    const line = env.lines.find((l) => String(l.msg).startsWith('dry run: would broadcast vote'));
-    expect(line?.op).toEqual(['vote', { voter: 'steembot', author: 'author0', permlink: 'post-40-0', weight: 5_000 }]);
-    expect(JSON.stringify(env.lines)).not.toContain(TEST_WIF);
+    await env.publishVote(50, 2);
+    const pos = positionOf(50, 2);
+    await waitFor(() => ids.length === 6, 5_000, 'three tries of two actions');
+    // Every try asked for the same two actions (the bus answers a repeated key without asking the signer again).
+    expect(new Set(signer.sent.map((s) => s.key))).toEqual(new Set([`payer:${pos}:0`, `payer:${pos}:1`]));
+    expect(ids).toEqual(['id-1', 'id-2', 'id-1', 'id-2', 'id-1', 'id-2']);
+    expect(signer.sent[0]?.payload).toEqual({ account: 'tipper', to: 'author2', amount: '0.001 STEEM', memo: 'post-50-2' });
+    // The handler waits for the outcome: the checkpoint stays until the signer publishes it.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(running.checkpoint()).toBeNull();
+    await signer.bus.publish('transaction.confirmed', { action_id: 'id-1', key: `payer:${pos}:0`, trx_id: 'ab'.repeat(20), block_num: 7 });
+    await waitFor(() => running?.checkpoint() === pos, 5_000, 'the checkpoint');
+    expect(outcomes).toEqual([{ action_id: 'id-1', state: 'confirmed', trx_id: 'ab'.repeat(20), block_num: 7 }]);
   });
 
-  test('a missing or malformed key is a clear error at start-up, not at the first vote', async () => {
-    const define = () => createBot({ name: 'keyed', keys: ['posting', 'active'], on: { vote: () => undefined } });
-    const missing = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: TEST_WIF });
-    const bad = await memorySetup({ STEEM_ACCOUNT: 'steembot', STEEM_POSTING_KEY: 'not-a-key', STEEM_ACTIVE_KEY: TEST_WIF });
-    const noAccount = await memorySetup({ STEEM_POSTING_KEY: TEST_WIF, STEEM_ACTIVE_KEY: TEST_WIF });
-    cleanup = () => [missing, bad, noAccount].forEach((e) => e.cleanup());
-    const start = (e: typeof missing) => define().start({ config: e.config, logger: e.logger, bus: e.busFor('keyed') });
-    await expect(start(missing)).rejects.toMatchObject({
+  test('confirmed() rejects with ERR_BOT_ACTION_FAILED when the signer gives the action up; an undeclared account is refused', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '1' });
+    cleanup = env.cleanup;
+    const signer = await fakeSigner(env, { tipper: ['active'] });
+    const errors: unknown[] = [];
+    const bot = createBot({
+      name: 'payer',
+      accounts: [{ account: 'tipper', roles: ['active'] }],
+      on: {
+        async vote(_op, { chain }) {
+          await chain.transfer({ account: 'someone', to: 'bob', amount: '1.000 STEEM' }).catch((e: unknown) => errors.push(e));
+          const id = await chain.transfer({ to: 'bob', amount: '1.000 STEEM' });
+          await chain.confirmed(id).catch((e: unknown) => errors.push(e));
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer') });
+    await running.subscription.ready;
+    await env.publishVote(60, 0);
+    await waitFor(() => signer.sent.length === 1, 5_000, 'the transfer');
+    await signer.bus.publish('transaction.failed', {
+      action_id: 'id-1',
+      key: `payer:${positionOf(60, 0)}:0`,
+      reason: 'insufficient funds',
+      retryable: false,
+    });
+    await waitFor(() => errors.length === 2, 5_000, 'both errors');
+    expect(errors[0]).toMatchObject({ code: 'ERR_BOT_CHAIN_INPUT', message: expect.stringMatching(/@someone is not one of the accounts/) });
+    expect(errors[1]).toMatchObject({
+      code: 'ERR_BOT_ACTION_FAILED',
+      message: `chain action payer:${positionOf(60, 0)}:0 failed: insufficient funds`,
+      data: { action_id: 'id-1', retryable: false },
+    });
+  });
+
+  test('a bot declaring an account the signer holds no key for stops at start-up with a clear error', async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    await fakeSigner(env, { tipper: ['posting'] });
+    const bot = createBot({ name: 'keyed', accounts: ['tipper', { account: 'tipper', roles: ['active'] }, 'other'], on: {} });
+    await expect(bot.start({ config: env.config, logger: env.logger, bus: env.busFor('keyed') })).rejects.toMatchObject({
       code: 'ERR_BOT_KEY_MISSING',
-      message: expect.stringMatching(/STEEM_ACTIVE_KEY is not set/),
+      message: expect.stringMatching(/^the signer holds no key for @tipper \(active\), @other \(posting\), which this bot declares/),
     });
-    await expect(start(bad)).rejects.toMatchObject({
-      code: 'ERR_BOT_KEY_INVALID',
-      message: 'STEEM_POSTING_KEY is not a valid private key (WIF)',
-    });
-    await expect(start(noAccount)).rejects.toMatchObject({ code: 'ERR_BOT_KEY_MISSING', message: expect.stringMatching(/STEEM_ACCOUNT/) });
   });
 
-  test('live mode: a valid key that is not one of the account keys is refused at start-up; the right one is accepted', async () => {
-    const node = await DevNode.start({ intervalMs: 0, synthetic: 0 });
-    // devnode's accounts all hold the public key of this test WIF (see DEVNODE_PUBLIC_KEY).
-    const devnodeWif = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
-    const live = { BOT_LIVE: '1', STEEM_ACCOUNT: 'steembot', STEEM_NODES: node.url };
-    const wrong = await memorySetup({ ...live, STEEM_POSTING_KEY: TEST_WIF });
-    const right = await memorySetup({ ...live, STEEM_POSTING_KEY: devnodeWif });
-    cleanup = () => [wrong, right].forEach((e) => e.cleanup());
-    const bot = createBot({ name: 'live', keys: ['posting'], on: { vote: () => undefined } });
-    try {
-      await expect(bot.start({ config: wrong.config, logger: wrong.logger, bus: wrong.busFor('live') })).rejects.toMatchObject({
-        code: 'ERR_BOT_KEY_MISMATCH',
-        message: 'STEEM_POSTING_KEY is not a posting key of @steembot',
-      });
-      running = await bot.start({ config: right.config, logger: right.logger, bus: right.busFor('live') });
-      expect(right.lines.some((l) => String(l.msg).startsWith('dry run'))).toBe(false);
-    } finally {
-      await node.stop();
-    }
+  test('a signer that is not up yet is waited for (up to signerWaitMs), then the check runs; none at all is a clear error', async () => {
+    const env = await memorySetup();
+    cleanup = env.cleanup;
+    const define = (signerWaitMs: number) => createBot({ name: 'early', accounts: ['tipper'], signerWaitMs, on: {} });
+    await expect(define(300).start({ config: env.config, logger: env.logger, bus: env.busFor('early') })).rejects.toMatchObject({
+      code: 'ERR_BUS_TIMEOUT',
+      message: 'the signer did not answer signer.key.list within 0.3 s: is the signer app running?',
+    });
+    const starting = define(10_000).start({ config: env.config, logger: env.logger, bus: env.busFor('early') });
+    await waitFor(() => env.lines.some((l) => String(l.msg).startsWith('waiting for the signer')), 5_000, 'the waiting line');
+    await fakeSigner(env, { tipper: ['posting'] });
+    running = await starting;
+    expect(running.idle).toBe(false);
   });
 
   test('bot definitions are checked: names, and tasks addressed to the bot', () => {

@@ -34,7 +34,7 @@ export async function memorySetup(vars: Record<string, string> = {}): Promise<{
   cleanup(): void;
 }> {
   const hub = new MemoryHub();
-  const { config, cleanup } = testSetup({ BOT_RETRY_BASE_MS: '10', BOT_RETRY_MAX_MS: '40', BOT_CHAIN_INTERVAL_MS: '1', ...vars });
+  const { config, cleanup } = testSetup({ BOT_RETRY_BASE_MS: '10', BOT_RETRY_MAX_MS: '40', ...vars });
   const { logger, lines } = keptLogger('test');
   const busFor = (app: string): Bus<Catalogue> =>
     new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: logger.child({ app }), taskTimeoutMs: 300 });

@@ -16,8 +16,6 @@ import { createIpcBus } from './create';
 const CONFIG_ERRORS = new Set<ErrorCode>([
   'ERR_CONFIG_INVALID',
   'ERR_BOT_KEY_MISSING',
-  'ERR_BOT_KEY_INVALID',
-  'ERR_BOT_KEY_MISMATCH',
   'ERR_BOT_INVALID',
   'ERR_CLOCK_SCHEDULES_INVALID',
   'ERR_CHECKPOINT_INVALID',

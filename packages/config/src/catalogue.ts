@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineCatalogue } from './catalogue-shape';
 import { commonOps, otherOps } from './chain-ops';
 import { emailRequest, emailStatuses } from './email';
-import { actionReply, actionState, commentAction, customJsonAction, transferAction, voteAction } from './signer-actions';
+import { actionReply, actionState, commentAction, customJsonAction, keyList, transferAction, voteAction } from './signer-actions';
 
 const nodeHealth = z.object({
   url: z.string(),
@@ -99,6 +99,8 @@ export const catalogue = defineCatalogue({
     'signer.custom_json.send': { payload: customJsonAction, reply: actionReply },
     /** An action's state, by the idempotency key it was sent with. */
     'signer.action.get': { payload: z.object({ key: z.string().min(1) }), reply: actionState },
+    /** The accounts the signer holds keys for, with their roles (a bot's start-up check), and whether it is live. */
+    'signer.key.list': { payload: z.object({}), reply: keyList },
     /** Report the broadcaster's current block, head, LIB, lag and node health. */
     'broadcaster.status.get': {
       payload: z.object({}),

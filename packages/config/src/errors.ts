@@ -28,10 +28,21 @@ export const errorCodes = {
     doc: 'An event position is not a safe integer above the last published one.',
   },
   ERR_BUS_FRAME_TOO_LARGE: { http: 413, retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
-  ERR_BOT_KEY_MISSING: { http: 500, retryable: false, doc: 'A bot needs a key (or STEEM_ACCOUNT) that is not set; checked at start-up.' },
-  ERR_BOT_KEY_INVALID: { http: 500, retryable: false, doc: 'A bot key is not a valid private key (WIF).' },
-  ERR_BOT_KEY_MISMATCH: { http: 500, retryable: false, doc: 'Live mode: the key is not an authority of STEEM_ACCOUNT on chain.' },
-  ERR_BOT_CHAIN_INPUT: { http: 400, retryable: false, doc: 'A chain action got an invalid argument (vote weight, transfer amount).' },
+  ERR_BOT_KEY_MISSING: {
+    http: 500,
+    retryable: false,
+    doc: 'A bot declares an account the signer holds no key (of the needed role) for; checked with the signer at start-up (exit 78).',
+  },
+  ERR_BOT_CHAIN_INPUT: {
+    http: 400,
+    retryable: false,
+    doc: 'A chain action got an invalid argument (an account the bot did not declare, an unknown action id).',
+  },
+  ERR_BOT_ACTION_FAILED: {
+    http: 500,
+    retryable: false,
+    doc: '`ctx.chain.confirmed(id)`: the signer reported `transaction.failed` for the action; `data` has its reason and whether a new action may succeed.',
+  },
   ERR_BOT_HANDLER_TIMEOUT: {
     http: 500,
     retryable: true,

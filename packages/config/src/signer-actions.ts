@@ -67,3 +67,9 @@ export const actionState = z.object({
   signed: z.number().int(),
   reason: z.string().nullable(),
 });
+
+/** `signer.key.list`'s reply: the accounts the signer holds keys for, and the roles (never a key). */
+export const keyList = z.object({
+  live: z.boolean(),
+  accounts: z.record(z.string(), z.array(z.enum(['posting', 'active']))),
+});

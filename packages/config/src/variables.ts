@@ -154,11 +154,6 @@ const bus = {
 
 /** Read by every bot (the bot SDK). A bot's own variables are declared by its package. */
 const bot = {
-  BOT_LIVE: variable(
-    '`1` lets bots broadcast votes, comments and transfers; otherwise they log exactly what they would broadcast (dry run).',
-    '0',
-    flag,
-  ),
   BOT_RETRY_ATTEMPTS: variable('Tries of a failing bot handler before its op is dead-lettered.', '5', positiveInt),
   BOT_RETRY_BASE_MS: variable(
     'First retry delay of a failing bot handler; it doubles up to BOT_RETRY_MAX_MS, with jitter.',
@@ -170,22 +165,6 @@ const bot = {
     "Longest try of a bot handler; past it the try fails (and is retried) and the handler's `ctx.signal` is aborted.",
     '300000',
     positiveInt,
-  ),
-  BOT_CHAIN_INTERVAL_MS: variable('Least time between two chain broadcasts of one bot (its rate limit).', '3000', positiveInt),
-  STEEM_ACCOUNT: variable(
-    "Account the bots act as (votes, comments, transfers). Per bot: in that bot's `.env.<bot>` or its `env` in pm2.json.",
-    '',
-    optionalText,
-  ),
-  STEEM_POSTING_KEY: variable(
-    'Private posting key (WIF) of STEEM_ACCOUNT, for votes, comments and custom_json. Only in `.env` / `.env.<bot>` (chmod 600) or the environment, never in pm2.json. Never logged.',
-    '',
-    optionalText,
-  ),
-  STEEM_ACTIVE_KEY: variable(
-    'Private active key (WIF) of STEEM_ACCOUNT, for transfers. Like STEEM_POSTING_KEY: `.env` / `.env.<bot>` (chmod 600) or the environment. Never logged.',
-    '',
-    optionalText,
   ),
 } as const satisfies Record<string, VariableDef>;
 
@@ -318,6 +297,17 @@ const signer = {
     'signer.keys.json',
     z.string().min(1),
   ),
+  SIGNER_ACCOUNT: variable(
+    'Instead of SIGNER_KEYS_FILE: the one account whose keys are SIGNER_POSTING_KEY / SIGNER_ACTIVE_KEY.',
+    '',
+    z.union([z.literal(''), z.string().regex(/^[a-z][a-z0-9.-]{2,15}$/, 'a Steem account name')]),
+  ),
+  SIGNER_POSTING_KEY: variable(
+    'Posting key (WIF) of SIGNER_ACCOUNT. Only in `.env` (chmod 600) or the environment, never in pm2.json. Never logged.',
+    '',
+    optionalText,
+  ),
+  SIGNER_ACTIVE_KEY: variable('Active key (WIF) of SIGNER_ACCOUNT; like SIGNER_POSTING_KEY. Never logged.', '', optionalText),
   SIGNER_EXPIRATION_S: variable(
     'Lifetime of a signed transaction in chain time (the chain allows 3600 s); the same transaction is rebroadcast until it is in a block or this has passed.',
     '600',

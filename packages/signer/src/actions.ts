@@ -120,12 +120,20 @@ export interface Spacing {
   root: number;
   /** STEEM_MIN_REPLY_INTERVAL_HF20: "You may only comment once every 3 seconds." */
   reply: number;
+  /**
+   * The block interval, for "Account ... already submitted 5 custom json operation(s) this block":
+   * at most CUSTOM_JSON_PER_BLOCK custom_json of an account are signed within it. Default 3000.
+   */
+  block?: number;
 }
 
-export const CHAIN_SPACING: Spacing = { vote: 3_000, root: 300_000, reply: 3_000 };
+export const CHAIN_SPACING: Spacing = { vote: 3_000, root: 300_000, reply: 3_000, block: 3_000 };
+
+/** The chain's limit of custom_json operations per account per block. */
+export const CUSTOM_JSON_PER_BLOCK = 5;
 
 /** Which spacing rule an op falls under, if any. */
-export function spacingRule(op: Operation): keyof Spacing | undefined {
+export function spacingRule(op: Operation): 'vote' | 'root' | 'reply' | undefined {
   if (op[0] === 'vote') return 'vote';
   if (op[0] === 'comment') return op[1].parent_author === '' ? 'root' : 'reply';
   return undefined;

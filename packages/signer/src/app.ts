@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { AppContext, RunningApp } from '@steem-bot/bus';
-import { AppError, resolveProjectPath } from '@steem-bot/config';
+import { AppError, type Config, type Logger, resolveProjectPath } from '@steem-bot/config';
 
 import type { CommentInput, CustomJsonInput, TransferInput, VoteInput } from './actions';
 import { Keys } from './keys';
@@ -15,14 +15,9 @@ export const storeFile = (dataDir: string): string => join(dataDir, 'signer.sqli
 
 /** The signer process (bus app `signer`): intake of the four action tasks, the engine, the status call. */
 export async function startSigner({ config, logger, bus }: AppContext<'chain' | 'signer'>): Promise<RunningApp> {
-  const file = resolveProjectPath(config.SIGNER_KEYS_FILE);
-  let keys: Keys;
-  if (!config.SIGNER_LIVE && !existsSync(file)) {
-    logger.warn(`dry run without ${file}: every action will be refused for want of a key`);
-    keys = Keys.of({});
-  } else keys = Keys.load(file);
+  const keys = loadKeys(config, logger);
   const client = new NodeClient({ nodes: config.STEEM_NODES, timeoutMs: config.SIGNER_RPC_TIMEOUT_MS, logger });
-  if (config.SIGNER_LIVE) await checkAuthorities(keys, client);
+  if (config.SIGNER_LIVE) await checkAuthorities(keys, client, config.SIGNER_ACCOUNT ? 'SIGNER_ACCOUNT' : 'SIGNER_KEYS_FILE');
   const store = new SignerStore(storeFile(config.DATA_DIR));
   const signer = new Signer({
     store,
@@ -51,6 +46,7 @@ export async function startSigner({ config, logger, bus }: AppContext<'chain' | 
     if (!action) throw new AppError('ERR_SIGNER_NOT_FOUND', `no action has the key "${key}"`);
     return actionView(action);
   });
+  bus.handle('signer.key.list', () => ({ live: config.SIGNER_LIVE, accounts: keys.summary() }));
   await bus.serve();
   // The broadcaster's stream confirms as soon as it carries the transaction; lookups are the fallback.
   const confirm = (p: { trx_id: string; block_num: number }): void => signer.onChainOp(p.trx_id, p.block_num);
@@ -70,8 +66,28 @@ export async function startSigner({ config, logger, bus }: AppContext<'chain' | 
   };
 }
 
+/**
+ * The keys: of SIGNER_ACCOUNT from the environment when it is set, otherwise from SIGNER_KEYS_FILE
+ * (in dry run a missing file means no keys: every action is refused).
+ */
+function loadKeys(config: Config<'chain' | 'signer'>, logger: Logger): Keys {
+  const { SIGNER_ACCOUNT: account, SIGNER_POSTING_KEY: posting, SIGNER_ACTIVE_KEY: active } = config;
+  if (account) return Keys.fromEnvironment(account, posting, active);
+  if (posting || active)
+    throw new AppError(
+      'ERR_CONFIG_INVALID',
+      'SIGNER_POSTING_KEY / SIGNER_ACTIVE_KEY are set but SIGNER_ACCOUNT (whose keys they are) is not',
+    );
+  const file = resolveProjectPath(config.SIGNER_KEYS_FILE);
+  if (!config.SIGNER_LIVE && !existsSync(file)) {
+    logger.warn(`dry run without ${file}: every action will be refused for want of a key`);
+    return Keys.of({});
+  }
+  return Keys.load(file);
+}
+
 /** Live mode: each key must be an authority of its account on chain (checked once, at start-up). */
-async function checkAuthorities(keys: Keys, client: NodeClient): Promise<void> {
+async function checkAuthorities(keys: Keys, client: NodeClient, source: string): Promise<void> {
   const summary = keys.summary();
   const names = Object.keys(summary);
   if (names.length === 0) return;
@@ -94,5 +110,5 @@ async function checkAuthorities(keys: Keys, client: NodeClient): Promise<void> {
         problems.push(`the ${role} key given for @${name} is not a ${role} authority of it`);
     }
   }
-  if (problems.length > 0) throw new AppError('ERR_CONFIG_INVALID', `SIGNER_KEYS_FILE: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new AppError('ERR_CONFIG_INVALID', `${source}: ${problems.join('; ')}`);
 }

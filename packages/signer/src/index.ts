@@ -1,5 +1,5 @@
 export type { CommentInput, CustomJsonInput, Spacing, TransferInput, VoteInput } from './actions';
-export { CHAIN_SPACING, MAX_TRANSACTION_SIZE, spacingRule, toAction } from './actions';
+export { CHAIN_SPACING, CUSTOM_JSON_PER_BLOCK, MAX_TRANSACTION_SIZE, spacingRule, toAction } from './actions';
 export { startSigner, storeFile } from './app';
 export type { KeyRole } from './keys';
 export { Keys } from './keys';

@@ -67,6 +67,26 @@ export class Keys {
     return new Keys(keys);
   }
 
+  /**
+   * Keys of one account from the environment (SIGNER_ACCOUNT + SIGNER_POSTING_KEY /
+   * SIGNER_ACTIVE_KEY), the alternative to a keys file. Errors name the variable, never the key.
+   */
+  static fromEnvironment(account: string, posting: string, active: string): Keys {
+    const problems: string[] = [];
+    if (!posting && !active) problems.push(`SIGNER_ACCOUNT is ${account} but neither SIGNER_POSTING_KEY nor SIGNER_ACTIVE_KEY is set`);
+    const entry: Partial<Record<KeyRole, string>> = {};
+    for (const [role, wif] of [
+      ['posting', posting],
+      ['active', active],
+    ] as const) {
+      if (!wif) continue;
+      if (!isWif(wif)) problems.push(`SIGNER_${role.toUpperCase()}_KEY is not a valid private key (WIF)`);
+      else entry[role] = wif;
+    }
+    if (problems.length > 0) throw new AppError('ERR_CONFIG_INVALID', problems.join('; '));
+    return new Keys(new Map([[account, entry]]));
+  }
+
   /** Keys given directly (tests). */
   static of(entries: Record<string, Partial<Record<KeyRole, string>>>): Keys {
     return new Keys(new Map(Object.entries(entries)));

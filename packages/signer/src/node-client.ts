@@ -6,6 +6,8 @@ export class RpcRefusal extends Error {
     readonly code: number,
     message: string,
     readonly data: unknown,
+    /** The node that answered. */
+    readonly node?: string,
   ) {
     super(message);
     this.name = new.target.name;
@@ -71,6 +73,17 @@ export class NodeClient {
     throw last instanceof NodeUnavailable ? last : new NodeUnavailable(String(last));
   }
 
+  /**
+   * Leave a node alone for `ms` although it answers (it is on another fork): the other nodes are
+   * asked first until then.
+   */
+  avoid(url: string, ms: number, why: string): void {
+    const node = this.nodes.find((n) => n.url === url);
+    if (!node || this.nodes.length < 2) return;
+    node.openUntil = Math.max(node.openUntil, Date.now() + ms);
+    this.options.logger.warn({ node: url }, `node ${url} left alone for ${Math.round(ms / 1000)} s: ${why}`);
+  }
+
   private async post<T>(url: string, method: string, params: unknown): Promise<T> {
     let text: string;
     try {
@@ -92,7 +105,7 @@ export class NodeClient {
     } catch {
       throw new NodeUnavailable(`${method} on ${url}: not JSON`);
     }
-    if (body.error) throw new RpcRefusal(body.error.code, body.error.message, body.error.data);
+    if (body.error) throw new RpcRefusal(body.error.code, body.error.message, body.error.data, url);
     if (!('result' in body)) throw new NodeUnavailable(`${method} on ${url}: neither result nor error`);
     return body.result as T;
   }

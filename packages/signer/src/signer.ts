@@ -3,6 +3,7 @@ import { type ActionState, AppError, type Logger } from '@steem-bot/config';
 import {
   CHAIN_SPACING,
   type CommentInput,
+  CUSTOM_JSON_PER_BLOCK,
   type CustomJsonInput,
   type Spacing,
   spacingRule,
@@ -61,6 +62,10 @@ const PERMANENT =
   /missing required|Missing (Posting|Active|Owner) Authority|irrelevant signature|Parse Error|exceeds the maximum|required_active\.size|Invalid parameters|does not accept|insufficient|Insufficient/;
 const DUPLICATE = /Duplicate transaction check failed/;
 const NO_RC = /Please wait to transact/;
+/** TaPoS of another fork: the node answering is not on the chain the transaction refers to. */
+const WRONG_FORK = /tapos|ref_block_prefix/i;
+/** How long a node that refused a transaction's TaPoS is left alone. */
+const WRONG_FORK_AVOID_MS = 60_000;
 
 /**
  * The signer's engine. Each action is recorded first (`accept`), then, per account in order and
@@ -189,6 +194,12 @@ export class Signer {
   }
 
   private spacingWait(action: Action, now: number): number {
+    if (action.kind === 'custom_json') {
+      // Delayed, not failed: the sixth of a block waits until the first is a block interval old.
+      const block = this.spacing.block ?? 3_000;
+      const { count, earliest } = this.options.store.signedSince(action.account, 'custom_json', action.id, now - block);
+      return count >= CUSTOM_JSON_PER_BLOCK && earliest !== null ? earliest + block - now : 0;
+    }
     const rule = spacingRule(action.op);
     if (!rule) return 0;
     const last = this.options.store.lastSigned(action.account, action.kind, action.id, rule === 'vote' ? undefined : rule === 'root');
@@ -308,6 +319,16 @@ export class Signer {
           now(),
         );
         this.log.info({ action: action.id, trx_id: action.trx_id }, `${action.trx_id} is already known to the node; confirming by lookup`);
+      } else if (WRONG_FORK.test(err.message) && err.node !== undefined) {
+        // The transaction refers to a block this node does not have: ask the other nodes (the
+        // lookup, then the same transaction again) and take the next TaPoS from them too.
+        this.options.client.avoid(err.node, WRONG_FORK_AVOID_MS, `it refused ${action.trx_id}'s TaPoS (another fork?)`);
+        this.tapos = undefined;
+        this.options.store.update(action.id, { reason: `TaPoS refused by ${err.node}: ${err.message}`, next_at: now() }, now());
+        this.log.warn(
+          { action: action.id, trx_id: action.trx_id },
+          `${err.node} refused the TaPoS of ${action.trx_id}; moving to another node`,
+        );
       } else if (NO_RC.test(err.message)) this.waitRc(action, err.message);
       else if (PERMANENT.test(err.message)) this.fail(action, err.message, false);
       else {

@@ -180,6 +180,16 @@ export class SignerStore {
     return match?.signed_at ?? null;
   }
 
+  /** How many actions of `kind` `account` signed since `since` (other than `exclude`), and the earliest of those times. */
+  signedSince(account: string, kind: ActionKind, exclude: string, since: number): { count: number; earliest: number | null } {
+    return this.db
+      .prepare(
+        `SELECT COUNT(*) AS count, MIN(signed_at) AS earliest FROM actions
+         WHERE account = ? AND kind = ? AND id != ? AND signed_at >= ?`,
+      )
+      .get(account, kind, exclude, since) as { count: number; earliest: number | null };
+  }
+
   /** Store a newly signed transaction (before it is broadcast): state `sent`. */
   signed(id: string, trx: SignedTransaction, trxId: string, expiration: number, now: number): void {
     this.db

@@ -1,5 +1,7 @@
-import type { DevNode, FaultSpec } from '@steem-bot/devnode';
+import { DevNode, type FaultSpec } from '@steem-bot/devnode';
+import { keptLogger, waitFor } from '@steem-bot/testkit';
 
+import { NodeClient } from '../src';
 import { type Harness, onChain, OTHER_KEY, startNode, startSigner, TEST_KEY } from './helpers';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -165,6 +167,57 @@ describe('signer engine against devnode (real HTTP, real SQLite)', () => {
     expect(at('r2') - at('r1')).toBeGreaterThanOrEqual(1_500);
     expect(at('c2') - at('c1')).toBeGreaterThanOrEqual(300);
     for (const k of ['r1', 'r2', 'c1', 'c2']) expect(onChain(node, (t) => t.id === h.store.byKey(k)?.trx_id)).toHaveLength(1);
+  });
+
+  test('custom_json: at most 5 per account per block; the sixth is delayed (not failed) until the first is a block old', async () => {
+    const { node, h } = await setup();
+    const keys = Array.from({ length: 12 }, (_, i) => `cj${i}`);
+    for (const key of keys) h.signer.accept('custom_json', { account: 'alice', id: 'follow', json: JSON.stringify({ key }) }, ctx(key));
+    h.signer.accept('custom_json', { account: 'bob', id: 'follow', json: '{"k":"bob"}' }, ctx('bob-cj'));
+    for (const key of [...keys, 'bob-cj']) await h.until(key, ['confirmed']);
+    const signedAt = keys.map((k) => h.store.byKey(k)?.signed_at ?? 0);
+    // Signed in windows of five, each a block interval (3 s) after the first of the previous one.
+    expect((signedAt[5] ?? 0) - (signedAt[0] ?? 0)).toBeGreaterThanOrEqual(3_000);
+    expect((signedAt[10] ?? 0) - (signedAt[5] ?? 0)).toBeGreaterThanOrEqual(3_000);
+    expect((signedAt[4] ?? 0) - (signedAt[0] ?? 0)).toBeLessThan(3_000);
+    const perBlock = new Map<number, number>();
+    for (const trx of onChain(node, (t) => t.ops.some((o) => o.type === 'custom_json_operation'))) {
+      const op = trx.ops.find((o) => o.type === 'custom_json_operation');
+      if (String(op?.value.json).startsWith('{"key":"cj')) perBlock.set(trx.block, (perBlock.get(trx.block) ?? 0) + 1);
+    }
+    expect([...perBlock.values()].reduce((a, b) => a + b, 0)).toBe(12);
+    expect(Math.max(...perBlock.values())).toBeLessThanOrEqual(5);
+    // Another account is not held up by alice's limit.
+    expect((h.store.byKey('bob-cj')?.signed_at ?? 0) - (signedAt[0] ?? 0)).toBeLessThan(3_000);
+  });
+
+  test('a node on another fork refuses the TaPoS: the signer leaves it for another node, where the same transaction goes on chain', async () => {
+    // `fork` is a devnode with other block ids past the real blocks (another seed): TaPoS taken
+    // from `node` refers to a block it does not have. It is asked first for everything but the
+    // TaPoS lookups (`get_*`), which fail on it, so the signer signs with `node`'s TaPoS.
+    const node = await startNode();
+    cleanups.push(() => node.stop());
+    const fork = await DevNode.start({
+      intervalMs: 100,
+      initialBlocks: 1000,
+      synthetic: 6000,
+      opsPerBlock: [1, 2],
+      libDistance: 3,
+      seed: 99,
+      faults: [{ kind: 'http502', method: 'get_' }],
+    });
+    cleanups.push(() => fork.stop());
+    const { logger } = keptLogger('client', 'error');
+    const h = startSigner(node, { client: new NodeClient({ nodes: [fork.url, node.url], timeoutMs: 1_000, logger, breakMs: 1 }) });
+    cleanups.push(() => h.stop());
+    // Past the real blocks, where the two chains differ.
+    await waitFor(() => node.chain.head() > 1_001_010 && fork.chain.head() > 1_001_010, 10_000, 'synthetic blocks');
+    h.signer.accept('transfer', transfer('fork'), ctx('fork'));
+    await h.until('fork', ['confirmed']);
+    expect(transfersWithMemo(node, 'fork')).toHaveLength(1);
+    expect(onChain(fork, (t) => t.ops.some((o) => o.value.memo === 'fork'))).toHaveLength(0);
+    expect(h.store.byKey('fork')?.signed).toBe(1);
+    expect(h.lines.some((l) => String(l.msg).includes('refused the TaPoS') && String(l.msg).includes(fork.url))).toBe(true);
   });
 
   test('dry run: the exact signed transaction is logged, the action ends dry-run, nothing is broadcast', async () => {

@@ -140,3 +140,17 @@ describe('SIGNER_KEYS_FILE', () => {
     expect(message).not.toContain(TEST_KEY.slice(0, 20));
   });
 });
+
+describe('SIGNER_ACCOUNT + SIGNER_POSTING_KEY / SIGNER_ACTIVE_KEY', () => {
+  test('the keys of one account from the environment; a bad or missing key is named by its variable, never shown', () => {
+    const keys = Keys.fromEnvironment('alice', TEST_KEY, '');
+    expect(keys.get('alice', 'posting')).toBe(TEST_KEY);
+    expect(keys.get('alice', 'active')).toBeUndefined();
+    expect(JSON.stringify(keys)).toBe('{"alice":["posting"]}');
+    const bad = `${TEST_KEY.slice(0, -1)}x`;
+    expect(() => Keys.fromEnvironment('alice', TEST_KEY, bad)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG_INVALID', message: 'SIGNER_ACTIVE_KEY is not a valid private key (WIF)' }),
+    );
+    expect(() => Keys.fromEnvironment('alice', '', '')).toThrow(/neither SIGNER_POSTING_KEY nor SIGNER_ACTIVE_KEY is set/);
+  });
+});

@@ -143,3 +143,27 @@ test('live mode refuses to start (exit 78) when a key is not an authority of its
   expect(proc.messagesLogged.join('\n')).toMatch(/the posting key given for @alice is not a posting authority of it/);
   expect(JSON.stringify(proc.lines)).not.toContain(OTHER_KEY);
 });
+
+test('keys from the environment (SIGNER_ACCOUNT + SIGNER_POSTING_KEY): listed by signer.key.list without keys, never logged; a bad one exits 78 naming the variable', async () => {
+  const w = await world([], { SIGNER_ACCOUNT: 'bob', SIGNER_POSTING_KEY: TEST_KEY, LOG_LEVEL: 'debug' });
+  const proc = await w.start();
+  expect(await w.bus.call('signer.key.list', {})).toEqual({ live: false, accounts: { bob: ['posting'] } });
+  // The environment's account replaces the keys file (which holds alice).
+  await expect(
+    w.bus.send('signer.vote.cast', { account: 'alice', author: 'carol', permlink: 'p', weight: 1 }, { idempotencyKey: 'k' }),
+  ).rejects.toMatchObject({ code: 'ERR_SIGNER_NO_KEY' });
+  await proc.stop('SIGINT');
+  expect(JSON.stringify(proc.lines)).not.toContain(TEST_KEY);
+
+  const bad = await spawnProcess(MAIN, {
+    env: { ...w.env, SIGNER_POSTING_KEY: `${TEST_KEY.slice(0, -1)}x` },
+    ready: false,
+    stderr: 'pipe',
+  });
+  cleanups.push(() => bad.stop());
+  let stderr = '';
+  bad.child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  expect(await bad.exited).toBe(78);
+  expect(`${stderr}${bad.messagesLogged.join('\n')}`).toMatch(/SIGNER_POSTING_KEY is not a valid private key \(WIF\)/);
+  expect(`${stderr}${JSON.stringify(bad.lines)}`).not.toContain(TEST_KEY.slice(0, 20));
+});

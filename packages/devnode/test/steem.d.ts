@@ -1,4 +1,4 @@
-// steem-js 0.7 ships no types; the parts the bot SDK and the tests use.
+// steem-js 0.7 ships no types; the parts the tests use (devnode checks its transactions with steem-js end to end).
 declare module 'steem' {
   type Callback<T> = (err: Error | null, result: T) => void;
   interface Authority {

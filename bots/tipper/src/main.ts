@@ -1,0 +1,3 @@
+import { tipper } from './index';
+
+tipper.run();

@@ -1,0 +1,56 @@
+import type { Logger } from '@steem-bot/config';
+
+import { describe } from './describe';
+import type { BotStore } from './store';
+
+/** Runs an op's handler with its retries; resolves to the last failure, or undefined on success. */
+export type RunHandler = (
+  name: string,
+  payload: Record<string, unknown>,
+  position: number,
+  tid: string,
+  recheck: boolean,
+) => Promise<{ error: unknown; attempts: number } | undefined>;
+
+/**
+ * Dead letters an operator asked to replay (`npm run bot -- replay NAME ID` marks them): polled,
+ * run again through the handler with its retries, and marked replayed or failed again.
+ */
+export class DeadLetterReplayer {
+  private readonly timer: NodeJS.Timeout;
+  private replaying = false;
+
+  constructor(
+    private readonly store: BotStore,
+    private readonly run: RunHandler,
+    private readonly logger: Logger,
+    /** Whether an error is the bot stopping (not a failure of the replay). */
+    private readonly isStop: (err: unknown) => boolean,
+    pollMs: number,
+  ) {
+    this.timer = setInterval(() => void this.replay(), pollMs);
+    void this.replay();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async replay(): Promise<void> {
+    if (this.replaying) return;
+    this.replaying = true;
+    try {
+      for (const letter of this.store.deadLetters('replay')) {
+        this.logger.info({ deadLetter: letter.id }, `replaying dead letter #${letter.id} (${letter.name} at ${letter.position})`);
+        const failure = await this.run(letter.name, letter.payload, letter.position, letter.tid, true);
+        if (failure) this.store.replayFailed(letter.id, describe(failure.error), failure.attempts);
+        else this.store.replaySucceeded(letter.id);
+        this.logger.info(`dead letter #${letter.id} ${failure ? 'failed again' : 'replayed'}`);
+      }
+    } catch (err) {
+      if (!this.isStop(err)) this.logger.error({ err }, 'dead-letter replay failed');
+    } finally {
+      this.replaying = false;
+    }
+  }
+}
