@@ -5,6 +5,7 @@ import { type AppContext, backoffDelay, type Bus, runApp, type RunningApp, type 
 import {
   AppError,
   type Catalogue,
+  catalogue,
   type ChainOpName,
   checkVariables,
   type Config,
@@ -322,8 +323,10 @@ async function startBot<V extends VariableDefs>(
           }) as never,
       );
     }
-    await bus.serve();
   }
+  // The operator's Replay and Discard (the console) arrive as tasks, for bots the catalogue lists them for.
+  const deadLetterTasks = registerDeadLetterTasks(def.name, bus as Bus<Catalogue>, store, logger, () => void replayDeadLetters());
+  if (def.tasks || deadLetterTasks) await bus.serve();
 
   // block.applied is always subscribed: it moves the checkpoint on in blocks without wanted ops,
   // so a restart resumes close to the head.
@@ -395,6 +398,33 @@ function idleBot(def: BotDefinition, store: BotStore, logger: Logger, missing: s
       return Promise.resolve();
     },
   };
+}
+
+/** Handle `<bot>.deadletter.replay` and `.discard` when the catalogue has them; false when it does not. */
+function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotStore, logger: Logger, replayNow: () => void): boolean {
+  const replay = `${name}.deadletter.replay` as 'watcher.deadletter.replay';
+  const discard = `${name}.deadletter.discard` as 'watcher.deadletter.discard';
+  if (!(replay in catalogue.tasks) || !(discard in catalogue.tasks)) return false;
+  bus.handle(replay, ({ id }) => {
+    const letter = store.deadLetter(id);
+    if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id}`);
+    if (!store.requestReplay(id)) return { id, state: letter.state };
+    logger.info({ deadLetter: id }, `dead letter #${id} (${letter.name} at ${letter.position}) queued for replay`);
+    replayNow();
+    return { id, state: 'replay' as const };
+  });
+  bus.handle(discard, ({ id }) => {
+    const letter = store.discardDeadLetter(id);
+    if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id} waiting (dead)`);
+    withTid(letter.tid, () =>
+      logger.warn(
+        { deadLetter: id, pos: letter.position, op: letter.name, payload: letter.payload },
+        `dead letter #${id} discarded by the operator`,
+      ),
+    );
+    return { id, state: 'discarded' as const };
+  });
+  return true;
 }
 
 function describe(err: unknown): string {
