@@ -18,7 +18,7 @@
       if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+    for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
     return el;
   }
   const fmt = (n) => (n === null || n === undefined ? '–' : typeof n === 'number' ? n.toLocaleString('en') : String(n));
@@ -41,7 +41,8 @@
     if (rows.length === 0) return h('p', { class: 'muted' }, empty);
     return h(
       'div',
-      { class: 'scroll' },
+      // A table wider than the screen scrolls on its own; as a named region it is reachable by keyboard.
+      { class: 'scroll', role: 'region', 'aria-label': caption, tabindex: 0 },
       h(
         'table',
         {},
