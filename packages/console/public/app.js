@@ -321,7 +321,7 @@
     const row = (msg, buttons) =>
       h(
         'tr',
-        { 'data-message': msg.id },
+        { 'data-message': `${msg.status}:${msg.id}` },
         h('td', {}, h('code', {}, msg.id)),
         h('td', {}, msg.client),
         h('td', {}, state(msg.status)),

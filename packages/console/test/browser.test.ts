@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { BotStore } from '@steem-bot/bot';
 import { projectRoot } from '@steem-bot/config';
+import { MailStore } from '@steem-bot/mailer';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
@@ -85,7 +86,7 @@ maybe('console in a browser, with the apps under PM2', () => {
         PM2_HOME: join(dir, 'pm2'),
       },
     });
-    const wanted = ['devnode', 'smtp-sink', 'broadcaster', 'mailer-api', 'watcher', 'console'];
+    const wanted = ['devnode', 'smtp-sink', 'broadcaster', 'mailer-api', 'mailer-worker', 'watcher', 'console'];
     system.apps = system.apps.filter((a) => wanted.includes(a.name));
     expect(system.apps.map((a) => a.name).sort()).toEqual([...wanted].sort());
     dataDir = join(dir, 'data');
@@ -203,6 +204,61 @@ maybe('console in a browser, with the apps under PM2', () => {
     } finally {
       store.close();
     }
+  });
+
+  test('a dead email is retried with the button and reaches the SMTP sink; its TID trace shows it', async () => {
+    // A message the mailer gave up on: queued, claimed, failed for good (as the worker records it).
+    const store = new MailStore(join(dataDir, 'mailer.sqlite'));
+    const subject = `console retry ${Date.now()}`;
+    const tid = 'tid-console-mail-1';
+    let id: string;
+    try {
+      const now = Date.now();
+      const later = now + 3_600_000;
+      // Due in an hour, so the running worker leaves it to the test.
+      const request = { to: ['ops@example.com'], subject, text: 'retried from the console', send_at: new Date(later).toISOString() };
+      const { message } = store.enqueue({
+        client: 'bus',
+        key: `console-test-${now}`,
+        request: request as never,
+        tid,
+        now,
+        domain: 'example.com',
+      });
+      id = (message as { id: string }).id;
+      const [claimed] = store.claimDue('console-test', later, 60_000, 1);
+      expect(claimed?.id).toBe(id);
+      store.finish(claimed!.seq, 'console-test', 'permanent', {
+        status: 'dead',
+        error: '550 rejected in the test',
+        now: now + 1,
+        durationMs: 1,
+        countsAsAttempt: true,
+      });
+      expect(store.get(id)?.status).toBe('dead');
+    } finally {
+      store.close();
+    }
+    await page.goto(`${url}/#mailer`);
+    const row = page.locator(`tr[data-message="dead:${id}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    await page.fill('#token', TOKEN);
+    await row.getByRole('button', { name: 'Retry' }).click();
+    await row.waitFor({ state: 'detached', timeout: 15_000 });
+    const sink = join(dir, 'smtp-sink');
+    await until('the retried email in the SMTP sink', () =>
+      existsSync(sink)
+        ? readdirSync(sink).some((f) => f.endsWith('.eml') && readFileSync(join(sink, f), 'utf8').includes(subject))
+        : undefined,
+    );
+
+    await page.goto(`${url}/#trace`);
+    await page.fill('#tid', tid);
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-kind="email-attempt"]', { hasText: 'sent' }).waitFor({ timeout: 10_000 });
+    const kinds = await page.locator('#trace-out tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')));
+    expect(kinds[0]).toBe('email');
+    expect(kinds).toEqual(expect.arrayContaining(['email', 'email-attempt', 'event']));
   });
 
   test('the page fits 390 px without sideways scrolling and is keyboard reachable', async () => {

@@ -30,9 +30,18 @@ export async function startIntake(
   bus.handle('mailer.email.retry', ({ id }) => {
     const message = store.get(id);
     if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', `no message ${id}`);
-    if (!store.retry(id, Date.now()))
-      throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only dead messages can be retried`);
+    const now = Date.now();
+    // email.queued with the state change (outbox) wakes the worker now instead of at its next safety-net look.
+    const queued = store.db
+      .transaction(() => {
+        if (!store.retry(id, now)) return false;
+        store.outbox('mailer').add('email.queued', { id, client: message.client, send_at: new Date(now).toISOString() }, message.tid, now);
+        return true;
+      })
+      .immediate();
+    if (!queued) throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only dead messages can be retried`);
     withTid(message.tid, () => logger.info({ id }, `dead message ${id} queued again by the operator`));
+    relay(store.outbox('mailer'), bus, logger);
     return { id, status: 'scheduled' as const };
   });
   bus.handle('mailer.email.cancel', ({ id }) => {
