@@ -267,13 +267,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
-      if (size > limit) {
-        reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `the body is larger than ${limit} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
+      if (size <= limit) return void chunks.push(c);
+      // Answer, and let the rest of the body drain unread (destroying the socket would lose the answer).
+      req.off('data', onData);
+      req.resume();
+      reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `the body is larger than ${limit} bytes`));
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
