@@ -65,5 +65,6 @@ The demo runs offline: a devnode at http://127.0.0.1:8090 serves the real blocks
 then adds a synthetic block every 500 ms; the SMTP sink keeps every email in ${join(DIR, 'smtp-sink')}.
   npm run logs          new posts, watcher emails queued and sent (one TID from op to email), the digest each minute
   npm run status        one screen: apps, broadcaster lag, bot checkpoints, mailer counts, next clock fires
+  http://127.0.0.1:8031 the console: the same status live, dead letters, TID trace (set CONSOLE_TOKEN for actions)
   npm run demo:stop     stop it (nothing is deleted)
 `);
