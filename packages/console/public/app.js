@@ -31,7 +31,7 @@
     return `${Math.round(ms / 86400e3)}d`;
   }
   const stateCls = (s) =>
-    ['online', 'healthy', 'sent', 'confirmed', 'enabled'].includes(s)
+    ['online', 'healthy', 'sent', 'confirmed', 'enabled', 'acked', 'replayed'].includes(s)
       ? 'ok'
       : ['errored', 'stopped', 'open', 'dead', 'failed', 'disabled'].includes(s)
         ? 'bad'
@@ -433,6 +433,26 @@
         'No schedule.',
       ),
     );
+    if (s.ticks)
+      out.push(
+        table(
+          'The last ticks: which clock fired them, and whether the task was acknowledged',
+          ['Tick', 'Schedule', 'Clock', 'State', 'Tries', 'Error'],
+          s.ticks.recent.map((t) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, t.tick),
+              h('td', {}, t.schedule),
+              h('td', {}, t.owner),
+              h('td', {}, state(t.state)),
+              h('td', { class: 'num' }, t.attempts),
+              h('td', { class: 'err' }, t.error || '–'),
+            ),
+          ),
+          'No tick yet.',
+        ),
+      );
     return out;
   }
 

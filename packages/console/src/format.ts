@@ -71,5 +71,6 @@ export function formatStatus(status: SystemStatus): string {
   out.push('', 'CLOCK');
   if ('error' in status.clock) out.push(`  ${status.clock.error}`);
   else for (const c of status.clock) out.push(`  ${c.id.padEnd(20)} ${c.task.padEnd(24)} next ${c.next}`);
+  for (const t of status.ticks?.recent.slice(0, 3) ?? []) out.push(`    ${t.tick}  ${t.schedule}  ${t.state} (${t.owner})`);
   return `${out.join('\n')}\n`;
 }

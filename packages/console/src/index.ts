@@ -8,6 +8,6 @@ export type { ConsoleOptions, RunningConsole, Sample } from './server';
 export { startConsole } from './server';
 export type { AppStatus, BotStatus, BroadcasterStatus, ClockStatus, CollectOptions, SystemStatus } from './status';
 export { collectStatus } from './status';
-export type { DeadLetterView, EndpointView, MailerView, MessageView, SignerView } from './stores';
+export type { DeadLetterView, EndpointView, MailerView, MessageView, SignerView, TicksView } from './stores';
 export type { TraceRecord } from './trace';
 export { isTid, traceTid } from './trace';

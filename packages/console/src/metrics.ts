@@ -26,6 +26,7 @@ export const METRIC_NAMES = [
   'steembot_webhooks_endpoint_enabled',
   'steembot_webhooks_deliveries_total',
   'steembot_clock_next_fire_timestamp_seconds',
+  'steembot_clock_ticks_total',
 ] as const;
 
 const NODE_STATES = ['healthy', 'open', 'stale', 'suspect'] as const;
@@ -82,6 +83,11 @@ export class StatusMetrics {
         'schedule',
         'task',
       ]),
+      steembot_clock_ticks_total: gauge(
+        'steembot_clock_ticks_total',
+        'Ticks the clock store keeps (CLOCK_KEEP_DAYS), by schedule and state.',
+        ['schedule', 'state'],
+      ),
     };
   }
 
@@ -130,6 +136,8 @@ export class StatusMetrics {
     if (!('error' in status.clock))
       for (const c of status.clock)
         if (c.next !== null) g.steembot_clock_next_fire_timestamp_seconds.set({ schedule: c.id, task: c.task }, Date.parse(c.next) / 1000);
+    for (const [schedule, states] of Object.entries(status.ticks?.counts ?? {}))
+      for (const [state, n] of Object.entries(states)) g.steembot_clock_ticks_total.set({ schedule, state }, n);
   }
 
   /** The text exposition format. */

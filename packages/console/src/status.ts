@@ -14,8 +14,10 @@ import {
   readBot,
   readMailer,
   readSigner,
+  readTicks,
   readWebhooks,
   type SignerView,
+  type TicksView,
 } from './stores';
 
 /** One PM2 app as the status shows it. */
@@ -60,6 +62,8 @@ export interface SystemStatus {
   signer: SignerView | null;
   webhooks: EndpointView[] | null;
   clock: ClockStatus[] | { error: string };
+  /** The clock's ticks (SQLite store only). */
+  ticks: TicksView | null;
 }
 
 export interface CollectOptions {
@@ -145,6 +149,7 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     mailer: orNull(() => readMailer(join(dataDir, 'mailer.sqlite'), now)),
     signer: orNull(() => readSigner(join(dataDir, 'signer.sqlite'))),
     webhooks: orNull(() => readWebhooks(join(dataDir, 'webhooks.sqlite'))),
+    ticks: orNull(() => readTicks(join(dataDir, 'clock.sqlite'))),
     clock: attempt(() =>
       loadSchedules(o.config.CLOCK_SCHEDULES).map((s) => {
         const next = s.pattern.nextRun(new Date(now));

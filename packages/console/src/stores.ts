@@ -180,3 +180,43 @@ function safeUrl(url: string): string {
     return '(invalid URL)';
   }
 }
+
+export interface TicksView {
+  /** schedule -> state (claimed, acked, expired, skipped, ...) -> ticks kept (CLOCK_KEEP_DAYS) */
+  counts: Record<string, Record<string, number>>;
+  /** The newest ten ticks: which clock fired them and whether the task was acknowledged. */
+  recent: Array<{ schedule: string; tick: string; owner: string; state: string; attempts: number; error: string | null }>;
+}
+
+/** The clock's record of ticks (its SQLite store; a clock on PostgreSQL is not read). */
+export function readTicks(file: string): TicksView | undefined {
+  return readOnly(file, (db) => {
+    const counts: TicksView['counts'] = {};
+    for (const r of db.prepare('SELECT schedule_id, state, COUNT(*) AS n FROM ticks GROUP BY schedule_id, state').all() as Array<{
+      schedule_id: string;
+      state: string;
+      n: number;
+    }>)
+      (counts[r.schedule_id] ??= {})[r.state] = r.n;
+    const recent = (
+      db
+        .prepare('SELECT schedule_id, tick_time, owner, state, attempts, error FROM ticks ORDER BY tick_time DESC LIMIT 10')
+        .all() as Array<{
+        schedule_id: string;
+        tick_time: number;
+        owner: string;
+        state: string;
+        attempts: number;
+        error: string | null;
+      }>
+    ).map((r) => ({
+      schedule: r.schedule_id,
+      tick: new Date(r.tick_time).toISOString(),
+      owner: r.owner,
+      state: r.state,
+      attempts: r.attempts,
+      error: r.error,
+    }));
+    return { counts, recent };
+  });
+}

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { BotStore } from '@steem-bot/bot';
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { clockStoreFile, SqliteClockStore } from '@steem-bot/clock';
 import { type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
 import { keptLogger, spawnProcess, testSetup } from '@steem-bot/testkit';
 
@@ -58,6 +59,9 @@ describe('console in-process, on the in-memory bus', () => {
       attempts: 3,
     });
     store.close();
+    const clock = new SqliteClockStore(clockStoreFile(setup.config.DATA_DIR));
+    await clock.claim('daily-digest', Date.parse('2026-11-30T08:00:00Z'), 'clock-1', 'tid-unit-tick1');
+    await clock.close();
     running = await startConsole({
       config: { ...setup.config, CONSOLE_HOST: '127.0.0.1', CONSOLE_PORT: 0, CONSOLE_TOKEN: TOKEN, CONSOLE_REFRESH_MS: 200 },
       logger: kept.logger,
@@ -89,6 +93,7 @@ describe('console in-process, on the in-memory bus', () => {
       expect.objectContaining({ name: 'watcher', checkpoint: 1_000_005_000_002, block: 1_000_005, lag_blocks: 15, dead_letters: 1 }),
     ]);
     expect(status.bots[0]?.dead[0]).toMatchObject({ name: 'transfer', tid: 'tid-unit-00001', state: 'dead' });
+    expect(status.ticks?.recent).toEqual([expect.objectContaining({ schedule: 'daily-digest', owner: 'clock-1', state: 'claimed' })]);
   });
 
   test('an action goes to the owning app as its task, and is logged with what and TID, never the token', async () => {
@@ -135,7 +140,8 @@ describe('console in-process, on the in-memory bus', () => {
     expect(res.status).toBe(400);
   });
 
-  test('the TID trace finds the dead letter', () => {
+  test('the TID trace finds the dead letter, and the clock tick', () => {
+    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-tick1')).toEqual([expect.objectContaining({ app: 'clock', kind: 'tick' })]);
     expect(traceTid(setup.config.DATA_DIR, 'tid-unit-00001')).toEqual([
       expect.objectContaining({ app: 'watcher', kind: 'dead-letter', summary: expect.stringContaining('transfer at 1000004000001') }),
     ]);
@@ -150,6 +156,7 @@ describe('console in-process, on the in-memory bus', () => {
     expect(text).toContain('steembot_broadcaster_lag_blocks 10');
     expect(text).toContain('steembot_broadcaster_node_state{url="http://127.0.0.1:1",state="healthy"} 1');
     expect(text).toContain('steembot_bot_dead_letters{bot="watcher"} 1');
+    expect(text).toContain('steembot_clock_ticks_total{schedule="daily-digest",state="claimed"} 1');
   });
 });
 
