@@ -75,5 +75,6 @@ then adds a synthetic block every 500 ms; the SMTP sink keeps every email in ${j
   npm run logs          new posts, watcher emails queued and sent (one TID from op to email), the digest each minute,
                         the tipper's replies to mentions of @alice signed by the signer and confirmed from the chain
   npm run status        one screen: apps, broadcaster lag, bot checkpoints, mailer counts, next clock fires
+  http://127.0.0.1:8031 the console: the same status live, dead letters, TID trace (set CONSOLE_TOKEN for actions)
   npm run demo:stop     stop it (nothing is deleted)
 `);

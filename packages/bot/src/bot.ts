@@ -20,7 +20,7 @@ import {
 import type { Database } from '@steem-bot/store';
 
 import { type AccountNeed, accountRoles, type Chain, SignerLink } from './chain';
-import { DeadLetterReplayer } from './dead-letters';
+import { DeadLetterReplayer, registerDeadLetterTasks } from './dead-letters';
 import { type Mail, mailFor } from './mail';
 import { OpRunner, Stopped } from './op-runner';
 import { BotStore } from './store';
@@ -233,8 +233,11 @@ async function startBot<V extends VariableDefs, S>(
         return handler(payload, { ...context, chain: link.chainFor(prefix), mail: mailFor(bus, prefix) }) as never;
       });
     }
-    await bus.serve();
   }
+  // The operator's Replay and Discard (the console) arrive as tasks, for bots the catalogue lists them for.
+  const replayer = new DeadLetterReplayer(store, runner.run, logger, (err) => err instanceof Stopped, REPLAY_POLL_MS);
+  const deadLetterTasks = registerDeadLetterTasks(def.name, bus as Bus<Catalogue>, store, logger, () => replayer.replayNow());
+  if (def.tasks || deadLetterTasks) await bus.serve();
 
   // block.applied is always subscribed: it moves the checkpoint on in blocks without wanted ops,
   // so a restart resumes close to the head.
@@ -248,7 +251,6 @@ async function startBot<V extends VariableDefs, S>(
   const from = store.checkpoint();
   logger.info(from === null ? 'no checkpoint: starting with live ops' : `resuming after position ${from}`);
   const subscription = bus.subscribe(SOURCE, handlers, { from });
-  const replayer = new DeadLetterReplayer(store, runner.run, logger, (err) => err instanceof Stopped, REPLAY_POLL_MS);
 
   return {
     subscription,

@@ -1,4 +1,5 @@
-import type { Logger } from '@steem-bot/config';
+import type { Bus } from '@steem-bot/bus';
+import { AppError, type Catalogue, catalogue, type Logger, withTid } from '@steem-bot/config';
 
 import { describe } from './describe';
 import type { BotStore } from './store';
@@ -36,6 +37,11 @@ export class DeadLetterReplayer {
     clearInterval(this.timer);
   }
 
+  /** Replay what is marked now (an operator's Replay), instead of at the next poll. */
+  replayNow(): void {
+    void this.replay();
+  }
+
   private async replay(): Promise<void> {
     if (this.replaying) return;
     this.replaying = true;
@@ -53,4 +59,31 @@ export class DeadLetterReplayer {
       this.replaying = false;
     }
   }
+}
+
+export /** Handle `<bot>.deadletter.replay` and `.discard` when the catalogue has them; false when it does not. */
+function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotStore, logger: Logger, replayNow: () => void): boolean {
+  const replay = `${name}.deadletter.replay` as 'watcher.deadletter.replay';
+  const discard = `${name}.deadletter.discard` as 'watcher.deadletter.discard';
+  if (!(replay in catalogue.tasks) || !(discard in catalogue.tasks)) return false;
+  bus.handle(replay, ({ id }) => {
+    const letter = store.deadLetter(id);
+    if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id}`);
+    if (!store.requestReplay(id)) return { id, state: letter.state };
+    logger.info({ deadLetter: id }, `dead letter #${id} (${letter.name} at ${letter.position}) queued for replay`);
+    replayNow();
+    return { id, state: 'replay' as const };
+  });
+  bus.handle(discard, ({ id }) => {
+    const letter = store.discardDeadLetter(id);
+    if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id} waiting (dead)`);
+    withTid(letter.tid, () =>
+      logger.warn(
+        { deadLetter: id, pos: letter.position, op: letter.name, payload: letter.payload },
+        `dead letter #${id} discarded by the operator`,
+      ),
+    );
+    return { id, state: 'discarded' as const };
+  });
+  return true;
 }

@@ -90,6 +90,16 @@ export class BotStore {
     return this.db.prepare("UPDATE dead_letters SET state = 'replay' WHERE id = ? AND state = 'dead'").run(id).changes === 1;
   }
 
+  /** Delete a dead letter waiting for an operator (state dead); returns it, or undefined if there is none. */
+  discardDeadLetter(id: number): DeadLetter | undefined {
+    return this.db.transaction(() => {
+      const letter = this.deadLetter(id);
+      if (letter?.state !== 'dead') return undefined;
+      this.db.prepare("DELETE FROM dead_letters WHERE id = ? AND state = 'dead'").run(id);
+      return letter;
+    })();
+  }
+
   replaySucceeded(id: number): void {
     this.db.prepare("UPDATE dead_letters SET state = 'replayed', replayed_at = ? WHERE id = ?").run(Date.now(), id);
   }

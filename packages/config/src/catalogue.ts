@@ -13,6 +13,11 @@ const nodeHealth = z.object({
   lastError: z.string().nullable(),
 });
 
+const deadLetterId = z.object({ id: z.number().int().positive() });
+const deadLetterReply = z.object({ id: z.number().int(), state: z.enum(['replay', 'replayed', 'dead', 'discarded']) });
+const messageId = z.object({ id: z.string().min(1).max(100) });
+const messageReply = z.object({ id: z.string(), status: z.enum(emailStatuses) });
+
 const emailEvent = z.object({
   id: z.string(),
   /** The REST client that asked for it, or `bus:<app>` for internal apps. */
@@ -84,6 +89,22 @@ export const catalogue = defineCatalogue({
       payload: emailRequest,
       reply: z.object({ id: z.string(), status: z.enum(emailStatuses) }),
     },
+    /** The operator's recovery hook for a dead message: queue it again now with a fresh attempt budget (the console's Retry). */
+    'mailer.email.retry': { payload: messageId, reply: messageReply },
+    /** Cancel a scheduled or retrying message, whichever client queued it (the console's Cancel). */
+    'mailer.email.cancel': { payload: messageId, reply: messageReply },
+    /** Run a dead letter of the new-posts bot again (the console's Replay). */
+    'new-posts.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
+    /** Drop a dead letter of the new-posts bot; its op is logged at warn level first (the console's Discard). */
+    'new-posts.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
+    /** Run a dead letter of the watcher bot again. */
+    'watcher.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
+    /** Drop a dead letter of the watcher bot; its op is logged first. */
+    'watcher.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
+    /** Run a dead letter of the digest bot again. */
+    'digest.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
+    /** Drop a dead letter of the digest bot; its op is logged first. */
+    'digest.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
     /** Send the digest of the ops counted since the last one (fired by the clock). */
     'digest.report.send': {
       payload: z.object({ period: z.string().default('day') }),

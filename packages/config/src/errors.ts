@@ -49,6 +49,21 @@ export const errorCodes = {
     doc: 'A bot handler try outlived BOT_HANDLER_TIMEOUT_MS: it counts as failed, its `ctx.signal` is aborted.',
   },
   ERR_BOT_INVALID: { http: 500, retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
+  ERR_BOT_NOT_FOUND: {
+    http: 404,
+    retryable: false,
+    doc: 'The bot has no dead letter with that id waiting for an operator (Replay, Discard).',
+  },
+  ERR_CONSOLE_UNAUTHORIZED: {
+    http: 401,
+    retryable: false,
+    doc: 'A console action without the right CONSOLE_TOKEN (header `X-Console-Token`).',
+  },
+  ERR_CONSOLE_FORBIDDEN: {
+    http: 403,
+    retryable: false,
+    doc: 'A console action refused: no CONSOLE_TOKEN is set, or the request came from another origin or host.',
+  },
   ERR_MAILER_INVALID_REQUEST: {
     http: 400,
     retryable: false,

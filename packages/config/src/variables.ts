@@ -343,13 +343,29 @@ const clock = {
   ),
 } as const satisfies Record<string, VariableDef>;
 
+/** The console: the operator's web page and /metrics. */
+const consoleSection = {
+  CONSOLE_HOST: variable(
+    'Address the console listens on; loopback unless you mean to expose it (then CONSOLE_TOKEN is required).',
+    '127.0.0.1',
+    z.string().min(1),
+  ),
+  CONSOLE_PORT: variable('Port of the console page and /metrics.', '8031', port),
+  CONSOLE_TOKEN: variable(
+    'Token the console asks for before any action (replay, discard, retry, cancel); empty refuses every action. At least 16 characters. Never logged.',
+    '',
+    z.union([z.literal(''), z.string().min(16, 'at least 16 characters')]),
+  ),
+  CONSOLE_REFRESH_MS: variable('How often the console collects the status and pushes it to open pages.', '2000', positiveInt),
+} as const satisfies Record<string, VariableDef>;
+
 /**
  * Every variable, grouped by the app that reads it. `shared` and `bus` are read by every app; a
  * process validates those and its own section only, so a bad MAILER_FROM does not stop the
  * broadcaster. Relative paths are resolved against the repository root, so an app finds the same
  * files whatever its working directory.
  */
-export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock, signer, webhooks } as const;
+export const sections = { shared, bus, chain, store, broadcaster, bot, mailer, clock, signer, webhooks, console: consoleSection } as const;
 
 /** A section an app may ask for; `shared` and `bus` always come with it. */
 export type Section = Exclude<keyof typeof sections, 'shared' | 'bus'>;
@@ -366,6 +382,7 @@ export const variables = {
   ...clock,
   ...signer,
   ...webhooks,
+  ...consoleSection,
 } as const;
 
 export type VariableName = keyof typeof variables;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import type { AppContext, RunningApp } from '@steem-bot/bus';
-import { emailRequest } from '@steem-bot/config';
+import { AppError, emailRequest, withTid } from '@steem-bot/config';
 
 import { accept, createApi } from './api';
 import { relay } from './relay';
@@ -25,6 +25,31 @@ export async function startIntake(
     const request = emailRequest.parse(payload);
     const { id, status } = accept(options, { client: 'bus', key: ctx.key, request, tid: ctx.tid });
     return { id, status };
+  });
+  // The operator's Retry (dead messages) and Cancel (pending ones), from the console.
+  bus.handle('mailer.email.retry', ({ id }) => {
+    const message = store.get(id);
+    if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', `no message ${id}`);
+    const now = Date.now();
+    // email.queued with the state change (outbox) wakes the worker now instead of at its next safety-net look.
+    const queued = store.db
+      .transaction(() => {
+        if (!store.retry(id, now)) return false;
+        store.outbox('mailer').add('email.queued', { id, client: message.client, send_at: new Date(now).toISOString() }, message.tid, now);
+        return true;
+      })
+      .immediate();
+    if (!queued) throw new AppError('ERR_MAILER_CONFLICT', `message is ${message.status}; only dead messages can be retried`);
+    withTid(message.tid, () => logger.info({ id }, `dead message ${id} queued again by the operator`));
+    relay(store.outbox('mailer'), bus, logger);
+    return { id, status: 'scheduled' as const };
+  });
+  bus.handle('mailer.email.cancel', ({ id }) => {
+    const message = store.get(id);
+    if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', `no message ${id}`);
+    const cancelled = store.cancel(id, message.client, Date.now());
+    withTid(message.tid, () => logger.info({ id }, `message ${id} cancelled by the operator`));
+    return { id, status: cancelled.status };
   });
   await bus.serve();
   // What a crash left between a state change and its event goes out first.

@@ -1,0 +1,13 @@
+export type { ActionRequest } from './actions';
+export { actionRequest, isLoopback, taskOf, tokenMatches } from './actions';
+export { duration, formatStatus } from './format';
+export { METRIC_NAMES, StatusMetrics } from './metrics';
+export type { Pm2App } from './pm2';
+export { listPm2Apps } from './pm2';
+export type { ConsoleOptions, RunningConsole, Sample } from './server';
+export { startConsole } from './server';
+export type { AppStatus, BotStatus, BroadcasterStatus, ClockStatus, CollectOptions, SystemStatus } from './status';
+export { collectStatus } from './status';
+export type { DeadLetterView, EndpointView, MailerView, MessageView, SignerView, TicksView } from './stores';
+export type { TraceRecord } from './trace';
+export { isTid, traceTid } from './trace';

@@ -1,0 +1,160 @@
+import { join } from 'node:path';
+
+import type { Bus } from '@steem-bot/bus';
+import { readStreams, type StreamStatus } from '@steem-bot/bus';
+import { loadSchedules } from '@steem-bot/clock';
+import { blockOfPosition, type Catalogue, type Config, type TaskReply } from '@steem-bot/config';
+
+import type { Pm2App } from './pm2';
+import {
+  botNamesOnDisk,
+  type DeadLetterView,
+  type EndpointView,
+  type MailerView,
+  readBot,
+  readMailer,
+  readSigner,
+  readTicks,
+  readWebhooks,
+  type SignerView,
+  type TicksView,
+} from './stores';
+
+/** One PM2 app as the status shows it. */
+export interface AppStatus {
+  name: string;
+  /** PM2's state: online, stopping, stopped, launching, errored, one-launch-status. */
+  status: string;
+  restarts: number;
+  memory_bytes: number;
+  /** Milliseconds since it came online; null unless online. */
+  uptime_ms: number | null;
+  pid: number | null;
+}
+
+export type BroadcasterStatus = TaskReply<Catalogue, 'broadcaster.status.get'>;
+
+export interface BotStatus {
+  name: string;
+  /** Position of the last op fully handled; null before its first op. */
+  checkpoint: number | null;
+  block: number | null;
+  /** Blocks behind the broadcaster's head; null when either is unknown. */
+  lag_blocks: number | null;
+  dead_letters: number;
+  dead: DeadLetterView[];
+}
+
+export interface ClockStatus {
+  id: string;
+  task: string;
+  next: string | null;
+}
+
+/** What `npm run status`, `npm run status -- --json`, the console page and /metrics all show. */
+export interface SystemStatus {
+  at: string;
+  apps: AppStatus[];
+  broadcaster: BroadcasterStatus | { error: string };
+  streams: StreamStatus[] | { error: string };
+  bots: BotStatus[];
+  mailer: MailerView | null;
+  signer: SignerView | null;
+  webhooks: EndpointView[] | null;
+  clock: ClockStatus[] | { error: string };
+  /** The clock's ticks (SQLite store only). */
+  ticks: TicksView | null;
+}
+
+export interface CollectOptions {
+  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES'>;
+  /** A bus to call `broadcaster.status.get` with. */
+  bus: Pick<Bus<Catalogue>, 'call'>;
+  /** The PM2 apps (empty when PM2 runs none). */
+  apps: Pm2App[];
+  now?: number;
+  /** Timeout of each status call (default 2000 ms). */
+  callTimeoutMs?: number;
+}
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+function attempt<T>(read: () => T): T | { error: string } {
+  try {
+    return read();
+  } catch (err) {
+    return { error: message(err) };
+  }
+}
+
+/**
+ * Collect the whole system's status. The broadcaster answers over the bus; streams, bots, the
+ * mailer, the signer and webhooks expose no status call yet, so their SQLite files are read,
+ * read-only; the clock's schedules come from its schedule file.
+ */
+export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
+  const now = o.now ?? Date.now();
+  const dataDir = o.config.DATA_DIR;
+  const apps: AppStatus[] = o.apps.map((a) => ({
+    name: a.name,
+    status: a.status,
+    restarts: a.restarts,
+    memory_bytes: a.memory,
+    uptime_ms: a.status === 'online' && a.since !== null ? Math.max(0, now - a.since) : null,
+    pid: a.pid,
+  }));
+
+  let broadcaster: SystemStatus['broadcaster'];
+  try {
+    broadcaster = await o.bus.call('broadcaster.status.get', {}, { timeoutMs: o.callTimeoutMs ?? 2_000 });
+  } catch (err) {
+    broadcaster = { error: message(err) };
+  }
+  const head = 'error' in broadcaster ? null : broadcaster.head_block;
+
+  const botNames = new Set([...o.apps.filter((a) => a.bot).map((a) => a.name), ...botNamesOnDisk(dataDir)]);
+  const bots: BotStatus[] = [];
+  for (const name of [...botNames].sort()) {
+    let bot: ReturnType<typeof readBot>;
+    try {
+      bot = readBot(dataDir, name);
+    } catch {
+      bot = undefined;
+    }
+    const block = bot?.checkpoint == null ? null : blockOfPosition(bot.checkpoint);
+    bots.push({
+      name,
+      checkpoint: bot?.checkpoint ?? null,
+      block,
+      lag_blocks: head !== null && block !== null ? Math.max(0, head - block) : null,
+      dead_letters: bot?.dead_total ?? 0,
+      dead: bot?.dead ?? [],
+    });
+  }
+
+  const orNull = <T>(read: () => T | undefined): T | null => {
+    try {
+      return read() ?? null;
+    } catch {
+      return null;
+    }
+  };
+
+  return {
+    at: new Date(now).toISOString(),
+    apps,
+    broadcaster,
+    streams: attempt(() => readStreams(dataDir)),
+    bots,
+    mailer: orNull(() => readMailer(join(dataDir, 'mailer.sqlite'), now)),
+    signer: orNull(() => readSigner(join(dataDir, 'signer.sqlite'))),
+    webhooks: orNull(() => readWebhooks(join(dataDir, 'webhooks.sqlite'))),
+    ticks: orNull(() => readTicks(join(dataDir, 'clock.sqlite'))),
+    clock: attempt(() =>
+      loadSchedules(o.config.CLOCK_SCHEDULES).map((s) => {
+        const next = s.pattern.nextRun(new Date(now));
+        return { id: s.id, task: s.task, next: next ? next.toISOString() : null };
+      }),
+    ),
+  };
+}

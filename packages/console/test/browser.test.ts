@@ -1,0 +1,296 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { BotStore } from '@steem-bot/bot';
+import { projectRoot } from '@steem-bot/config';
+import { MailStore } from '@steem-bot/mailer';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+import { METRIC_NAMES } from '../src/metrics';
+
+// The real page in headless Chromium against real processes under a private PM2: a devnode, its
+// SMTP sink, the broadcaster, the mailer, the watcher bot and the console itself.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI) throw new Error(`CI: no chromium at ${CHROMIUM} (.ci/run installs it with apt-get)`);
+if (!haveChromium) process.stdout.write(`console/browser: no chromium at ${CHROMIUM}; browser tests skipped\n`);
+const maybe = haveChromium ? describe : describe.skip;
+
+const PM2 = join(projectRoot, 'node_modules', 'pm2', 'bin', 'pm2');
+const TOKEN = 'test-console-token-0123456789';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { ecosystem } = require(join(projectRoot, 'scripts', 'system.js')) as {
+  ecosystem(o: Record<string, unknown>): { apps: Array<{ name: string; env: Record<string, string> }> };
+};
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve()
+      .then(probe)
+      .catch(() => undefined);
+    if (value !== undefined && value !== false) return value as T;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+maybe('console in a browser, with the apps under PM2', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let url: string;
+  let dataDir: string;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+  const pm2 = (...args: string[]): string => execFileSync(process.execPath, [PM2, ...args], { env, encoding: 'utf8', cwd: projectRoot });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sbc-'));
+    env = { ...process.env, PM2_HOME: join(dir, 'pm2') };
+    const [devnodePort, smtpPort, mailerPort, consolePort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const schedules = join(dir, 'clock.schedules.json');
+    writeFileSync(
+      schedules,
+      JSON.stringify({ schedules: [{ id: 'test-digest', cron: '0 0 * * * *', task: 'digest.report.send', payload: {} }] }),
+    );
+    const system = ecosystem({
+      dir,
+      devnodePort,
+      smtpPort,
+      mailerPort,
+      webhooksPort: 0,
+      schedules,
+      withDevnode: true,
+      devnodeArgs: ['--initial-blocks', '50', '--interval-ms', '500', '--synthetic', '100000', '--ops-per-block', '2-5'],
+      env: {
+        LOG_FORMAT: 'json',
+        CONSOLE_PORT: String(consolePort),
+        CONSOLE_TOKEN: TOKEN,
+        CONSOLE_REFRESH_MS: '500',
+        PM2_HOME: join(dir, 'pm2'),
+      },
+    });
+    const wanted = ['devnode', 'smtp-sink', 'broadcaster', 'mailer-api', 'mailer-worker', 'watcher', 'console'];
+    system.apps = system.apps.filter((a) => wanted.includes(a.name));
+    expect(system.apps.map((a) => a.name).sort()).toEqual([...wanted].sort());
+    dataDir = join(dir, 'data');
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'ecosystem.json'), JSON.stringify(system));
+    pm2('start', join(dir, 'ecosystem.json'));
+    url = `http://127.0.0.1:${consolePort}`;
+    await until('the console', async () => (await fetch(`${url}/api/status`)).ok);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (err) => problems.push(`page: ${err.message}`));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    try {
+      pm2('kill');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test('the overview shows every app with its PM2 state, live', async () => {
+    await page.goto(`${url}/#overview`);
+    for (const name of ['broadcaster', 'watcher', 'mailer-api', 'console'])
+      await page.locator(`tr[data-app="${name}"] .state`, { hasText: 'online' }).waitFor({ timeout: 30_000 });
+    // The broadcaster answers its status call: blocks appear and move on (pushed, not polled).
+    const block = page.locator('.card', { hasText: 'Current block' }).locator('.n');
+    await until('a published block', async () => /\d/.test((await block.textContent()) ?? ''));
+    const first = await block.textContent();
+    await until('the next block pushed to the page', async () => (await block.textContent()) !== first);
+    if (process.env.CONSOLE_SCREENSHOTS)
+      await page.screenshot({ path: join(process.env.CONSOLE_SCREENSHOTS, 'console-overview.png'), fullPage: true });
+  });
+
+  test('a dead letter is replayed with the button and leaves the list', async () => {
+    // A transfer to an unwatched account: the watcher's handler has nothing to send, so a replay succeeds.
+    const store = new BotStore(join(dataDir, 'bot-watcher.sqlite'));
+    const payload = { from: 'alice', to: 'nobody-here', amount: '1.000 STEEM', memo: '', block_num: 1_000_001 };
+    const id = store.addDeadLetter({
+      position: 1_000_001_000_003,
+      name: 'transfer',
+      payload,
+      tid: 'tid-console-test-1',
+      error: 'ERR_TEST: failed in the test',
+      attempts: 3,
+    });
+    try {
+      await page.goto(`${url}/#bots`);
+      const row = page.locator(`tr[data-dead="watcher:${id}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      await page.fill('#token', TOKEN);
+      await row.getByRole('button', { name: 'Replay' }).click();
+      await page.locator('#notice.ok').waitFor({ timeout: 15_000 });
+      await row.waitFor({ state: 'detached', timeout: 15_000 });
+      expect(store.deadLetter(id)?.state).toBe('replayed');
+    } finally {
+      store.close();
+    }
+  });
+
+  test('an action without the token, with a wrong one or from another origin is refused; the letter stays', async () => {
+    const store = new BotStore(join(dataDir, 'bot-watcher.sqlite'));
+    const id = store.addDeadLetter({
+      position: 1_000_002_000_001,
+      name: 'transfer',
+      payload: { from: 'bob', to: 'nobody-here', amount: '2.000 STEEM', memo: '', block_num: 1_000_002 },
+      tid: 'tid-console-test-2',
+      error: 'ERR_TEST: failed in the test',
+      attempts: 3,
+    });
+    try {
+      await page.goto(`${url}/#bots`);
+      const row = page.locator(`tr[data-dead="watcher:${id}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      if (process.env.CONSOLE_SCREENSHOTS) {
+        await page.screenshot({ path: join(process.env.CONSOLE_SCREENSHOTS, 'console-bots.png'), fullPage: true });
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.screenshot({ path: join(process.env.CONSOLE_SCREENSHOTS, 'console-bots-390.png'), fullPage: true });
+        await page.setViewportSize({ width: 1280, height: 900 });
+      }
+      await page.fill('#token', 'not-the-token-at-all');
+      await row.getByRole('button', { name: 'Discard' }).click();
+      await page.locator('#notice', { hasText: 'ERR_CONSOLE_UNAUTHORIZED' }).waitFor({ timeout: 10_000 });
+      // Chromium logs every 4xx answer as a console error: this one is the refusal the test asked for.
+      const refusal = problems.findIndex((p) => /status of 401/.test(p));
+      expect(refusal).toBeGreaterThanOrEqual(0);
+      problems.splice(refusal, 1);
+
+      const post = (headers: Record<string, string>): Promise<Response> =>
+        fetch(`${url}/api/actions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ action: 'discard', bot: 'watcher', id }),
+        });
+      expect((await post({})).status).toBe(401);
+      expect((await post({ 'x-console-token': TOKEN, origin: 'https://evil.example' })).status).toBe(403);
+      const bad = await fetch(`${url}/api/actions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-console-token': TOKEN },
+        body: '{"action":"discard","bot":"watcher","id":"x"}',
+      });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/id/);
+      expect(store.deadLetter(id)?.state).toBe('dead');
+
+      // With the token the Discard goes through the bot's task and the letter is gone.
+      await page.fill('#token', TOKEN);
+      await row.getByRole('button', { name: 'Discard' }).click();
+      await row.waitFor({ state: 'detached', timeout: 15_000 });
+      expect(store.deadLetter(id)).toBeUndefined();
+    } finally {
+      store.close();
+    }
+  });
+
+  test('a dead email is retried with the button and reaches the SMTP sink; its TID trace shows it', async () => {
+    // A message the mailer gave up on: queued, claimed, failed for good (as the worker records it).
+    const store = new MailStore(join(dataDir, 'mailer.sqlite'));
+    const subject = `console retry ${Date.now()}`;
+    const tid = 'tid-console-mail-1';
+    let id: string;
+    try {
+      const now = Date.now();
+      const later = now + 3_600_000;
+      // Due in an hour, so the running worker leaves it to the test.
+      const request = { to: ['ops@example.com'], subject, text: 'retried from the console', send_at: new Date(later).toISOString() };
+      const { message } = store.enqueue({
+        client: 'bus',
+        key: `console-test-${now}`,
+        request: request as never,
+        tid,
+        now,
+        domain: 'example.com',
+      });
+      id = (message as { id: string }).id;
+      const [claimed] = store.claimDue('console-test', later, 60_000, 1);
+      expect(claimed?.id).toBe(id);
+      store.finish(claimed!.seq, 'console-test', 'permanent', {
+        status: 'dead',
+        error: '550 rejected in the test',
+        now: now + 1,
+        durationMs: 1,
+        countsAsAttempt: true,
+      });
+      expect(store.get(id)?.status).toBe('dead');
+    } finally {
+      store.close();
+    }
+    await page.goto(`${url}/#mailer`);
+    const row = page.locator(`tr[data-message="dead:${id}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    await page.fill('#token', TOKEN);
+    await row.getByRole('button', { name: 'Retry' }).click();
+    await row.waitFor({ state: 'detached', timeout: 15_000 });
+    const sink = join(dir, 'smtp-sink');
+    await until('the retried email in the SMTP sink', () =>
+      existsSync(sink)
+        ? readdirSync(sink).some((f) => f.endsWith('.eml') && readFileSync(join(sink, f), 'utf8').includes(subject))
+        : undefined,
+    );
+
+    await page.goto(`${url}/#trace`);
+    await page.fill('#tid', tid);
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-kind="email-attempt"]', { hasText: 'sent' }).waitFor({ timeout: 10_000 });
+    const kinds = await page.locator('#trace-out tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')));
+    expect(kinds[0]).toBe('email');
+    expect(kinds).toEqual(expect.arrayContaining(['email', 'email-attempt', 'event']));
+  });
+
+  test('the page fits 390 px without sideways scrolling and is keyboard reachable', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${url}/#overview`);
+    await page.reload();
+    await page.locator('tr[data-app="console"]').waitFor();
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    // The first Tab reaches the skip link, then the navigation.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate<string>('document.activeElement.textContent')).toBe('Skip to content');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate<string>('location.hash')).toBe('#streams');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('/metrics parses as Prometheus text and has the documented series', async () => {
+    const res = await fetch(`${url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+    const families = parsePrometheusTextFormat(await res.text()) as Array<{
+      name: string;
+      metrics: Array<{ labels?: Record<string, string>; value: string }>;
+    }>;
+    expect(families.map((f) => f.name).sort()).toEqual([...METRIC_NAMES].sort());
+    const up = families.find((f) => f.name === 'steembot_app_up')?.metrics ?? [];
+    expect(up.find((m) => m.labels?.app === 'broadcaster')?.value).toBe('1');
+    expect(Number(families.find((f) => f.name === 'steembot_broadcaster_head_block')?.metrics[0]?.value)).toBeGreaterThan(1_000_000);
+  });
+
+  test('the page logged no console errors', () => {
+    expect(problems).toEqual([]);
+  });
+});
