@@ -91,7 +91,10 @@ export const tipper = createBot({
               ? `${what}: confirmed on chain, transaction ${o.trx_id} in block ${o.block_num}`
               : `${what}: dry run, logged by the signer, not broadcast (SIGNER_LIVE=1 broadcasts)`,
           ),
-        (err: unknown) => log.warn({ err, action: id }, `${what}: not on chain`),
+        (err: unknown) =>
+          (err as { code?: string }).code === 'ERR_BUS_CLOSED'
+            ? log.info({ action: id }, `${what}: stopping before its outcome (the signer still carries it out)`)
+            : log.warn({ err, action: id }, `${what}: not on chain`),
       );
     },
   },

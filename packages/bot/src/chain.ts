@@ -254,7 +254,7 @@ export class SignerLink {
       const a = await this.bus.call('signer.action.get', { key });
       if (a.state === 'confirmed' || a.state === 'dry-run')
         this.settle(id, { action_id: id, state: a.state, trx_id: a.trx_id, block_num: a.block_num });
-      else if (a.state === 'failed') this.settle(id, undefined, a.reason ?? 'failed', false);
+      else if (a.state === 'failed') this.settle(id, undefined, a.reason ?? 'failed', a.retryable ?? false);
     } catch (err) {
       this.logger.debug({ err, action: id }, 'signer.action.get failed; the next poll asks again');
     }

@@ -153,6 +153,7 @@ function startSignerStandIn(
       block_num: null,
       signed: 0,
       reason: null,
+      retryable: null,
     };
   });
   return bus;

@@ -287,6 +287,7 @@ describe('bot SDK (in-memory bus)', () => {
       block_num: null,
       signed: 1,
       reason: null,
+      retryable: null,
     }));
     await bus.serve({ floor: 0 });
     return { bus, sent, ids };

@@ -66,6 +66,8 @@ export const actionState = z.object({
   block_num: z.number().int().nullable(),
   signed: z.number().int(),
   reason: z.string().nullable(),
+  /** For a failed action: whether the same action may succeed if sent again under a new key. */
+  retryable: z.boolean().nullable(),
 });
 
 /** `signer.key.list`'s reply: the accounts the signer holds keys for, and the roles (never a key). */

@@ -448,6 +448,7 @@ export function actionView(a: Action): {
   block_num: number | null;
   signed: number;
   reason: string | null;
+  retryable: boolean | null;
 } {
   return {
     action_id: a.id,
@@ -459,5 +460,6 @@ export function actionView(a: Action): {
     block_num: a.block_num,
     signed: a.signed,
     reason: a.reason,
+    retryable: a.retryable,
   };
 }
