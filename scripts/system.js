@@ -19,6 +19,7 @@ function projectApps(env) {
  * @param {number} o.smtpPort
  * @param {number} o.mailerPort
  * @param {number} [o.webhooksPort] default 8032; 0 picks a free port
+ * @param {number} [o.consolePort] default 8031 with the devnode (the demo), else 0 (a free port: tests, chaos)
  * @param {string} o.schedules      the clock's schedule file
  * @param {string[]} [o.devnodeArgs] extra devnode CLI arguments (synthetic blocks, pace)
  * @param {boolean} [o.withDevnode]  run devnode and the SMTP sink under PM2 too (the demo)
@@ -35,6 +36,7 @@ function ecosystem(o) {
     SMTP_URL: `smtp://127.0.0.1:${o.smtpPort}`,
     MAILER_PORT: String(o.mailerPort),
     WEBHOOKS_PORT: String(o.webhooksPort ?? 8032),
+    CONSOLE_PORT: String(o.consolePort ?? (o.withDevnode ? 8031 : 0)),
     MAILER_FROM: 'steem-bot@demo.example.com',
     WATCHER_ACCOUNTS: 'alice,bob',
     WATCHER_EMAIL: 'watcher@demo.example.com',

@@ -69,11 +69,12 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
     });
   readOnly(join(dataDir, 'mailer.sqlite'), (db) => {
     const rows = db
-      .prepare('SELECT seq, id, client, status, attempts, created_at, finished_at FROM messages WHERE tid = ?')
+      .prepare('SELECT seq, id, client, idem_key, status, attempts, created_at, finished_at FROM messages WHERE tid = ?')
       .all(tid) as Array<{
       seq: number;
       id: string;
       client: string;
+      idem_key: string | null;
       status: string;
       attempts: number;
       created_at: number;
@@ -84,7 +85,8 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
         at: iso(m.created_at),
         app: 'mailer',
         kind: 'email',
-        summary: `message ${m.id} from ${m.client}: now ${m.status}, ${m.attempts} attempts`,
+        // A bot's email carries the key `<bot>:<op position>:<n>`: the bot's handling of the op.
+        summary: `message ${m.id} from ${m.client}${m.idem_key ? ` (key ${m.idem_key})` : ''}: now ${m.status}, ${m.attempts} attempts`,
       });
       for (const a of db.prepare('SELECT at, outcome, error FROM attempts WHERE message_seq = ? ORDER BY rowid').all(m.seq) as Array<{
         at: number;
