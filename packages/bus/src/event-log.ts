@@ -30,42 +30,69 @@ export interface StreamStatus {
   recordedAt: number | null;
 }
 
-/** Read the streams under `dataDir/streams` without changing them (the publishers keep running). */
-export function readStreams(dataDir: string): StreamStatus[] {
+/** Open each stream under `dataDir/streams` read-only, in name order (the publishers keep running). */
+function eachStream<T>(dataDir: string, read: (app: string, db: Database.Database) => T | undefined): T[] {
   const dir = join(dataDir, 'streams');
   if (!existsSync(dir)) return [];
-  const result: StreamStatus[] = [];
+  const result: T[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith('.sqlite'))
     .sort()) {
     const db = new Database(join(dir, file), { readonly: true, fileMustExist: true });
     try {
       db.pragma('busy_timeout = 2000');
-      const s = db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as
-        { floor: number; head: number; bytes: number } | undefined;
-      if (!s) continue;
-      const rows = db.prepare('SELECT names, pos, seen FROM bus_cursors ORDER BY id').all() as Array<{
-        names: string | null;
-        pos: number;
-        seen: number;
-      }>;
-      result.push({
-        app: basename(file, '.sqlite'),
-        head: s.head,
-        floor: s.floor,
-        bytes: s.bytes,
-        subscribers: rows.map((r) => ({
-          names: r.names === null ? null : (JSON.parse(r.names) as string[]),
-          pos: r.pos,
-          lag: Math.max(0, s.head - r.pos),
-        })),
-        recordedAt: rows[0]?.seen ?? null,
-      });
+      const value = read(basename(file, '.sqlite'), db);
+      if (value !== undefined) result.push(value);
     } finally {
       db.close();
     }
   }
   return result;
+}
+
+/** Read the streams under `dataDir/streams` without changing them (the publishers keep running). */
+export function readStreams(dataDir: string): StreamStatus[] {
+  return eachStream(dataDir, (app, db) => {
+    const s = db.prepare('SELECT floor, head, bytes FROM bus_stream WHERE id = 1').get() as
+      { floor: number; head: number; bytes: number } | undefined;
+    if (!s) return undefined;
+    const rows = db.prepare('SELECT names, pos, seen FROM bus_cursors ORDER BY id').all() as Array<{
+      names: string | null;
+      pos: number;
+      seen: number;
+    }>;
+    return {
+      app,
+      head: s.head,
+      floor: s.floor,
+      bytes: s.bytes,
+      subscribers: rows.map((r) => ({
+        names: r.names === null ? null : (JSON.parse(r.names) as string[]),
+        pos: r.pos,
+        lag: Math.max(0, s.head - r.pos),
+      })),
+      recordedAt: rows[0]?.seen ?? null,
+    };
+  });
+}
+
+/**
+ * The events of every stream under `dataDir` whose frame contains `text` (the console's trace
+ * by TID), at most `limit` per stream, oldest first, read without changing anything.
+ */
+export function searchStreams(dataDir: string, text: string, limit: number): Array<LogEntry & { app: string }> {
+  const needle = Buffer.from(text);
+  return eachStream(dataDir, (app, db) => {
+    const found: Array<LogEntry & { app: string }> = [];
+    const rows = db.prepare('SELECT last, idx, frames FROM bus_segments WHERE instr(frames, ?) > 0 ORDER BY last').iterate(needle);
+    for (const row of rows as IterableIterator<SegmentRow>) {
+      const entries: LogEntry[] = [];
+      decodeSegment(row, -1, Infinity, entries);
+      for (const e of entries) if (e.frame.includes(needle) && found.length < limit) found.push({ ...e, app });
+      if (found.length >= limit) break;
+    }
+    return found;
+  }).flat();
 }
 
 /** How long events are kept: whichever limit is reached first. The newest event is always kept. */

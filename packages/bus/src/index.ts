@@ -15,7 +15,7 @@ export type {
 export { Bus, MAX_KEY_LENGTH } from './bus';
 export { createIpcBus } from './create';
 export type { CursorInfo, LogEntry, Retention, StreamStatus } from './event-log';
-export { EventLog, readStreams } from './event-log';
+export { EventLog, readStreams, searchStreams } from './event-log';
 export type { EventMeta, WireEvent, WireTask } from './frames';
 export { CONTROL, META_KEY } from './frames';
 export type { IpcOptions, IpcTransportOptions } from './ipc-options';

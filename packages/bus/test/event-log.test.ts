@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import { EventLog, type LogEntry, readStreams } from '../src';
+import { EventLog, type LogEntry, readStreams, searchStreams } from '../src';
 import { tempDir } from './helpers';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -140,4 +140,19 @@ test('readStreams shows each stream with its connected cursors and their lag, re
   ]);
   log.close();
   expect(readStreams(join(tmp.dir, 'nowhere'))).toEqual([]);
+});
+
+test('searchStreams finds the events whose frame holds a text across segments and streams, read-only, up to a limit', () => {
+  const frame = (pos: number, tid: string): LogEntry => ({ pos, name: 'e', ts: pos, frame: Buffer.from(`{"tid":"${tid}","pos":${pos}}`) });
+  const alpha = new EventLog(join(tmp.dir, 'streams', 'alpha.sqlite'));
+  for (let b = 0; b < 10; b++)
+    alpha.append(Array.from({ length: 50 }, (_, i) => frame(b * 50 + i + 1, (b * 50 + i) % 100 === 7 ? 'find-me' : 'other')));
+  const beta = new EventLog(join(tmp.dir, 'streams', 'beta.sqlite'));
+  beta.append([frame(1, 'other'), frame(2, 'find-me')]);
+  const found = searchStreams(tmp.dir, '"tid":"find-me"', 100);
+  expect(found.map((e) => `${e.app}:${e.pos}`)).toEqual(['alpha:8', 'alpha:108', 'alpha:208', 'alpha:308', 'alpha:408', 'beta:2']);
+  expect(searchStreams(tmp.dir, '"tid":"find-me"', 2).map((e) => `${e.app}:${e.pos}`)).toEqual(['alpha:8', 'alpha:108', 'beta:2']);
+  expect(alpha.head).toBe(500);
+  alpha.close();
+  beta.close();
 });

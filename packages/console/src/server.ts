@@ -188,12 +188,12 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     });
   };
 
-  const server = createServer((req, res) => {
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://console.invalid');
     if (!hostAllowed(req)) return send(res, 421, 'wrong Host\n', 'text/plain');
     const asset = req.method === 'GET' ? assets.get(url.pathname) : undefined;
     if (asset) return send(res, 200, asset, TYPES[ASSETS[url.pathname]?.split('.').pop() ?? 'html'] ?? 'application/octet-stream');
-    if (req.method === 'GET' && url.pathname === '/api/status') return void fresh().then((s) => json(res, 200, { status: s, history }));
+    if (req.method === 'GET' && url.pathname === '/api/status') return json(res, 200, { status: await fresh(), history });
     if (req.method === 'GET' && url.pathname === '/events') {
       res.writeHead(200, {
         'content-type': 'text/event-stream',
@@ -207,23 +207,26 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       if (latest) res.write(`event: status\ndata: ${JSON.stringify({ status: latest, history })}\n\n`);
       return;
     }
-    if (req.method === 'GET' && url.pathname === '/metrics')
-      return void fresh().then(async (s) => {
-        metrics.update(s);
-        send(res, 200, await metrics.text(), metrics.registry.contentType);
-      });
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      metrics.update(await fresh());
+      return send(res, 200, await metrics.text(), metrics.registry.contentType);
+    }
     if (req.method === 'GET' && url.pathname === '/api/trace') {
       const tid = url.searchParams.get('tid') ?? '';
       if (!isTid(tid))
         return fail(res, new AppError('ERR_BUS_INVALID_PAYLOAD', 'not a TID: letters, digits, - and _ (6 to 64 characters)'));
       return json(res, 200, { tid, records: traceTid(config.DATA_DIR, tid) });
     }
-    if (req.method === 'POST' && url.pathname === '/api/actions')
-      return void handleAction(req, res).catch((err: unknown) => {
-        logger.error({ err }, 'console action crashed');
-        if (!res.headersSent) json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'internal error' } });
-      });
+    if (req.method === 'POST' && url.pathname === '/api/actions') return handleAction(req, res);
     send(res, 404, 'not found\n', 'text/plain');
+  };
+  // A failing route answers 500 and is logged; it never takes the console down.
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      logger.error({ err, url: req.url }, 'console request failed');
+      if (!res.headersSent) json(res, 500, { error: { code: 'ERR_INTERNAL', message: 'internal error' } });
+      else res.destroy();
+    });
   });
   // Keep-alive pings so proxies and browsers keep an idle event stream open.
   const ping = setInterval(() => {

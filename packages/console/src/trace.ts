@@ -1,5 +1,6 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
+
+import { searchStreams } from '@steem-bot/bus';
 
 import { botNamesOnDisk, readOnly } from './stores';
 
@@ -30,23 +31,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord[] {
   if (!isTid(tid)) throw new RangeError('not a TID: letters, digits, - and _ (6 to 64 characters)');
   const out: TraceRecord[] = [];
-  const streams = join(dataDir, 'streams');
-  const needle = Buffer.from(`"tid":${JSON.stringify(tid)}`);
-  if (existsSync(streams))
-    for (const file of readdirSync(streams).filter((f) => f.endsWith('.sqlite'))) {
-      const app = basename(file, '.sqlite');
-      readOnly(join(streams, file), (db) => {
-        const rows = db
-          .prepare('SELECT pos, name, ts, frame FROM bus_events WHERE instr(frame, ?) > 0 ORDER BY pos LIMIT ?')
-          .all(needle, limit) as Array<{
-          pos: number;
-          name: string;
-          ts: number;
-          frame: Buffer;
-        }>;
-        for (const r of rows) out.push({ at: iso(r.ts), app, kind: 'event', summary: `${r.name} at ${r.pos}: ${summarize(r.frame)}` });
-      });
-    }
+  for (const e of searchStreams(dataDir, `"tid":${JSON.stringify(tid)}`, limit))
+    out.push({ at: iso(e.ts), app: e.app, kind: 'event', summary: `${e.name} at ${e.pos}: ${summarize(e.frame)}` });
   for (const bot of botNamesOnDisk(dataDir))
     readOnly(join(dataDir, `bot-${bot}.sqlite`), (db) => {
       for (const r of db
