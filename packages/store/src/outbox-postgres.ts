@@ -30,6 +30,8 @@ export const POSTGRES_OUTBOX_MIGRATION = `
 export class PostgresOutbox {
   private relaying: Promise<void> | undefined;
   private again = false;
+  /** The highest position this process moved out of the outbox. */
+  private appended = 0;
 
   constructor(
     private readonly db: Postgres,
@@ -75,11 +77,14 @@ export class PostgresOutbox {
 
   private async drain(target: OutboxTarget): Promise<void> {
     // Positions continue above whatever the stream already holds (a short statement of its own:
-    // the row lock of outbox_head must not be held while the stream appends).
-    await this.db.query(
-      'INSERT INTO outbox_head (app, pos) VALUES ($1, $2) ON CONFLICT (app) DO UPDATE SET pos = GREATEST(outbox_head.pos, EXCLUDED.pos)',
-      [this.app, target.head ?? 0],
-    );
+    // the row lock of outbox_head must not be held while the stream appends). Positions this
+    // process appended came from outbox_head: only a head above them needs the statement.
+    const head = target.head ?? 0;
+    if (head > this.appended)
+      await this.db.query(
+        'INSERT INTO outbox_head (app, pos) VALUES ($1, $2) ON CONFLICT (app) DO UPDATE SET pos = GREATEST(outbox_head.pos, EXCLUDED.pos)',
+        [this.app, head],
+      );
     do {
       this.again = false;
       let more = true;
@@ -96,6 +101,7 @@ export class PostgresOutbox {
             .filter((r) => r.pos > appended)
             .map((r) => ({ pos: r.pos, name: r.name, payload: JSON.parse(r.payload) as Record<string, unknown>, tid: r.tid }));
           if (fresh.length > 0) await target.append(fresh);
+          this.appended = Math.max(this.appended, (rows[rows.length - 1] as { pos: number }).pos);
           await client.query('DELETE FROM outbox WHERE app = $1 AND pos <= $2', [this.app, (rows[rows.length - 1] as { pos: number }).pos]);
           return true;
         });
