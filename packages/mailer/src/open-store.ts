@@ -19,5 +19,7 @@ export async function openMailerStore(config: Config<'store'>, role: StoreRole, 
   }
   if (!config.DATABASE_URL)
     throw new AppError('ERR_CONFIG_INVALID', 'STORE=postgres needs DATABASE_URL (postgres://user:pass@host:5432/db)');
-  return PostgresMailerStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, ...(logger ? { logger } : {}) });
+  // The worker's 20 sends in flight each record their outcome in a transaction of their own.
+  const poolSize = role === 'worker' ? 8 : 4;
+  return PostgresMailerStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, poolSize, ...(logger ? { logger } : {}) });
 }

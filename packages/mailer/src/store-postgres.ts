@@ -96,13 +96,20 @@ export class PostgresMailerStore implements MailerStore {
     this.channel = wakeChannel(db.options.schema);
   }
 
-  static async open(options: { url: string; schema: string; logger?: Logger; poolSize?: number }): Promise<PostgresMailerStore> {
+  static async open(options: {
+    url: string;
+    schema: string;
+    logger?: Logger;
+    poolSize?: number;
+    applicationName?: string;
+  }): Promise<PostgresMailerStore> {
     const db = await Postgres.open({
       url: options.url,
       schema: options.schema,
       name: 'mailer',
       migrations: MIGRATIONS,
       poolSize: options.poolSize ?? 4,
+      ...(options.applicationName ? { applicationName: options.applicationName } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
     });
     return new PostgresMailerStore(db, options.logger);
