@@ -1,15 +1,22 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
+
 import { loadConfigOrExit } from '@steem-bot/config';
 
 import { addClient } from './clients';
-import { openMailerStore } from './open-store';
+import { migrateToPostgres } from './migrate';
+import { openMailerStore, storeFile } from './open-store';
+import { MailStore } from './store';
+import { PostgresMailerStore } from './store-postgres';
 
 const USAGE = `usage: npm run mailer -- <command>
   clients add NAME [--from a@x.org,b@x.org]   create a REST client; prints its token (once) and signing secret
   clients list                                list clients
   clients revoke NAME                         revoke a client's token (the name is never reused)
   retry ID                                    queue a dead message again (the recovery hook)
-  counts                                      messages per status`;
+  counts                                      messages per status
+  migrate-store                               copy DATA_DIR/mailer.sqlite into an empty PostgreSQL store
+                                              (STORE=postgres, DATABASE_URL; every mailer process stopped)`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`${message}\n`);
@@ -20,7 +27,28 @@ const [command, sub, name, flag, value] = process.argv.slice(2);
 const config = loadConfigOrExit();
 const out = (text: string): boolean => process.stdout.write(`${text}\n`);
 
+/** `npm run migrate-store`: the single-machine mailer's SQLite file into PostgreSQL. */
+async function migrateStore(): Promise<void> {
+  if (config.STORE !== 'postgres' || !config.DATABASE_URL)
+    fail('migrate-store copies into PostgreSQL: set STORE=postgres and DATABASE_URL', 78);
+  const file = storeFile(config.DATA_DIR);
+  if (!existsSync(file)) fail(`no ${file}: nothing to migrate (DATA_DIR is where the mailer ran)`);
+  const source = new MailStore(file);
+  const target = await PostgresMailerStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
+  try {
+    const n = await migrateToPostgres(source, target);
+    out(
+      `copied ${n.clients} clients, ${n.messages} messages (${n.attempts} attempts), ${n.keys} idempotency keys and ${n.events} events not yet published ` +
+        `from ${file} into schema ${config.DATABASE_SCHEMA}; start the mailer with STORE=postgres`,
+    );
+  } finally {
+    source.close();
+    await target.close();
+  }
+}
+
 async function main(): Promise<void> {
+  if (command === 'migrate-store') return migrateStore();
   const store = await openMailerStore(config, 'cli');
   try {
     if (command === 'clients' && sub === 'add' && name) {
