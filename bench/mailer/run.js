@@ -11,7 +11,7 @@ const { join } = require('node:path');
 const autocannon = require('autocannon');
 const nodemailer = require('nodemailer');
 
-const { addClient, MailStore, storeFile } = require('@steem-bot/mailer');
+const { MailStore, newClient, storeFile } = require('@steem-bot/mailer');
 
 const ROOT = join(__dirname, '..', '..');
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10_000);
@@ -84,7 +84,8 @@ async function system(sinkPort, extraEnv = {}, beforeStart = () => undefined) {
     ...extraEnv,
   };
   const store = new MailStore(storeFile(env.DATA_DIR));
-  const { token } = addClient(store, 'bench', undefined);
+  const { row, token } = newClient('bench', undefined);
+  store.addClient(row);
   beforeStart(store);
   const api = await startApp('packages/mailer/dist/main-api.js', { ...env, LOOP_DELAY_FILE: join(dir, 'loop-delay.json') }, [
     '-r',

@@ -18,9 +18,10 @@ import { literalHostRefused } from '@steem-bot/outbound';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 import { authenticate } from './clients';
+import type { MailerStore } from './mailer-store';
 import { openApiDocument } from './openapi';
 import { relay } from './relay';
-import type { ClientRow, Enqueued, MailStore, Message } from './store';
+import type { AttemptRow, ClientRow, Enqueued, Message } from './store';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,7 +30,7 @@ declare module 'fastify' {
 }
 
 export interface ApiOptions {
-  store: MailStore;
+  store: MailerStore;
   config: Config<'mailer'>;
   logger: Logger;
   /** The mailer's bus: publishes email.queued / email.cancelled. */
@@ -56,7 +57,7 @@ function errorBody(err: AppError): { error: { code: string; message: string; fie
 }
 
 /** The public view of a message. */
-export function view(message: Message, attempts?: ReturnType<MailStore['attempts']>): Record<string, unknown> {
+export function view(message: Message, attempts?: AttemptRow[]): Record<string, unknown> {
   return {
     id: message.id,
     status: message.status,
@@ -73,10 +74,10 @@ export function view(message: Message, attempts?: ReturnType<MailStore['attempts
 }
 
 /** Store a checked request and announce it: the one path of the REST and the bus intake. */
-export function accept(
+export async function accept(
   options: ApiOptions,
   input: { client: string; key: string | undefined; request: ParsedEmailRequest; tid: string },
-): Enqueued {
+): Promise<Enqueued> {
   const { config } = options;
   const now = (options.now ?? Date.now)();
   const recipients = input.request.to.length + (input.request.cc?.length ?? 0) + (input.request.bcc?.length ?? 0);
@@ -92,14 +93,14 @@ export function accept(
   const domain = (input.request.from ?? config.MAILER_FROM).split('@')[1] as string;
   // Internal apps (the bus task) are trusted, as for tokens: only REST clients have a pending cap.
   const maxPending = input.client === 'bus' ? undefined : config.MAILER_MAX_PENDING;
-  const result = options.store.enqueue({ ...input, now, domain, ...(maxPending ? { maxPending } : {}) });
+  const result = await options.store.enqueue({ ...input, now, domain, ...(maxPending ? { maxPending } : {}) });
   const message = result.message;
   if (result.created && message) {
     options.logger.info(
       `${message.id} queued for ${message.request.to.join(', ')} (${input.client}), due ${new Date(message.send_at).toISOString()}`,
     );
     // email.queued was written with the message (outbox); it also wakes the worker.
-    relay(options.store.outbox('mailer'), options.bus, options.logger);
+    relay(options.store, 'mailer', options.bus, options.logger);
   }
   return result;
 }
@@ -138,14 +139,14 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     throw new AppError('ERR_MAILER_NOT_FOUND', 'no such route');
   });
 
-  app.get('/healthz', () => ({ ok: true, counts: store.counts() }));
+  app.get('/healthz', async () => ({ ok: true, counts: await store.counts() }));
   app.get('/v1/openapi.json', () => openApiDocument);
 
   await app.register(
     async (v1) => {
       v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
         if (request.url === '/v1/openapi.json') return;
-        const client = authenticate(store, request.headers.authorization);
+        const client = await authenticate(store, request.headers.authorization);
         if (!client) {
           reply.header('www-authenticate', 'Bearer');
           throw new AppError('ERR_MAILER_UNAUTHORIZED', 'a valid Authorization: Bearer token is required');
@@ -178,24 +179,24 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const problems = policyProblems(parsed.data, client, config);
         if (problems.length > 0) throw invalid('the request body is invalid', problems);
         const tid = newTid();
-        const { id, status, created } = withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
+        const { id, status, created } = await withTid(tid, () => accept(options, { client: client.name, key, request: parsed.data, tid }));
         return reply.code(created ? 202 : 200).send({ id, status });
       });
 
-      v1.get<{ Params: { id: string } }>('/messages/:id', (request) => {
-        const message = store.get(request.params.id, request.client?.name);
+      v1.get<{ Params: { id: string } }>('/messages/:id', async (request) => {
+        const message = await store.get(request.params.id, request.client?.name);
         if (!message) throw new AppError('ERR_MAILER_NOT_FOUND', 'no such message');
-        return view(message, store.attempts(message.seq));
+        return view(message, await store.attempts(message.seq));
       });
 
       v1.delete<{ Params: { id: string } }>('/messages/:id', async (request) => {
-        const message = store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
+        const message = await store.cancel(request.params.id, (request.client as ClientRow).name, (options.now ?? Date.now)());
         options.logger.info(`${message.id} cancelled by ${message.client}`);
-        relay(options.store.outbox('mailer'), options.bus, options.logger);
+        relay(options.store, 'mailer', options.bus, options.logger);
         return { id: message.id, status: message.status };
       });
 
-      v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', (request) => {
+      v1.get<{ Querystring: Record<string, string | undefined> }>('/messages', async (request) => {
         const { status, limit = '50', cursor } = request.query;
         const problems: Field[] = [];
         if (status !== undefined && !(emailStatuses as readonly string[]).includes(status))
@@ -203,7 +204,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
         if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
         if (problems.length > 0) throw invalid('the query is invalid', problems);
-        const messages = store.list((request.client as ClientRow).name, {
+        const messages = await store.list((request.client as ClientRow).name, {
           ...(status ? { status: status as EmailStatus } : {}),
           limit: Number(limit),
           ...(cursor ? { after: Number(cursor) } : {}),

@@ -2,15 +2,18 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { AppError } from '@steem-bot/config';
 
-import { type ClientRow, type MailStore, sha256 } from './store';
+import type { MailerStore } from './mailer-store';
+import { type ClientRow, sha256 } from './store';
 
-/** A new client: the token is shown once; only its hash is stored. */
-export function addClient(
-  store: MailStore,
+/**
+ * A new client's credentials and the row to store: the token is shown once; only its hash is
+ * stored. Refuses a malformed or reserved name.
+ */
+export function newClient(
   name: string,
   allowedFrom: string[] | undefined,
   now = Date.now(),
-): { token: string; secret: string } {
+): { row: Omit<ClientRow, 'revoked_at'>; token: string; secret: string } {
   if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name))
     throw new AppError(
       'ERR_MAILER_INVALID_REQUEST',
@@ -21,23 +24,29 @@ export function addClient(
   const token = `${name}.${randomBytes(32).toString('base64url')}`;
   // Standard Webhooks secret format: whsec_ + base64 of the key bytes.
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  store.addClient({
-    name,
-    token_hash: sha256(token),
-    secret,
-    allowed_from: allowedFrom ? JSON.stringify(allowedFrom) : null,
-    created_at: now,
-  });
+  const row = { name, token_hash: sha256(token), secret, allowed_from: allowedFrom ? JSON.stringify(allowedFrom) : null, created_at: now };
+  return { row, token, secret };
+}
+
+/** Create a client in the store (a name is never given out twice); returns its token and secret. */
+export async function addClient(
+  store: MailerStore,
+  name: string,
+  allowedFrom: string[] | undefined,
+  now = Date.now(),
+): Promise<{ token: string; secret: string }> {
+  const { row, token, secret } = newClient(name, allowedFrom, now);
+  await store.addClient(row);
   return { token, secret };
 }
 
 /** The client a bearer token belongs to, compared in constant time; undefined if none or revoked. */
-export function authenticate(store: MailStore, header: string | undefined): ClientRow | undefined {
+export async function authenticate(store: MailerStore, header: string | undefined): Promise<ClientRow | undefined> {
   const match = /^Bearer ([^\s]+)$/.exec(header ?? '');
   if (!match) return undefined;
   const token = match[1] as string;
   const name = token.slice(0, Math.max(0, token.lastIndexOf('.')));
-  const client = name ? store.client(name) : undefined;
+  const client = name ? await store.client(name) : undefined;
   // Hash either way, so an unknown name costs the same as a wrong secret.
   const given = Buffer.from(sha256(token), 'hex');
   const expected = Buffer.from(client?.token_hash ?? sha256(`${token}x`), 'hex');

@@ -2,4 +2,4 @@ import { runApp } from '@steem-bot/bus';
 
 import { startIntake } from './intake';
 
-runApp({ app: 'mailer', sections: ['mailer'], drainMs: 5_000, start: (ctx) => startIntake(ctx) });
+runApp({ app: 'mailer', sections: ['mailer', 'store'], drainMs: 5_000, start: (ctx) => startIntake(ctx) });

@@ -1,6 +1,8 @@
 import type { BatchEvent, Bus } from '@steem-bot/bus';
 import type { Catalogue, Logger } from '@steem-bot/config';
-import type { Outbox, OutboxTarget } from '@steem-bot/store';
+import type { OutboxTarget } from '@steem-bot/store';
+
+import type { MailerApp, MailerStore } from './mailer-store';
 
 /** The app's stream as the outbox's target: events keep the positions the outbox gave them. */
 export function streamOf(bus: Bus<Catalogue>): OutboxTarget {
@@ -15,7 +17,7 @@ export function streamOf(bus: Bus<Catalogue>): OutboxTarget {
   };
 }
 
-/** Relay what waits in `outbox` to the bus's stream; a failure is logged, and the next relay retries it. */
-export function relay(outbox: Outbox, bus: Bus<Catalogue>, logger: Logger): void {
-  outbox.relay(streamOf(bus)).catch((err: unknown) => logger.warn({ err }, `could not relay ${outbox.app}'s events; will retry`));
+/** Relay what waits in the outbox of `app` to the bus's stream; a failure is logged, and the next relay retries it. */
+export function relay(store: MailerStore, app: MailerApp, bus: Bus<Catalogue>, logger: Logger): void {
+  store.relay(app, streamOf(bus)).catch((err: unknown) => logger.warn({ err }, `could not relay ${app}'s events; will retry`));
 }

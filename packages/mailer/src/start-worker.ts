@@ -1,17 +1,16 @@
 import type { AppContext, RunningApp } from '@steem-bot/bus';
 
 import { createDelivery } from './delivery';
-import { storeFile } from './intake';
-import { MailStore } from './store';
+import { openMailerStore } from './open-store';
 import { Worker } from './worker';
 
 /** The mailer-worker process (bus app `mailer-worker`): delivery. */
 export async function startWorker(
-  { config, logger, bus }: AppContext<'mailer'>,
+  { config, logger, bus }: AppContext<'mailer' | 'store'>,
   now?: () => number,
 ): Promise<RunningApp & { worker: Worker }> {
   const delivery = createDelivery(config); // first: an unsafe MAILER_OUTBOX stops the start here
-  const store = new MailStore(storeFile(config.DATA_DIR));
+  const store = await openMailerStore(config, 'worker', logger);
   if (config.SMTP_URL === '') {
     logger.warn(`NO SMTP_URL: messages are NOT sent, only written as .eml files to ${config.MAILER_OUTBOX}. Set SMTP_URL to deliver them.`);
   } else {
@@ -24,7 +23,7 @@ export async function startWorker(
     async stop() {
       await worker.stop();
       delivery.close();
-      store.close();
+      await store.close();
     },
   };
 }

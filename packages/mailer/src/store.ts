@@ -422,13 +422,19 @@ export class MailStore {
 
   /** The recovery hook for a dead message: queue it again now, with a fresh attempt budget. */
   retry(id: string, now: number): boolean {
-    return (
-      this.db
-        .prepare(
-          "UPDATE messages SET status = 'scheduled', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ? AND status = 'dead'",
-        )
-        .run(now, id).changes === 1
-    );
+    return this.db
+      .transaction(() => {
+        const message = this.get(id);
+        if (message?.status !== 'dead') return false;
+        this.sql("UPDATE messages SET status = 'scheduled', attempts = 0, next_attempt_at = ?, finished_at = NULL WHERE id = ?").run(
+          now,
+          id,
+        );
+        // Queued again, with the state change (outbox): the worker wakes at once, subscribers see it.
+        this.outbox('mailer').add('email.queued', { id, client: message.client, send_at: new Date(now).toISOString() }, message.tid, now);
+        return true;
+      })
+      .immediate();
   }
 
   /**

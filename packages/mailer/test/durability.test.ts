@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import { testSetup, waitFor } from '@steem-bot/testkit';
 
-import { MailStore, openIntakeStore, storeFile } from '../src';
+import { MailStore, storeFile } from '../src';
 import { call, client, mailerEnv, startApi, startMailWorker } from './helpers';
 
 const cleanups: Array<() => unknown> = [];
@@ -19,7 +19,7 @@ describe('mailer durability on disk', () => {
     const t = testSetup();
     cleanups.push(t.cleanup);
     const synced = jest.spyOn(fs, 'fsyncSync');
-    const store = openIntakeStore(t.config.DATA_DIR);
+    const store = new MailStore(storeFile(t.config.DATA_DIR), { checkpoints: false, fsyncCommits: true }); // as openMailerStore(config, 'intake')
     cleanups.push(() => store.close());
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2); // FULL: the WAL is fsynced at each commit
     expect(synced).toHaveBeenCalled(); // the directory entry of the new database file

@@ -2,7 +2,7 @@ import { type ErrorCode, errorCodes } from '@steem-bot/config';
 import { SmtpSink } from '@steem-bot/devnode';
 import { waitFor } from '@steem-bot/testkit';
 
-import { addClient, openApiDocument } from '../src';
+import { newClient, openApiDocument } from '../src';
 import { call, client, mailerEnv, startApi, startMailWorker } from './helpers';
 
 const cleanups: Array<() => unknown> = [];
@@ -84,7 +84,7 @@ describe('what mailer clients see', () => {
     // The table carries a status for every code, and the README documents it (see config's docs test).
     for (const [code, def] of Object.entries(errorCodes)) expect([code, def.http]).toEqual([code, expect.any(Number)]);
     // The error codes are raised where they mean what the table says.
-    expect(() => addClient(m.store, 'Shop!', undefined)).toThrow(expect.objectContaining({ code: 'ERR_MAILER_INVALID_REQUEST' }));
+    expect(() => newClient('Shop!', undefined)).toThrow(expect.objectContaining({ code: 'ERR_MAILER_INVALID_REQUEST' }));
     expect(() => m.store.cancel('nope', 'shop', Date.now())).toThrow(expect.objectContaining({ code: 'ERR_MAILER_NOT_FOUND' }));
   });
 

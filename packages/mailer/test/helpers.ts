@@ -2,7 +2,7 @@ import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 
-import { addClient, MailStore, startIntake, startWorker, storeFile } from '../src';
+import { MailStore, newClient, startIntake, startWorker, storeFile } from '../src';
 
 export interface MailerEnv {
   config: Config;
@@ -59,7 +59,9 @@ export async function startMailWorker(
 }
 
 export function client(m: MailerEnv, name: string, from?: string[]): { token: string; secret: string } {
-  return addClient(m.store, name, from);
+  const { row, token, secret } = newClient(name, from);
+  m.store.addClient(row);
+  return { token, secret };
 }
 
 /** fetch against the API with a bearer token and a JSON body. */

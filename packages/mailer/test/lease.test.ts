@@ -1,6 +1,6 @@
 import { keptLogger, waitFor } from '@steem-bot/testkit';
 
-import { type Delivery, MailStore, type Message, storeFile, Worker } from '../src';
+import { type Delivery, MailStore, type Message, SqliteMailerStore, storeFile, Worker } from '../src';
 import { mailerEnv } from './helpers';
 
 /** A delivery that holds every send until `release` is called, and counts them. */
@@ -31,7 +31,14 @@ test('a delivery that outlasts its lease is not sent twice: the live worker rene
   const start = async (app: string): Promise<{ worker: Worker; stop: () => Promise<void> }> => {
     const store = new MailStore(storeFile(m.config.DATA_DIR));
     const bus = m.busFor(app);
-    const worker = new Worker({ store, delivery, bus, config: m.config, logger: keptLogger(app).logger, now: clock });
+    const worker = new Worker({
+      store: new SqliteMailerStore(store),
+      delivery,
+      bus,
+      config: m.config,
+      logger: keptLogger(app).logger,
+      now: clock,
+    });
     await worker.start();
     return { worker, stop: () => worker.stop().then(() => (store.close(), bus.close())) };
   };

@@ -1,7 +1,7 @@
 import { SmtpSink } from '@steem-bot/devnode';
 import { type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
-import { addClient, MailStore, storeFile } from '../src';
+import { MailStore, newClient, storeFile } from '../src';
 
 const API = projectRootFile('packages/mailer/dist/main-api.js');
 const WORKER = projectRootFile('packages/mailer/dist/main-worker.js');
@@ -18,7 +18,8 @@ test('mailer processes: SIGKILL of the worker mid-send loses nothing (repeats at
   cleanups.push(t.cleanup);
   const store = new MailStore(storeFile(t.config.DATA_DIR));
   cleanups.push(() => store.close());
-  const { token } = addClient(store, 'test', undefined);
+  const { row, token } = newClient('test', undefined);
+  store.addClient(row);
   const start = async (file: string): Promise<Proc> => {
     const proc = await spawnProcess(file, { env: { ...t.env, ...(file === API ? { LOG_LEVEL: 'info' } : {}) } });
     cleanups.push(() => proc.stop());
@@ -59,5 +60,7 @@ test('mailer processes: SIGKILL of the worker mid-send loses nothing (repeats at
   await start(WORKER);
   await waitFor(() => new Set(received()).size === 60, 60_000, 'all 60 sent');
   expect(repeats(received())).toBe(killRepeats); // the clean stop repeated none
+  // The sink has the last message a moment before the worker records it as sent.
+  await waitFor(() => store.counts().sent === 60, 5_000, 'the last send recorded');
   expect(store.counts()).toEqual({ sent: 60 });
 });

@@ -1,5 +1,6 @@
 export type { OutboxEvent, OutboxTarget } from './outbox';
 export { Outbox, OUTBOX_MIGRATION } from './outbox';
+export { POSTGRES_OUTBOX_MIGRATION, PostgresOutbox } from './outbox-postgres';
 export type { PoolClient, PostgresOptions, QueryResultRow } from './postgres';
 export { ActiveLock, Listener, Postgres } from './postgres';
 export type { Database, OpenOptions, Statement } from './sqlite';

@@ -15,6 +15,8 @@ export interface PostgresOptions {
   name: string;
   /** Ordered schema steps; step i runs once, under an advisory lock, in one transaction. */
   migrations?: readonly string[];
+  /** `application_name` of its connections (default `steem-bot/<name>`): what an operator sees in pg_stat_activity. */
+  applicationName?: string;
   /** Connections in the pool (default 4: these are small processes). */
   poolSize?: number;
   logger?: Logger;
@@ -83,16 +85,25 @@ export class Postgres {
   /** Run `fn` in one transaction on one connection: committed if it resolves, rolled back if it throws. */
   async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A checked-out connection that dies between two statements (pg_terminate_backend, a server
+    // restart) emits 'error' with no query to fail: without a listener the process would crash.
+    // Note it, let the next statement fail, and throw the connection away on release.
+    let lost: Error | undefined;
+    const onError = (err: Error): void => {
+      lost = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+      if (!lost) await client.query('ROLLBACK').catch(() => undefined);
+      throw safeError(err);
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(lost ?? false);
     }
   }
 
@@ -141,7 +152,7 @@ export class Postgres {
   private clientConfig(): pg.ClientConfig {
     return {
       connectionString: this.options.url,
-      application_name: `steem-bot/${this.options.name}`,
+      application_name: this.options.applicationName ?? `steem-bot/${this.options.name}`,
       options: `-c search_path=${this.options.schema}`,
       types: typeParsers as pg.CustomTypesConfig,
     };

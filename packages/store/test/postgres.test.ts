@@ -67,6 +67,22 @@ describePg('Postgres (real server)', () => {
     expect(await db.query('SELECT v FROM tx_t')).toEqual([{ v: 1 }]);
   });
 
+  test('a connection killed inside a transaction, between two statements: the transaction fails, the process lives, the pool reconnects', async () => {
+    const db = await connect(['CREATE TABLE killed_t (v INTEGER)'], 'killed');
+    const attempt = db.transaction(async (c) => {
+      await c.query('INSERT INTO killed_t VALUES (1)');
+      const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await terminate(rows[0]?.pid as number);
+      // The connection's death arrives while no statement of it runs (as during a relay's append).
+      await new Promise((r) => setTimeout(r, 200));
+      await c.query('INSERT INTO killed_t VALUES (2)');
+    });
+    await expect(attempt).rejects.toThrow(/terminat|connection error/i);
+    expect(await db.query('SELECT v FROM killed_t')).toEqual([]); // nothing of it committed
+    await db.transaction(async (c) => void (await c.query('INSERT INTO killed_t VALUES (3)')));
+    expect(await db.query('SELECT v FROM killed_t')).toEqual([{ v: 3 }]);
+  });
+
   test('LISTEN comes back after its connection is killed, and says so, so that the caller polls', async () => {
     const db = await connect();
     const got: string[] = [];

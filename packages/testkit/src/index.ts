@@ -139,3 +139,5 @@ export function testSetup(vars: Record<string, string> = {}): {
 export function projectRootFile(path: string): string {
   return join(projectRoot, path);
 }
+export type { SsrfRow } from './ssrf-table';
+export { isHostName, ssrfTable, tableResolver } from './ssrf-table';
