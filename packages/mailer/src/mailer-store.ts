@@ -47,18 +47,28 @@ export interface MailerStore {
   cancel(id: string, client: string, now: number): Promise<Message>;
   /**
    * Claim up to `limit` due messages for `owner` until `now + leaseMs` (expired leases of other
-   * workers included, never one `owner` holds), of which at most `maxChecked` have a check_url.
-   * Two workers never get the same message.
+   * leases included, its own too, but never one of `holding`: the sends this worker has in flight),
+   * of which at most `maxChecked` have a check_url. Two workers never get the same message.
    */
-  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked?: number): Promise<Message[]>;
+  claimDue(
+    owner: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+    maxChecked?: number,
+    holding?: readonly number[],
+  ): Promise<Message[]>;
   /** Due time of the longest-waiting message due by `now`, if any. */
   oldestDue(now: number): Promise<number | undefined>;
-  /** When the next message falls due (or another worker's lease expires); `withChecked: false` leaves out check_url ones. */
-  nextDue(owner: string, withChecked?: boolean): Promise<number | undefined>;
+  /** When the next message falls due (or a lease not in `holding` expires); `withChecked: false` leaves out check_url ones. */
+  nextDue(holding: readonly number[], withChecked?: boolean): Promise<number | undefined>;
   /** Record an attempt and the new state (and its event, outbox of `mailer-worker`), if `owner` still holds the lease. */
   finish(seq: number, owner: string, outcome: AttemptRow['outcome'], update: FinishUpdate, event?: StoreEvent): Promise<boolean>;
-  /** Extend every lease `owner` holds to `until`. */
-  renewLeases(owner: string, until: number): Promise<number>;
+  /**
+   * Extend the leases `owner` holds on `seqs` (its sends in flight) to `until`. A lease it holds
+   * with no send behind it (a claim whose answer was lost) is not renewed: it expires.
+   */
+  renewLeases(owner: string, seqs: readonly number[], until: number): Promise<number>;
   /** Give back the leases of `owner` (clean shutdown). */
   release(owner: string): Promise<number>;
   /** Queue a dead message again now, with a fresh attempt budget. */
@@ -104,20 +114,27 @@ export class SqliteMailerStore implements MailerStore {
   cancel(id: string, client: string, now: number): Promise<Message> {
     return run(() => this.core.cancel(id, client, now));
   }
-  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Promise<Message[]> {
-    return run(() => this.core.claimDue(owner, now, leaseMs, limit, maxChecked));
+  claimDue(
+    owner: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+    maxChecked = limit,
+    holding: readonly number[] = [],
+  ): Promise<Message[]> {
+    return run(() => this.core.claimDue(owner, now, leaseMs, limit, maxChecked, holding));
   }
   oldestDue(now: number): Promise<number | undefined> {
     return run(() => this.core.oldestDue(now));
   }
-  nextDue(owner: string, withChecked = true): Promise<number | undefined> {
-    return run(() => this.core.nextDue(owner, withChecked));
+  nextDue(holding: readonly number[], withChecked = true): Promise<number | undefined> {
+    return run(() => this.core.nextDue(holding, withChecked));
   }
   finish(seq: number, owner: string, outcome: AttemptRow['outcome'], update: FinishUpdate, event?: StoreEvent): Promise<boolean> {
     return run(() => this.core.finish(seq, owner, outcome, update, event));
   }
-  renewLeases(owner: string, until: number): Promise<number> {
-    return run(() => this.core.renewLeases(owner, until));
+  renewLeases(owner: string, seqs: readonly number[], until: number): Promise<number> {
+    return run(() => this.core.renewLeases(owner, seqs, until));
   }
   release(owner: string): Promise<number> {
     return run(() => this.core.release(owner));

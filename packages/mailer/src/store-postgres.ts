@@ -231,7 +231,14 @@ export class PostgresMailerStore implements MailerStore {
     });
   }
 
-  async claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Promise<Message[]> {
+  async claimDue(
+    owner: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+    maxChecked = limit,
+    holding: readonly number[] = [],
+  ): Promise<Message[]> {
     // Rows another worker is claiming right now are skipped, not waited for; a row claimed and
     // committed meanwhile is re-checked against the WHERE clause (READ COMMITTED) and dropped.
     const claim = async (c: PoolClient, checked: boolean, n: number): Promise<MessageRow[]> => {
@@ -241,10 +248,10 @@ export class PostgresMailerStore implements MailerStore {
          WHERE seq IN (
            SELECT seq FROM messages
            WHERE checked = $3 AND ((status IN ('scheduled', 'retrying') AND next_attempt_at <= $4)
-              OR (status = 'sending' AND lease_until <= $4 AND lease_owner IS DISTINCT FROM $1))
+              OR (status = 'sending' AND lease_until <= $4 AND NOT (seq = ANY($6::bigint[]))))
            ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED)
          RETURNING ${COLUMNS}`,
-        [owner, now + leaseMs, checked, now, n],
+        [owner, now + leaseMs, checked, now, n, holding],
       );
       return rows;
     };
@@ -263,12 +270,12 @@ export class PostgresMailerStore implements MailerStore {
     return row?.t ?? undefined;
   }
 
-  async nextDue(owner: string, withChecked = true): Promise<number | undefined> {
+  async nextDue(holding: readonly number[], withChecked = true): Promise<number | undefined> {
     const only = withChecked ? '' : 'AND NOT checked';
     const [row] = await this.db.query<{ t: number | null }>(
       `SELECT LEAST((SELECT MIN(next_attempt_at) FROM messages WHERE status IN ('scheduled', 'retrying') ${only}),
-                    (SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND lease_owner IS DISTINCT FROM $1 ${only})) AS t`,
-      [owner],
+                    (SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND NOT (seq = ANY($1::bigint[])) ${only})) AS t`,
+      [holding],
     );
     return row?.t ?? undefined;
   }
@@ -302,9 +309,12 @@ export class PostgresMailerStore implements MailerStore {
     });
   }
 
-  async renewLeases(owner: string, until: number): Promise<number> {
+  async renewLeases(owner: string, seqs: readonly number[], until: number): Promise<number> {
     return (
-      await this.db.query("UPDATE messages SET lease_until = $1 WHERE lease_owner = $2 AND status = 'sending' RETURNING 1", [until, owner])
+      await this.db.query(
+        "UPDATE messages SET lease_until = $1 WHERE lease_owner = $2 AND status = 'sending' AND seq = ANY($3::bigint[]) RETURNING 1",
+        [until, owner, seqs],
+      )
     ).length;
   }
 

@@ -321,17 +321,18 @@ export class MailStore {
    * workers included, never a message `owner` itself holds), of which at most `maxChecked` have a
    * check_url.
    */
-  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit): Message[] {
+  claimDue(owner: string, now: number, leaseMs: number, limit: number, maxChecked = limit, holding: readonly number[] = []): Message[] {
     const due = (checked: boolean): Statement =>
       this.sql(
         `SELECT seq FROM messages WHERE status IN ('scheduled', 'retrying') AND next_attempt_at <= ? AND ${CHECKED[checked ? 'true' : 'false']}
-         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ? AND lease_owner IS NOT ?
-           AND ${CHECKED[checked ? 'true' : 'false']}
+         UNION ALL SELECT seq FROM messages WHERE status = 'sending' AND lease_until <= ?
+           AND seq NOT IN (SELECT value FROM json_each(?)) AND ${CHECKED[checked ? 'true' : 'false']}
          ORDER BY seq LIMIT ?`,
       );
+    const held = JSON.stringify(holding);
     const dueSeqs = (): number[] => {
-      const plain = due(false).pluck().all(now, now, owner, limit) as number[];
-      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, owner, Math.min(limit, maxChecked)) as number[]) : [];
+      const plain = due(false).pluck().all(now, now, held, limit) as number[];
+      const checked = maxChecked > 0 ? (due(true).pluck().all(now, now, held, Math.min(limit, maxChecked)) as number[]) : [];
       return [...plain, ...checked].sort((a, b) => a - b).slice(0, limit);
     };
     // Look first without the write lock: most wake-ups find nothing due, and the API's writes
@@ -360,14 +361,14 @@ export class MailStore {
    * When the next message falls due (or another worker's lease expires), or undefined if nothing
    * is pending; `withChecked: false` leaves out messages with a check_url.
    */
-  nextDue(owner: string, withChecked = true): number | undefined {
+  nextDue(holding: readonly number[], withChecked = true): number | undefined {
     const only = withChecked ? '' : `AND ${CHECKED.false}`;
     const row = this.sql(
       `SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages WHERE status IN ('scheduled', 'retrying') ${only}
-       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND lease_owner IS NOT ? ${only})`,
+       UNION ALL SELECT MIN(lease_until) FROM messages WHERE status = 'sending' AND seq NOT IN (SELECT value FROM json_each(?)) ${only})`,
     )
       .pluck()
-      .get(owner) as number | null;
+      .get(JSON.stringify(holding)) as number | null;
     return row ?? undefined;
   }
 
@@ -406,9 +407,11 @@ export class MailStore {
       .immediate();
   }
 
-  /** Extend every lease `owner` holds to `until` (its sends are still in flight). */
-  renewLeases(owner: string, until: number): number {
-    return this.sql("UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND status = 'sending'").run(until, owner).changes;
+  /** Extend the leases `owner` holds on `seqs` (its sends still in flight) to `until`. */
+  renewLeases(owner: string, seqs: readonly number[], until: number): number {
+    return this.sql(
+      "UPDATE messages SET lease_until = ? WHERE lease_owner = ? AND status = 'sending' AND seq IN (SELECT value FROM json_each(?))",
+    ).run(until, owner, JSON.stringify(seqs)).changes;
   }
 
   /** Give back the leases of `owner` (clean shutdown): its messages are due again at once. */

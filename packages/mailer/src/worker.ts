@@ -58,6 +58,8 @@ export class Worker {
   private lastCheckpoint = 0;
   private lastRenewal = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  /** The messages (seq) of the sends in flight: only their leases are renewed, only they are not claimed again. */
+  private readonly sending = new Set<number>();
   private checksInFlight = 0;
   /** Aborted by `stop`: pending check_url calls end at once and their messages are given back. */
   private readonly stopping = new AbortController();
@@ -136,7 +138,7 @@ export class Worker {
     const renewEvery = config.MAILER_LEASE_MS / 3;
     if (this.inFlight.size > 0 && now - this.lastRenewal >= renewEvery) {
       this.lastRenewal = now;
-      await store.renewLeases(this.owner, now + config.MAILER_LEASE_MS);
+      await store.renewLeases(this.owner, [...this.sending], now + config.MAILER_LEASE_MS);
     }
     let wait = MAX_SLEEP_MS;
     if (now < this.breakerUntil) {
@@ -149,16 +151,18 @@ export class Worker {
       // Claim in batches (half the pipeline at a time): one transaction for many messages.
       if (room > 0 && (room >= limit / 2 || this.inFlight.size === 0)) {
         const checkRoom = MAX_CHECKS_IN_FLIGHT - this.checksInFlight;
-        const claimed = await store.claimDue(this.owner, now, config.MAILER_LEASE_MS, room, checkRoom);
+        const claimed = await store.claimDue(this.owner, now, config.MAILER_LEASE_MS, room, checkRoom, [...this.sending]);
         for (const message of claimed) {
           const checked = message.request.check_url !== undefined;
           if (checked) this.checksInFlight++;
+          this.sending.add(message.seq);
           const send: Promise<void> = withTid(message.tid, () => this.deliver(message))
             .catch((err: unknown) =>
               this.log.error({ err }, `${message.id}: delivery aborted; its lease expires and another worker tries again`),
             )
             .finally(() => {
               if (checked) this.checksInFlight--;
+              this.sending.delete(message.seq);
               this.inFlight.delete(send);
               this.wake();
             });
@@ -166,7 +170,7 @@ export class Worker {
         }
         if (claimed.length === room) return 0; // there may be more due
         // With every check slot taken, checked messages wait for a slot (a finished send wakes the loop).
-        const next = await store.nextDue(this.owner, this.checksInFlight < MAX_CHECKS_IN_FLIGHT);
+        const next = await store.nextDue([...this.sending], this.checksInFlight < MAX_CHECKS_IN_FLIGHT);
         if (next !== undefined) wait = Math.min(MAX_SLEEP_MS, Math.max(0, next - now));
       }
     }

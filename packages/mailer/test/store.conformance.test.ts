@@ -155,19 +155,22 @@ describe.each(impls)('MailerStore conformance: %s', (_name, make) => {
     await enqueue(store, 'shop', 'plain', { now: T + 100 });
     const mixed = await store.claimDue('w', T + 100, 10_000, 10, 2);
     expect(mixed.map((m) => m.request.subject)).toEqual(['checked0', 'checked1', 'plain']);
-    expect(await store.nextDue('w')).toBe(T);
-    expect(await store.nextDue('w', false)).toBeUndefined();
-    expect(await store.nextDue('other', false)).toBe(T + 10_100); // another worker's lease expires
+    const holding = mixed.map((m) => m.seq);
+    expect(await store.nextDue(holding)).toBe(T);
+    expect(await store.nextDue(holding, false)).toBeUndefined();
+    expect(await store.nextDue([], false)).toBe(T + 10_100); // a lease not held by a send in flight expires
   });
 
-  test('leases: renewed by their owner, taken over by another worker once expired, never by their owner; release gives them back', async () => {
+  test('leases: renewed for the sends in flight, taken over once expired, never while in flight; release gives them back', async () => {
     const [a, b] = await Promise.all([open(), open()]);
     const { id } = await enqueue(a!, 'shop', 'm');
     const [claimed] = await a!.claimDue('a', T, 1_000, 10);
-    expect(await a!.renewLeases('a', T + 5_000)).toBe(1);
+    expect(await a!.renewLeases('a', [claimed!.seq], T + 5_000)).toBe(1);
+    expect(await b!.renewLeases('b', [claimed!.seq], T + 9_000)).toBe(0); // not b's lease
     expect(await b!.claimDue('b', T + 2_000, 1_000, 10)).toEqual([]); // renewed: not expired
-    expect(await a!.nextDue('b')).toBe(T + 5_000);
-    expect(await a!.claimDue('a', T + 6_000, 1_000, 10)).toEqual([]); // its own expired lease
+    expect(await a!.nextDue([])).toBe(T + 5_000);
+    expect(await a!.nextDue([claimed!.seq])).toBeUndefined();
+    expect(await a!.claimDue('a', T + 6_000, 1_000, 10, 10, [claimed!.seq])).toEqual([]); // still in flight at a: expired or not
     const [taken] = await b!.claimDue('b', T + 6_000, 1_000, 10);
     expect(taken).toMatchObject({ id, lease_owner: 'b' });
     // The old owner's outcome no longer counts.
@@ -175,6 +178,18 @@ describe.each(impls)('MailerStore conformance: %s', (_name, make) => {
     expect(await a!.finish(claimed!.seq, 'a', 'sent', update)).toBe(false);
     expect(await b!.release('b')).toBe(1);
     expect(await a!.get(id)).toMatchObject({ status: 'scheduled', lease_owner: null, lease_until: null });
+  });
+
+  test('a lease its owner holds with no send behind it (the claim’s answer was lost) is not renewed and comes back to that owner', async () => {
+    const store = await open();
+    const { id } = await enqueue(store, 'shop', 'orphan');
+    const { id: other } = await enqueue(store, 'shop', 'sending');
+    const [orphan, sending] = await store.claimDue('w', T, 1_000, 10);
+    expect([orphan?.id, sending?.id]).toEqual([id, other]);
+    // Only the send in flight is renewed.
+    expect(await store.renewLeases('w', [sending!.seq], T + 5_000)).toBe(1);
+    const [again] = await store.claimDue('w', T + 1_000, 1_000, 10, 10, [sending!.seq]);
+    expect(again).toMatchObject({ id, lease_owner: 'w', lease_until: T + 2_000 });
   });
 
   test('finish records the attempt and the state; dead messages can be retried; counts and oldestDue', async () => {
