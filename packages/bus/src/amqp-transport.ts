@@ -330,10 +330,9 @@ class AmqpServer implements TransportServer {
       await ch.prefetch(this.o.taskPrefetch);
       await ch.consume(amqpNames(this.o.prefix).tasks(this.app), (m) => m && void this.onTask(ch, m), { noAck: false });
     } catch (err) {
-      this.log.warn(
-        { err: { message: (err as Error).message } },
-        'could not declare or consume on RabbitMQ; retrying on the next connection',
-      );
+      // A broker just restarted may refuse declarations until its queues are back: try again.
+      this.log.warn({ err: { message: (err as Error).message } }, 'could not declare or consume on RabbitMQ; retrying');
+      if (!this.closed && this.link.connection === conn) setTimeout(() => this.link.connection === conn && void this.up(conn), 1_000);
     }
   }
 
@@ -739,7 +738,8 @@ class AmqpRequester {
       this.waiting = [];
       for (const w of waiting) w();
     } catch (err) {
-      this.log.warn({ err: { message: (err as Error).message } }, 'could not open the task channel');
+      this.log.warn({ err: { message: (err as Error).message } }, 'could not open the task channel; retrying');
+      if (this.link.connection === conn) setTimeout(() => this.link.connection === conn && void this.up(conn), 1_000);
     }
   }
 

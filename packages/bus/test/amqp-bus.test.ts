@@ -1,4 +1,4 @@
-import { amqpScope,describeAmqp } from './amqp-helpers';
+import { amqpScope, describeAmqp } from './amqp-helpers';
 import { transportContract } from './contract';
 
 describeAmqp('amqp-bus')('the transport contract on RabbitMQ', () => {

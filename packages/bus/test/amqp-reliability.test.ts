@@ -1,0 +1,311 @@
+import { AppError } from '@steem-bot/config';
+import { connect } from 'amqplib';
+
+import { amqpNames, Bus } from '../src';
+import { AMQP_URL, amqpScope, amqpVhost, brokerDown, describeAmqp } from './amqp-helpers';
+import { memoryLogger, type TestCatalogue, testCatalogue, waitFor } from './helpers';
+
+type Scope = ReturnType<typeof amqpScope>;
+
+function makeBus(scope: Scope, app: string, options: Parameters<Scope['transport']>[0] = {}): Bus<TestCatalogue> {
+  const { logger } = memoryLogger(app);
+  return new Bus({ app, catalogue: testCatalogue, transport: scope.transport(options), logger, taskTimeoutMs: 2_000 });
+}
+
+async function messageCount(url: string, queue: string): Promise<number> {
+  const conn = await connect(url);
+  try {
+    const ch = await conn.createChannel();
+    return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Publish ticks at positions from..to in batches, retrying a batch that failed (as the broadcaster does). */
+async function publishRange(bus: Bus<TestCatalogue>, from: number, to: number, batch = 100, confirmed?: number[]): Promise<number> {
+  let failures = 0;
+  for (let start = from; start <= to; start += batch) {
+    const events = [];
+    for (let p = start; p <= Math.min(to, start + batch - 1); p++)
+      events.push({ name: 'tick.happened' as const, payload: { n: p }, position: p });
+    for (;;) {
+      try {
+        await bus.publishBatch(events);
+        confirmed?.push(...events.map((e) => e.position));
+        break;
+      } catch (err) {
+        if (!(err instanceof AppError) || !err.retryable) throw err;
+        failures++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  return failures;
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describeAmqp('amqp-reliability')('the bus on RabbitMQ: replay, failures, retention', () => {
+  let scope: Scope;
+  let apps: string[] = [];
+  let buses: Array<Bus<TestCatalogue>> = [];
+  const track = (b: Bus<TestCatalogue>): Bus<TestCatalogue> => {
+    buses.push(b);
+    apps.push(b.app);
+    return b;
+  };
+
+  beforeEach(() => {
+    scope = amqpScope();
+    apps = [];
+    buses = [];
+  });
+  afterEach(async () => {
+    await Promise.all(buses.map((b) => b.close().catch(() => undefined)));
+    await scope.cleanup([...new Set(apps)]);
+  });
+
+  test('replay: a subscriber handles 5k of 20k events, stops; 10k more come; it resumes with every position after its checkpoint, in order', async () => {
+    const alpha = track(makeBus(scope, 'alpha'));
+    await alpha.serve({ floor: 0 });
+    await publishRange(alpha, 1, 20_000, 500);
+
+    const first = track(makeBus(scope, 'client'));
+    const got: number[] = [];
+    let checkpoint = 0;
+    const sub = first.subscribe(
+      'alpha',
+      {
+        'tick.happened': (_p, ctx) => {
+          if (got.length >= 5_000) return;
+          got.push(ctx.pos);
+          checkpoint = ctx.pos;
+        },
+      },
+      { from: 0 },
+    );
+    await waitFor(() => got.length === 5_000, 30_000, '5k events');
+    sub.close();
+    expect(checkpoint).toBe(5_000);
+    await publishRange(alpha, 20_001, 30_000, 500);
+
+    const second = track(makeBus(scope, 'client2'));
+    const again: number[] = [];
+    await second.subscribe('alpha', { 'tick.happened': (_p, ctx) => void again.push(ctx.pos) }, { from: checkpoint }).ready;
+    await waitFor(() => again.length >= 25_000, 60_000, '25k replayed events');
+    expect(again).toEqual(range(5_001, 30_000));
+  }, 120_000);
+
+  test('a call nobody consumes fails with ERR_BUS_TIMEOUT within its timeout and expires from the queue; a task for an unknown app fails fast', async () => {
+    const alpha = track(makeBus(scope, 'alpha'));
+    await alpha.serve();
+    await alpha.close(); // its queue stays, with no consumer
+    const client = track(makeBus(scope, 'client'));
+    let t0 = Date.now();
+    await expect(client.call('alpha.job.run', { n: 1 }, { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ERR_BUS_TIMEOUT' });
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(490);
+    expect(waited).toBeLessThan(1_500);
+    await waitFor(() => false, 300).catch(() => undefined);
+    await expect(messageCount(AMQP_URL as string, amqpNames(scope.prefix).tasks('alpha'))).resolves.toBe(0); // expired
+
+    t0 = Date.now();
+    await expect(client.send('beta.job.run', { n: 1 }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'ERR_BUS_UNKNOWN_APP' });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+  });
+
+  test('a poison task is dead-lettered after the delivery limit while other tasks flow', async () => {
+    const alpha = track(makeBus(scope, 'alpha', { deliveryLimit: 2 }));
+    let poisonRuns = 0;
+    alpha.handle('alpha.job.run', (p) => {
+      if (p.n === 13) {
+        poisonRuns++;
+        throw new Error('poison');
+      }
+      return { doubled: p.n * 2 };
+    });
+    await alpha.serve();
+    const client = track(makeBus(scope, 'client'));
+    const poison = client.send('alpha.job.run', { n: 13 }, { attempts: 1 });
+    await expect(poison).rejects.toMatchObject({ code: 'ERR_BUS_HANDLER_FAILED' });
+    const replies = await Promise.all(range(20, 69).map((n) => client.send('alpha.job.run', { n })));
+    expect(replies).toEqual(range(20, 69).map((n) => ({ doubled: n * 2 })));
+    const dead = amqpNames(scope.prefix).dead('alpha');
+    await waitFor(() => poisonRuns >= 3, 10_000, 'three deliveries of the poison task');
+    let count = 0;
+    const deadline = Date.now() + 10_000;
+    while (count === 0 && Date.now() < deadline) {
+      count = await messageCount(AMQP_URL as string, dead);
+      if (count === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(count).toBe(1);
+    expect(poisonRuns).toBe(3); // the first delivery and 2 redeliveries, then the dead-letter queue
+    await expect(messageCount(AMQP_URL as string, amqpNames(scope.prefix).tasks('alpha'))).resolves.toBe(0);
+  });
+
+  test('bad input: an event over BUS_MAX_MESSAGE_BYTES is refused whole, and the stream goes on', async () => {
+    const alpha = track(makeBus(scope, 'alpha', { maxMessageBytes: 2_000 }));
+    await alpha.serve({ floor: 0 });
+    const big = { author: 'a'.repeat(5_000), permlink: 'p', parent_author: '' };
+    await expect(
+      alpha.publishBatch([
+        { name: 'tick.happened', payload: { n: 1 }, position: 1 },
+        { name: 'comment', payload: big, position: 2 },
+      ]),
+    ).rejects.toMatchObject({ code: 'ERR_BUS_FRAME_TOO_LARGE' });
+    expect(alpha.head).toBe(0);
+    await alpha.publish('tick.happened', { n: 1 }, { position: 1 });
+    const client = track(makeBus(scope, 'client'));
+    const got: number[] = [];
+    client.subscribe(
+      'alpha',
+      { 'tick.happened': (_p, ctx) => void got.push(ctx.pos), comment: (_p, ctx) => void got.push(ctx.pos) },
+      { from: 0 },
+    );
+    await waitFor(() => got.length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(got).toEqual([1]);
+  });
+
+  test('retention: a subscriber offline past a tiny retention gets a gap with the exact range, then every event after it', async () => {
+    const alpha = track(makeBus(scope, 'alpha', { retentionBytes: 40_000, segmentBytes: 8_000 }));
+    await alpha.serve({ floor: 0 });
+    await publishRange(alpha, 1, 3_000, 100);
+    const client = track(makeBus(scope, 'client', { retentionBytes: 40_000, segmentBytes: 8_000 }));
+    const got: number[] = [];
+    const gaps: Array<[number | null, number]> = [];
+    await client.subscribe(
+      'alpha',
+      { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) },
+      { from: 10, onGap: (a, r) => void gaps.push([a, r]) },
+    ).ready;
+    await waitFor(() => got.includes(3_000), 20_000, 'the newest event');
+    expect(gaps).toHaveLength(1);
+    const [after, resumeAt] = gaps[0] as [number, number];
+    expect(after).toBe(10);
+    expect(resumeAt).toBeGreaterThan(10);
+    expect(got).toEqual(range(resumeAt + 1, 3_000));
+    expect(alpha.streamInfo()?.floor).toBe(0); // read at serve, before anything was pruned
+  });
+});
+
+describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures (a private vhost)', () => {
+  let vhost: ReturnType<typeof amqpVhost>;
+  let scope: Scope;
+  let buses: Array<Bus<TestCatalogue>> = [];
+
+  beforeEach(() => {
+    vhost = amqpVhost();
+    scope = amqpScope(vhost.url);
+    buses = [];
+  });
+  afterEach(async () => {
+    await Promise.all(buses.map((b) => b.close().catch(() => undefined)));
+    await scope.cleanup([]).catch(() => undefined);
+    vhost.cleanup();
+  });
+
+  test('failover: a closed port first in the list, then the broker; it reconnects after its connections are closed', async () => {
+    const urls = ['amqp://guest:guest@127.0.0.1:1', vhost.url];
+    const alpha = new Bus({ app: 'alpha', catalogue: testCatalogue, transport: scope.transport({ urls }), logger: memoryLogger().logger });
+    const client = new Bus({
+      app: 'client',
+      catalogue: testCatalogue,
+      transport: scope.transport({ urls }),
+      logger: memoryLogger().logger,
+    });
+    buses.push(alpha, client);
+    alpha.handle('alpha.job.run', (p) => ({ doubled: p.n * 2 }));
+    await alpha.serve({ floor: 0 });
+    const got: number[] = [];
+    await client.subscribe('alpha', { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) }, { from: 0 }).ready;
+    await alpha.publish('tick.happened', { n: 1 }, { position: 1 });
+    await expect(client.call('alpha.job.run', { n: 2 })).resolves.toEqual({ doubled: 4 });
+    vhost.closeConnections();
+    await publishRange(alpha, 2, 100, 10);
+    await expect(client.send('alpha.job.run', { n: 3 }, { timeoutMs: 2_000 })).resolves.toEqual({ doubled: 6 });
+    await waitFor(() => got.length === 100, 20_000, '100 events across the reconnection');
+    expect(got).toEqual(range(1, 100));
+  }, 60_000);
+
+  test('connection chaos: connections closed every 2 s while publishing, consuming and sending 1k tasks', async () => {
+    const alpha = new Bus({ app: 'alpha', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
+    const client = new Bus({ app: 'client', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
+    buses.push(alpha, client);
+    const effects = new Map<number, number>();
+    alpha.handle('alpha.job.run', async (p) => {
+      effects.set(p.n, (effects.get(p.n) ?? 0) + 1);
+      await new Promise((r) => setTimeout(r, 2));
+      return { doubled: p.n * 2 };
+    });
+    await alpha.serve({ floor: 0 });
+    const got: number[] = [];
+    await client.subscribe('alpha', { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) }, { from: 0 }).ready;
+
+    let chaos = true;
+    let closes = 0;
+    const chaosLoop = (async () => {
+      while (chaos) {
+        await new Promise((r) => setTimeout(r, 2_000));
+        if (!chaos) break;
+        vhost.closeConnections();
+        closes++;
+      }
+    })();
+    const publishing = publishRange(alpha, 1, 20_000, 50);
+    const outcomes: Array<'ok' | 'failed'> = [];
+    const sending = (async () => {
+      for (let start = 1; start <= 1_000; start += 20) {
+        const batch = range(start, start + 19).map((n) =>
+          client.send('alpha.job.run', { n }, { idempotencyKey: `task-${n}`, attempts: 20, timeoutMs: 2_000 }).then(
+            (r) => {
+              expect(r).toEqual({ doubled: n * 2 });
+              outcomes.push('ok');
+            },
+            () => outcomes.push('failed'),
+          ),
+        );
+        await Promise.all(batch);
+      }
+    })();
+    try {
+      await Promise.all([publishing, sending]);
+      await waitFor(() => got.length >= 20_000, 60_000, 'every event');
+    } finally {
+      chaos = false;
+      await chaosLoop;
+    }
+    expect(closes).toBeGreaterThanOrEqual(2);
+    expect(got).toEqual(range(1, 20_000));
+    expect(outcomes).toHaveLength(1_000);
+    expect(outcomes.filter((o) => o === 'ok')).toHaveLength(1_000);
+    expect([...effects.keys()].sort((a, b) => a - b)).toEqual(range(1, 1_000));
+    expect([...effects.values()].every((c) => c === 1)).toBe(true);
+  }, 180_000);
+
+  test('broker restart mid-publish: only confirmed events count as appended, and the subscriber resumes from its cursor', async () => {
+    const alpha = new Bus({
+      app: 'alpha',
+      catalogue: testCatalogue,
+      transport: scope.transport({ brokerWaitMs: 60_000 }),
+      logger: memoryLogger().logger,
+    });
+    const client = new Bus({ app: 'client', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
+    buses.push(alpha, client);
+    await alpha.serve({ floor: 0 });
+    const got: number[] = [];
+    await client.subscribe('alpha', { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) }, { from: 0 }).ready;
+    const confirmed: number[] = [];
+    const publishing = publishRange(alpha, 1, 5_000, 50, confirmed);
+    await waitFor(() => confirmed.length >= 1_000, 30_000, 'a first thousand confirmed');
+    const before = confirmed.length;
+    await brokerDown(2_000);
+    await publishing;
+    expect(before).toBeLessThan(5_000);
+    expect(confirmed).toEqual(range(1, 5_000));
+    expect(alpha.head).toBe(5_000);
+    await waitFor(() => got.length >= 5_000, 60_000, 'every event after the restart');
+    expect(got).toEqual(range(1, 5_000));
+  }, 120_000);
+});
