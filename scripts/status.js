@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
-const { createIpcBus, readStreams } = require('@steem-bot/bus');
+const { createIpcBus, readAmqpStreams, readStreams } = require('@steem-bot/bus');
 const { blockOfPosition, catalogue, createLogger, loadConfig } = require('@steem-bot/config');
 const { BotStore } = require('@steem-bot/bot');
 const { MailStore, storeFile } = require('@steem-bot/mailer');
@@ -78,7 +78,14 @@ async function main() {
   }
   const head = status.broadcaster?.head_block ?? null;
   try {
-    status.streams = readStreams(config.DATA_DIR);
+    status.streams =
+      config.BUS_TRANSPORT === 'rabbitmq'
+        ? await readAmqpStreams(
+            config.BUS_AMQP_URLS,
+            Object.keys(catalogue.publishers ?? {}),
+            createLogger({ app: 'status', level: 'silent' }),
+          )
+        : readStreams(config.DATA_DIR);
   } catch (err) {
     status.streams = [{ error: err.message }];
   }

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { AppError, deserializeError, type Logger, type SerializedError, serializeError } from '@steem-bot/config';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { AppError, deserializeError, type Logger, maskUrlCredentials, type SerializedError, serializeError } from '@steem-bot/config';
+import { type Channel, type ChannelModel, type ConfirmChannel, connect, type ConsumeMessage } from 'amqplib';
 import Database from 'better-sqlite3';
 
 import { AmqpLink } from './amqp-link';
@@ -27,7 +27,7 @@ export interface AmqpOptions {
   logger: Logger;
   /** First segment of every queue and exchange name (tests use their own). Default `steem-bot`. */
   prefix: string;
-  /** Where the receiver remembers task keys (`<dataDir>/streams/<app>.task-keys.sqlite`); in memory without it. */
+  /** Where the receiver remembers task keys (`<dataDir>/amqp/<app>.task-keys.sqlite`); in memory without it. */
   dataDir?: string;
   maxMessageBytes: number;
   /** Stream retention (x-max-age), BUS_RETENTION_HOURS. */
@@ -280,8 +280,9 @@ class AmqpServer implements TransportServer {
     this.floor = typeof floor === 'number' ? floor : 0;
     let file = ':memory:';
     if (o.dataDir) {
-      mkdirSync(join(o.dataDir, 'streams'), { recursive: true, mode: 0o700 });
-      file = join(o.dataDir, 'streams', `${app}.task-keys.sqlite`);
+      // Not under streams/: that directory holds the embedded transport's stream files only.
+      mkdirSync(join(o.dataDir, 'amqp'), { recursive: true, mode: 0o700 });
+      file = join(o.dataDir, 'amqp', `${app}.task-keys.sqlite`);
     }
     this.taskKeys = new SqliteTaskKeys(file, o.retentionHours * 3_600_000);
     this.floorKnown = Promise.resolve(floor).then((f) => {
@@ -882,5 +883,44 @@ export class AmqpTransport implements Transport {
     await Promise.all([...this.servers].map((s) => s.close()));
     this.servers.clear();
     await this.link.close();
+  }
+}
+
+/**
+ * Where each app's stream stands on the broker (`npm run status` with BUS_TRANSPORT=rabbitmq):
+ * head (its newest message) and floor (the position before its oldest message). Bytes and
+ * subscribers are the broker's to tell (management UI); they read 0 and none here.
+ */
+export async function readAmqpStreams(
+  urls: readonly string[],
+  apps: readonly string[],
+  logger: Logger,
+  prefix = AMQP_DEFAULTS.prefix,
+): Promise<Array<StreamInfo & { app: string; subscribers: []; recordedAt: null }>> {
+  let conn: ChannelModel | undefined;
+  let lastErr: unknown;
+  for (const url of urls) {
+    try {
+      conn = await connect(url, { timeout: 3_000 });
+      break;
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  if (!conn)
+    throw new AppError('ERR_BUS_UNAVAILABLE', `no RabbitMQ broker reachable: ${maskUrlCredentials(String((lastErr as Error)?.message))}`);
+  conn.on('error', () => undefined);
+  try {
+    const out = [];
+    for (const app of apps) {
+      const queue = amqpNames(prefix).stream(app);
+      if (!(await queueExists(conn, logger, queue))) continue;
+      const last = await tail(conn, logger, queue, 150);
+      const first = last && (await probe(conn, logger, queue, 'first', 1_000));
+      out.push({ app, head: last?.record.pos ?? 0, floor: first?.record.prev ?? 0, bytes: 0, subscribers: [] as [], recordedAt: null });
+    }
+    return out;
+  } finally {
+    await conn.close().catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 export { AmqpLink } from './amqp-link';
 export type { AmqpOptions, AmqpTransportOptions } from './amqp-transport';
-export { AMQP_DEFAULTS, amqpNames, AmqpTransport } from './amqp-transport';
+export { AMQP_DEFAULTS, amqpNames, AmqpTransport, readAmqpStreams } from './amqp-transport';
 export { backoffDelay } from './backoff';
 export type {
   BatchEvent,
