@@ -640,14 +640,10 @@ class AmqpSubscription implements TransportSubscription {
 
   private onMessage(ch: Channel, m: ConsumeMessage): void {
     if (ch !== this.channel) return;
-    this.unacked++;
-    if (!this.paused && this.unacked >= this.o.eventPrefetch / 2) {
-      safe(() => ch.ack(m, true));
-      this.unacked = 0;
-    } else {
-      this.held = m;
-      if (!this.paused) queueMicrotask(() => this.ackHeld(ch));
-    }
+    // Stream acks are flow control only: one (multiple) ack per quarter of the prefetch, none
+    // while the delivery queue is paused, so that the broker stops at the prefetch.
+    this.held = m;
+    if (++this.unacked >= this.o.eventPrefetch / 4) this.ackHeld(ch);
     const offset = m.properties.headers?.['x-stream-offset'] as number | undefined;
     const record = parseRecord(m.content);
     if (!record || offset === undefined) {
@@ -661,11 +657,12 @@ class AmqpSubscription implements TransportSubscription {
     this.lastSeen = Math.max(this.lastSeen ?? record.pos, record.pos);
     this.seen.push({ offset, pos: record.pos });
     if (record.name !== FLOOR_MARK && this.names.has(record.name)) {
-      const { prev: _prev, ...event } = record;
-      this.delivery.pushEvent(event);
+      this.delivery.pushEvent({ name: record.name, payload: record.payload, tid: record.tid, pos: record.pos, ts: record.ts });
+    } else {
+      // Not for this subscriber: known handled once everything before it is.
+      const position = this.delivery.position;
+      if (position !== null) this.handled(position);
     }
-    const position = this.delivery.position;
-    if (position !== null) this.handled(position);
   }
 
   private ackHeld(ch: Channel): void {
@@ -676,7 +673,9 @@ class AmqpSubscription implements TransportSubscription {
     safe(() => ch.ack(m, true));
   }
 
+  /** OrderedDelivery calls this each time its queue drains: ack only if acks were held back. */
   private resume(): void {
+    if (!this.paused) return;
     this.paused = false;
     if (this.channel) this.ackHeld(this.channel);
   }
