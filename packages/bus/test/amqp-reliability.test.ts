@@ -285,28 +285,38 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures 
     expect([...effects.values()].every((c) => c === 1)).toBe(true);
   }, 180_000);
 
-  test('broker restart mid-publish: only confirmed events count as appended, and the subscriber resumes from its cursor', async () => {
-    const alpha = new Bus({
-      app: 'alpha',
-      catalogue: testCatalogue,
-      transport: scope.transport({ brokerWaitMs: 60_000 }),
-      logger: memoryLogger().logger,
-    });
-    const client = new Bus({ app: 'client', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
-    buses.push(alpha, client);
-    await alpha.serve({ floor: 0 });
-    const got: number[] = [];
-    await client.subscribe('alpha', { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) }, { from: 0 }).ready;
-    const confirmed: number[] = [];
-    const publishing = publishRange(alpha, 1, 5_000, 50, confirmed);
-    await waitFor(() => confirmed.length >= 1_000, 30_000, 'a first thousand confirmed');
-    const before = confirmed.length;
-    await brokerDown(2_000);
-    await publishing;
-    expect(before).toBeLessThan(5_000);
-    expect(confirmed).toEqual(range(1, 5_000));
-    expect(alpha.head).toBe(5_000);
-    await waitFor(() => got.length >= 5_000, 60_000, 'every event after the restart');
-    expect(got).toEqual(range(1, 5_000));
-  }, 120_000);
+  // It stops the whole broker for 2 s, which would disturb every other RabbitMQ test running at the
+  // same time: opt-in (TEST_AMQP_RESTART=1), and CI runs it alone after `npm test`.
+  const restartTest = process.env.TEST_AMQP_RESTART === '1' ? test : test.skip;
+  if (AMQP_URL && process.env.TEST_AMQP_RESTART !== '1') {
+    process.stdout.write('amqp-reliability: TEST_AMQP_RESTART is not 1; the broker restart test is skipped\n');
+  }
+  restartTest(
+    'broker restart mid-publish: only confirmed events count as appended, and the subscriber resumes from its cursor',
+    async () => {
+      const alpha = new Bus({
+        app: 'alpha',
+        catalogue: testCatalogue,
+        transport: scope.transport({ brokerWaitMs: 60_000 }),
+        logger: memoryLogger().logger,
+      });
+      const client = new Bus({ app: 'client', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
+      buses.push(alpha, client);
+      await alpha.serve({ floor: 0 });
+      const got: number[] = [];
+      await client.subscribe('alpha', { 'tick.happened': (_p, ctx) => void got.push(ctx.pos) }, { from: 0 }).ready;
+      const confirmed: number[] = [];
+      const publishing = publishRange(alpha, 1, 5_000, 50, confirmed);
+      await waitFor(() => confirmed.length >= 1_000, 30_000, 'a first thousand confirmed');
+      const before = confirmed.length;
+      await brokerDown(2_000);
+      await publishing;
+      expect(before).toBeLessThan(5_000);
+      expect(confirmed).toEqual(range(1, 5_000));
+      expect(alpha.head).toBe(5_000);
+      await waitFor(() => got.length >= 5_000, 60_000, 'every event after the restart');
+      expect(got).toEqual(range(1, 5_000));
+    },
+    120_000,
+  );
 });
