@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+
 import { AppError } from '@steem-bot/config';
 import { connect } from 'amqplib';
 
@@ -168,6 +170,28 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ: replay, failures, retenti
     expect(got).toEqual([1]);
   });
 
+  test('several instances of an app compete for its tasks; each task runs once', async () => {
+    const runs = new Map<string, number[]>();
+    for (const name of ['one', 'two']) {
+      const instance = track(makeBus(scope, 'alpha'));
+      runs.set(name, []);
+      instance.handle('alpha.job.run', async (p) => {
+        runs.get(name)?.push(p.n);
+        await new Promise((r) => setTimeout(r, 5));
+        return { doubled: p.n * 2 };
+      });
+      await instance.serve();
+    }
+    const client = track(makeBus(scope, 'client'));
+    const replies = await Promise.all(range(1, 200).map((n) => client.send('alpha.job.run', { n })));
+    expect(replies).toEqual(range(1, 200).map((n) => ({ doubled: n * 2 })));
+    const one = runs.get('one') ?? [];
+    const two = runs.get('two') ?? [];
+    expect(one.length).toBeGreaterThan(0);
+    expect(two.length).toBeGreaterThan(0);
+    expect([...one, ...two].sort((a, b) => a - b)).toEqual(range(1, 200));
+  });
+
   test('retention: a subscriber offline past a tiny retention gets a gap with the exact range, then every event after it', async () => {
     const alpha = track(makeBus(scope, 'alpha', { retentionBytes: 40_000, segmentBytes: 8_000 }));
     await alpha.serve({ floor: 0 });
@@ -205,6 +229,51 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures 
     await scope.cleanup([]).catch(() => undefined);
     vhost.cleanup();
   });
+
+  test('a stalled subscriber stops acknowledging, so the broker stops at its prefetch; released, it gets every event in order', async () => {
+    const alpha = new Bus({ app: 'alpha', catalogue: testCatalogue, transport: scope.transport(), logger: memoryLogger().logger });
+    const client = new Bus({
+      app: 'client',
+      catalogue: testCatalogue,
+      transport: scope.transport({ eventPrefetch: 500 }),
+      logger: memoryLogger().logger,
+    });
+    buses.push(alpha, client);
+    await alpha.serve({ floor: 0 });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const got: number[] = [];
+    await client.subscribe(
+      'alpha',
+      {
+        'tick.happened': async (_p, ctx) => {
+          if (ctx.pos === 1) await gate;
+          got.push(ctx.pos);
+        },
+      },
+      { from: 0 },
+    ).ready;
+    await publishRange(alpha, 1, 5_000, 250);
+    // The delivery queue holds at most 2,048 events before it pauses; then the broker holds the rest.
+    const unacked = (): number =>
+      execFileSync('/usr/sbin/rabbitmqctl', ['list_channels', 'vhost', 'messages_unacknowledged', '--no-table-headers', '--silent'], {
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .filter((l) => l.startsWith(`${vhost.vhost}\t`))
+        .reduce((sum, l) => sum + Number(l.split('\t')[1]), 0);
+    let seen = 0;
+    const deadline = Date.now() + 15_000;
+    while (seen < 500 && Date.now() < deadline) {
+      seen = unacked();
+      if (seen < 500) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(seen).toBe(500);
+    expect(got).toEqual([]);
+    release();
+    await waitFor(() => got.length === 5_000, 30_000, 'every event after the release');
+    expect(got).toEqual(range(1, 5_000));
+  }, 60_000);
 
   test('failover: a closed port first in the list, then the broker; it reconnects after its connections are closed', async () => {
     const urls = ['amqp://guest:guest@127.0.0.1:1', vhost.url];
