@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { AppError, deserializeError, type Logger, maskUrlCredentials, type SerializedError, serializeError } from '@steem-bot/config';
+import {
+  AppError,
+  deserializeError,
+  type Logger,
+  maskUrlCredentials,
+  newTid,
+  type SerializedError,
+  serializeError,
+} from '@steem-bot/config';
 import { type Channel, type ChannelModel, type ConfirmChannel, connect, type ConsumeMessage } from 'amqplib';
 import Database from 'better-sqlite3';
 
@@ -84,6 +92,11 @@ interface StreamRecord extends WireEvent {
 /** Name of the marker a server writes where a stream starts (or its floor moves up): no event. */
 const FLOOR_MARK = 'bus.floor';
 const REPLY_TO = 'amq.rabbitmq.reply-to';
+/**
+ * Task name of a backfill request (subscriber -> publisher): `{after, until, names, queue}`; the
+ * publisher sends `{event}` messages then `{done, backfill}` (or `{done, error}`) to `queue`.
+ */
+const BACKFILL = 'bus.backfill';
 
 function streamArgs(o: AmqpOptions): Record<string, unknown> {
   return {
@@ -285,13 +298,28 @@ class AmqpServer implements TransportServer {
       file = join(o.dataDir, 'amqp', `${app}.task-keys.sqlite`);
     }
     this.taskKeys = new SqliteTaskKeys(file, o.retentionHours * 3_600_000);
-    this.floorKnown = Promise.resolve(floor).then((f) => {
-      // Events at or below the floor predate the stream: the next event's `prev` tells subscribers.
+    const streamHead = head;
+    this.floorKnown = Promise.resolve(floor).then(async (f) => {
       this.floor = Math.max(this.floor, f);
       this._head = Math.max(this._head, f);
+      // Events at or below the floor predate the stream. A marker at the floor tells subscribers
+      // below it at once (backfill or gap), before any event comes; appends wait for it.
+      if (f > streamHead || streamHead === 0) await this.mark(f, Math.max(f, streamHead));
     });
     this.floorKnown.catch(() => undefined);
     if (typeof floor === 'number') this._head = Math.max(head, floor);
+  }
+
+  private async mark(pos: number, prev: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.publishRecords([{ name: FLOOR_MARK, payload: {}, tid: '', pos, ts: Date.now(), prev }]);
+        return;
+      } catch (err) {
+        if (this.closed) throw err;
+        this.log.warn({ err: { message: (err as Error).message } }, 'could not write the floor marker; retrying');
+      }
+    }
   }
 
   get head(): number {
@@ -347,15 +375,21 @@ class AmqpServer implements TransportServer {
         // The channel is gone; the sender times out and retries with the same key.
       }
     };
-    let task: WireTask;
+    let task: WireTask | undefined;
     try {
       const parsed = JSON.parse(m.content.toString('utf8')) as unknown;
-      if (!isObject(parsed) || typeof parsed.name !== 'string' || typeof parsed.tid !== 'string') throw new Error('not a task');
-      task = parsed as unknown as WireTask;
+      if (isObject(parsed) && typeof parsed.name === 'string' && typeof parsed.tid === 'string') task = parsed as unknown as WireTask;
     } catch {
+      // not JSON: dead-lettered below
+    }
+    if (task === undefined) {
       this.log.warn({ messageId: m.properties.messageId as unknown }, 'malformed task message dead-lettered');
       reply({ error: new AppError('ERR_BUS_INVALID_PAYLOAD', 'malformed task message').toJSON() });
       safe(() => ch.nack(m, false, false));
+      return;
+    }
+    if (task.name === BACKFILL) {
+      await this.serveBackfill(ch, m, task.payload);
       return;
     }
     try {
@@ -396,6 +430,60 @@ class AmqpServer implements TransportServer {
     }
     await this.publishRecords(records);
     this._head = last;
+  }
+
+  /**
+   * A subscriber behind the stream's first message asks for (after, until]: run the backfill hook
+   * (the broadcaster refetches from the chain) into its private queue, with confirms, and stop
+   * (the iterator's return(), the signal aborted) as soon as that queue is gone.
+   */
+  private async serveBackfill(taskCh: Channel, m: ConsumeMessage, payload: unknown): Promise<void> {
+    const p = (isObject(payload) ? payload : {}) as { after?: unknown; until?: unknown; names?: unknown; queue?: unknown };
+    const names = Array.isArray(p.names) && p.names.every((n) => typeof n === 'string') ? (p.names as string[]) : undefined;
+    const conn = this.link.connection;
+    if (!Number.isSafeInteger(p.after) || !Number.isSafeInteger(p.until) || !names || typeof p.queue !== 'string' || !conn) {
+      this.log.warn('malformed backfill request dead-lettered');
+      safe(() => taskCh.nack(m, false, false));
+      return;
+    }
+    const queue = p.queue;
+    const gone = new AbortController();
+    let out: ConfirmChannel | undefined;
+    const send = (body: object): void => {
+      out?.sendToQueue(queue, Buffer.from(JSON.stringify(body)), { mandatory: true });
+    };
+    // The subscriber's queue goes with it: stop when a send bounces or a check finds it gone.
+    const watch = setInterval(() => {
+      void queueExists(conn, this.log, queue).then(
+        (ok) => ok || gone.abort(),
+        () => gone.abort(),
+      );
+    }, 500);
+    try {
+      out = await openChannel(conn, this.log, true);
+      out.on('return', () => gone.abort());
+      out.on('close', () => gone.abort());
+      if (!this.hooks.backfill) send({ done: true, backfill: false });
+      else {
+        let n = 0;
+        for await (const event of this.hooks.backfill(p.after as number, p.until as number, new Set(names), gone.signal)) {
+          if (gone.signal.aborted) break;
+          send({ event });
+          if (++n % 64 === 0) await out.waitForConfirms();
+        }
+        if (!gone.signal.aborted) send({ done: true, backfill: true });
+      }
+      await out.waitForConfirms();
+    } catch (err) {
+      if (!gone.signal.aborted) {
+        this.log.warn({ err }, `backfill of (${String(p.after)}, ${String(p.until)}] failed`);
+        safe(() => send({ done: true, error: serializeError(err) }));
+      }
+    } finally {
+      clearInterval(watch);
+      await out?.close().catch(() => undefined);
+      safe(() => taskCh.ack(m));
+    }
   }
 
   /** Publish to the stream and wait for the broker's confirms (all of them, or an error). */
@@ -488,6 +576,9 @@ class AmqpSubscription implements TransportSubscription {
   private readonly delivery: OrderedDelivery;
   private readonly names: ReadonlySet<string>;
   private readonly queue: string;
+  private readonly app: string;
+  /** A backfill in progress: the stream messages that came meanwhile wait here (acks held). */
+  private backfill: { pending: ConsumeMessage[]; channel?: ConfirmChannel } | undefined;
   /** Where to attach next, and the last position before it (null: not known yet). */
   private cursor: number | 'first' | undefined;
   private cursorPos: number | null = null;
@@ -515,6 +606,7 @@ class AmqpSubscription implements TransportSubscription {
   ) {
     this.log = o.logger.child({ component: `bus-amqp-client:${app}` });
     this.names = new Set(names);
+    this.app = app;
     this.queue = amqpNames(o.prefix).stream(app);
     this.ready = new Promise((resolve) => (this.confirm = resolve));
     this.delivery = new OrderedDelivery(
@@ -556,6 +648,8 @@ class AmqpSubscription implements TransportSubscription {
 
   private detach(): void {
     this.generation++;
+    void this.backfill?.channel?.close().catch(() => undefined);
+    this.backfill = undefined;
     this.channel = undefined;
     this.held = undefined;
     this.unacked = 0;
@@ -644,15 +738,26 @@ class AmqpSubscription implements TransportSubscription {
     // while the delivery queue is paused, so that the broker stops at the prefetch.
     this.held = m;
     if (++this.unacked >= this.o.eventPrefetch / 4) this.ackHeld(ch);
+    if (this.backfill) this.backfill.pending.push(m);
+    else this.process(ch, m);
+  }
+
+  private process(ch: Channel, m: ConsumeMessage): void {
     const offset = m.properties.headers?.['x-stream-offset'] as number | undefined;
     const record = parseRecord(m.content);
     if (!record || offset === undefined) {
       this.log.warn({ offset }, 'malformed stream message skipped');
       return;
     }
-    if (this.lastSeen !== null && record.prev > this.lastSeen) {
-      // Retention took (lastSeen, prev] before this subscriber read it.
-      this.delivery.pushGap({ after: this.lastSeen, resumeAt: record.prev });
+    if (this.lastSeen !== null) {
+      const after = Math.max(this.lastSeen, this.delivery.position ?? this.lastSeen);
+      if (record.prev > after) {
+        // Retention took (after, prev] before this subscriber read it: ask the publisher's
+        // backfill, with this message and the ones after it waiting (and their acks held).
+        this.backfill = { pending: [m] };
+        void this.runBackfill(ch, after, record.prev);
+        return;
+      }
     }
     this.lastSeen = Math.max(this.lastSeen ?? record.pos, record.pos);
     this.seen.push({ offset, pos: record.pos });
@@ -665,9 +770,63 @@ class AmqpSubscription implements TransportSubscription {
     }
   }
 
+  /** Events in (after, until] from the publisher's backfill, else a gap; then the waiting messages. */
+  private async runBackfill(ch: Channel, after: number, until: number): Promise<void> {
+    const gen = this.generation;
+    const state = this.backfill;
+    const conn = this.link.connection;
+    let filled: boolean;
+    try {
+      if (!conn || !state) throw new Error('no connection');
+      const bch = await openChannel(conn, this.log, true);
+      state.channel = bch;
+      try {
+        const { queue } = await bch.assertQueue('', { exclusive: false, durable: false, autoDelete: true }); // not exclusive: the publisher checks it is still there
+        filled = await new Promise<boolean>((resolve, reject) => {
+          bch.on('close', () => reject(new Error('backfill channel closed')));
+          bch.on('return', () => resolve(false)); // the publisher has no task queue on this broker
+          bch
+            .consume(
+              queue,
+              (msg) => {
+                if (!msg || gen !== this.generation) return;
+                const body = JSON.parse(msg.content.toString('utf8')) as { event?: WireEvent; done?: boolean; backfill?: boolean };
+                if (body.event) this.delivery.pushEvent(body.event);
+                else if (body.done) resolve(body.backfill === true);
+              },
+              { noAck: true },
+            )
+            .then(() => {
+              const task: WireTask = { name: BACKFILL, tid: newTid(), payload: { after, until, names: [...this.names], queue } };
+              bch.publish(amqpNames(this.o.prefix).taskExchange, this.app, Buffer.from(JSON.stringify(task)), { mandatory: true });
+            }, reject);
+        });
+      } finally {
+        await bch.close().catch(() => undefined);
+      }
+    } catch (err) {
+      // The connection went: the next attachment starts again from the cursor.
+      if (gen === this.generation) this.log.warn({ err: { message: (err as Error).message } }, 'backfill interrupted');
+      return;
+    }
+    if (gen !== this.generation || this.backfill !== state || !state) return;
+    if (!filled) this.delivery.pushGap({ after, resumeAt: until });
+    this.lastSeen = Math.max(this.lastSeen ?? until, until);
+    this.backfill = undefined;
+    const pending = state.pending;
+    for (let i = 0; i < pending.length; i++) {
+      if (this.backfill) {
+        (this.backfill as { pending: ConsumeMessage[] }).pending.push(...pending.slice(i));
+        return;
+      }
+      this.process(ch, pending[i] as ConsumeMessage);
+    }
+    this.ackHeld(ch);
+  }
+
   private ackHeld(ch: Channel): void {
     const m = this.held;
-    if (!m || this.paused || ch !== this.channel) return;
+    if (!m || this.paused || this.backfill || ch !== this.channel) return;
     this.held = undefined;
     this.unacked = 0;
     safe(() => ch.ack(m, true));
@@ -684,6 +843,8 @@ class AmqpSubscription implements TransportSubscription {
     this.closed = true;
     this.unwatch();
     this.delivery.stop();
+    void this.backfill?.channel?.close().catch(() => undefined);
+    this.backfill = undefined;
     const ch = this.channel;
     this.channel = undefined;
     this.generation++;

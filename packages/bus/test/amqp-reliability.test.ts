@@ -170,6 +170,90 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ: replay, failures, retenti
     expect(got).toEqual([1]);
   });
 
+  test("retention: below the stream's first message a subscriber gets the publisher's backfill, then the stream", async () => {
+    const small = { retentionBytes: 40_000, segmentBytes: 8_000 };
+    const beta = track(makeBus(scope, 'beta', small));
+    const asked: Array<[number, number]> = [];
+    await beta.serve({
+      floor: 0,
+      backfill: async function* (after, until) {
+        asked.push([after, until]);
+        for (let n = after + 1; n <= until; n++) yield { name: 'tick.happened', payload: { n }, tid: 'refetched', pos: n, ts: 0 };
+      },
+    });
+    await publishRange(beta, 1, 3_000, 100);
+    const client = track(makeBus(scope, 'client', small));
+    const got: number[] = [];
+    const tids = new Set<string>();
+    const gaps: unknown[] = [];
+    await client.subscribe(
+      'beta',
+      {
+        'tick.happened': (p, ctx) => {
+          expect(p.n).toBe(ctx.pos);
+          got.push(ctx.pos);
+          tids.add(ctx.tid);
+        },
+      },
+      { from: 10, onGap: (a, r) => void gaps.push([a, r]) },
+    ).ready;
+    await waitFor(() => got.includes(3_000), 30_000, 'the newest event');
+    expect(gaps).toEqual([]);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]?.[0]).toBe(10);
+    expect(got).toEqual(range(11, 3_000));
+    expect(tids.has('refetched')).toBe(true);
+  });
+
+  test('a subscriber that leaves during its backfill stops it (the signal aborts), each time it comes and goes', async () => {
+    const alpha = track(makeBus(scope, 'alpha'));
+    const state = { started: 0, ended: 0, aborted: 0 };
+    await alpha.serve({
+      floor: 1000,
+      backfill: async function* (after, _until, _names, signal) {
+        state.started++;
+        try {
+          yield { name: 'tick.happened', payload: { n: after + 1 }, tid: 't', pos: after + 1, ts: 0 };
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+          if (signal.aborted) state.aborted++;
+        } finally {
+          state.ended++;
+        }
+      },
+    });
+    for (let i = 1; i <= 3; i++) {
+      const got: number[] = [];
+      const client = track(makeBus(scope, `client${i}`));
+      const sub = client.subscribe('alpha', { 'tick.happened': (p) => void got.push(p.n) }, { from: 0 });
+      await waitFor(() => got.length === 1, 10_000, 'the first backfilled event');
+      sub.close();
+      await client.close();
+      await waitFor(() => state.ended === i, 10_000, `backfill ${i} to end`);
+    }
+    expect(state).toEqual({ started: 3, ended: 3, aborted: 3 });
+  });
+
+  test('a subscriber resuming before the floor is known waits for it, then gets backfill and live events', async () => {
+    const alpha = track(makeBus(scope, 'alpha'));
+    let settle: (floor: number) => void = () => undefined;
+    const floor = new Promise<number>((r) => (settle = r));
+    await alpha.serve({
+      floor,
+      backfill: async function* (after, until) {
+        for (let n = after + 1; n <= until; n++) yield { name: 'tick.happened', payload: { n }, tid: 'refetched', pos: n, ts: 0 };
+      },
+    });
+    const got: number[] = [];
+    track(makeBus(scope, 'client')).subscribe('alpha', { 'tick.happened': (p) => void got.push(p.n) }, { from: 5 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(got).toEqual([]);
+    settle(10);
+    await floor;
+    for (let n = 11; n <= 12; n++) await alpha.publish('tick.happened', { n }, { position: n });
+    await waitFor(() => got.length === 7, 10_000, '7 events');
+    expect(got).toEqual([6, 7, 8, 9, 10, 11, 12]);
+  });
+
   test('several instances of an app compete for its tasks; each task runs once', async () => {
     const runs = new Map<string, number[]>();
     for (const name of ['one', 'two']) {
@@ -256,19 +340,26 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures 
     await publishRange(alpha, 1, 5_000, 250);
     // The delivery queue holds at most 2,048 events before it pauses; then the broker holds the rest.
     const unacked = (): number =>
-      execFileSync('/usr/sbin/rabbitmqctl', ['list_channels', 'vhost', 'messages_unacknowledged', '--no-table-headers', '--silent'], {
-        encoding: 'utf8',
-      })
+      execFileSync(
+        '/usr/sbin/rabbitmqctl',
+        ['list_channels', 'vhost', 'prefetch_count', 'messages_unacknowledged', '--no-table-headers', '--silent'],
+        { encoding: 'utf8' },
+      )
         .split('\n')
-        .filter((l) => l.startsWith(`${vhost.vhost}\t`))
-        .reduce((sum, l) => sum + Number(l.split('\t')[1]), 0);
+        .filter((l) => l.startsWith(`${vhost.vhost}\t500\t`)) // the subscription's channel (other channels are probes)
+        .reduce((sum, l) => sum + Number(l.split('\t')[2]), 0);
     let seen = 0;
     const deadline = Date.now() + 15_000;
     while (seen < 500 && Date.now() < deadline) {
       seen = unacked();
       if (seen < 500) await new Promise((r) => setTimeout(r, 200));
     }
-    expect(seen).toBe(500);
+    // A stream delivers whole chunks, so the broker may overshoot the prefetch by a few messages;
+    // what matters is that it stops there, far below the 5,000 published.
+    expect(seen).toBeGreaterThanOrEqual(500);
+    expect(seen).toBeLessThan(600);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(unacked()).toBe(seen);
     expect(got).toEqual([]);
     release();
     await waitFor(() => got.length === 5_000, 30_000, 'every event after the release');
