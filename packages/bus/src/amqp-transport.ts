@@ -718,6 +718,7 @@ class AmqpSubscription implements TransportSubscription {
       }
       this.channel = ch;
       this.lastSeen = this.cursorPos;
+      this.log.debug({ offset: this.cursor ?? 'first', position: this.delivery.position }, 'attaching to the stream');
       await ch.consume(this.queue, (m) => m && this.onMessage(ch, m), {
         noAck: false,
         arguments: { 'x-stream-offset': this.cursor ?? 'first' },

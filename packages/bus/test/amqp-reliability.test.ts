@@ -388,6 +388,11 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures 
     expect(log.lines.some((l) => l.broker === 'amqp://***@127.0.0.1:1' && /unreachable/.test(String(l.msg)))).toBe(true);
     expect(log.lines.some((l) => /connection lost/.test(String(l.msg)))).toBe(true);
     expect(JSON.stringify(log.lines)).not.toContain('guest:guest');
+    // It re-attached from its cursor as it stood (after the events it had handled), not from where it began.
+    const attaches = log.lines.filter((l) => l.msg === 'attaching to the stream').map((l) => l.offset);
+    expect(attaches.length).toBeGreaterThanOrEqual(2);
+    expect(attaches[0]).toBe(0);
+    expect(attaches[attaches.length - 1]).toBeGreaterThanOrEqual(2); // past the floor marker and event 1
   }, 60_000);
 
   test('connection chaos: connections closed every 2 s while publishing, consuming and sending 1k tasks', async () => {
