@@ -28,7 +28,10 @@ const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
-const pm2Env = { ...process.env, PM2_HOME: join(dir, 'pm2') };
+// `--rabbitmq` (or CHAOS_BUS=rabbitmq): the same run with the bus on RabbitMQ (TEST_AMQP_URL, a
+// private vhost made and deleted with the local rabbitmqctl), its connections also closed now and then.
+const rabbit = require('./chaos-rabbitmq').setup(process.argv.includes('--rabbitmq') || process.env.CHAOS_BUS === 'rabbitmq');
+const pm2Env = { ...process.env, PM2_HOME: join(dir, 'pm2'), ...rabbit.env };
 const pm2 = (...args) => execFileSync(process.execPath, [PM2, ...args], { env: pm2Env, encoding: 'utf8', cwd: ROOT });
 const jlist = () => JSON.parse(pm2('jlist'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,7 +52,9 @@ async function until(what, timeoutMs, predicate) {
  * streams, through their SIGKILLs: `<event> <message id>` -> the positions it arrived at.
  */
 function watchEmailEvents(appEnv) {
-  const config = loadConfig({ env: { ...process.env, SOCKET_DIR: appEnv.SOCKET_DIR, DATA_DIR: join(dir, 'chaos-subscriber') } });
+  const config = loadConfig({
+    env: { ...process.env, ...rabbit.env, SOCKET_DIR: appEnv.SOCKET_DIR, DATA_DIR: join(dir, 'chaos-subscriber') },
+  });
   const bus = createIpcBus('chaos-subscriber', catalogue, config, createLogger({ app: 'chaos-subscriber', level: 'silent' }));
   const seen = new Map();
   let gaps = 0;
@@ -162,6 +167,7 @@ async function main() {
       CLOCK_CLAIM_STALE_MS: '3000',
       BUS_TASK_TIMEOUT_MS: '2000',
       BOT_RETRY_BASE_MS: '200',
+      ...rabbit.env,
     },
   });
   const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
@@ -181,6 +187,7 @@ async function main() {
   const end = (bot) => (checkpoint(dataDir, bot) ?? 0) >= appliedPosition(last);
   while (!['new-posts', 'watcher', 'digest'].every(end)) {
     await sleep(KILL_EVERY_MS);
+    rabbit.chaos();
     const victim = VICTIMS[random(VICTIMS.length)];
     const app = jlist().find((a) => a.name === victim);
     if (app?.pid) {
@@ -287,6 +294,7 @@ async function main() {
   const eventsWrong = events.missing.length + events.invented.length + events.twice + events.gaps;
   const failed =
     postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length + eventsWrong > 0 || !statusOk;
+  if (rabbit.on) say(`rabbitmq   bus on RabbitMQ (vhost ${rabbit.vhost}), all connections closed ${rabbit.closes} times`);
   say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');
   return { failed, node, sink };
 }
@@ -294,6 +302,7 @@ async function main() {
 main()
   .then(async ({ failed, node, sink }) => {
     pm2('kill');
+    rabbit.cleanup();
     await node.stop();
     await sink.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -306,5 +315,6 @@ main()
     } catch {
       // already gone
     }
+    rabbit.cleanup();
     process.exit(1);
   });

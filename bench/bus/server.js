@@ -1,9 +1,10 @@
 'use strict';
 // Benchmark publisher: KIND=bus (the project's bus: a SQLite stream served over node-ipc) or
-// KIND=raw (node:net NDJSON, paced with drain). Waits for SUBS subscribers, then publishes on the parent's command.
+// KIND=raw (node:net NDJSON, paced with drain); KIND=amqp (the bus on RabbitMQ) or KIND=amqpraw
+// (amqplib alone on a stream queue, with confirms). Waits for SUBS subscribers, then publishes on the parent's command.
 const net = require('node:net');
 const { catalogue, createLogger } = require('@steem-bot/config');
-const { Bus, IpcTransport } = require('@steem-bot/bus');
+const { AmqpTransport, Bus, IpcTransport } = require('@steem-bot/bus');
 const { makeEvent, drive, now, peakRssMb } = require('./common');
 
 const { KIND, SOCKET_DIR, DATA_DIR } = process.env;
@@ -11,7 +12,10 @@ const { KIND, SOCKET_DIR, DATA_DIR } = process.env;
 async function busServer() {
   const logger = createLogger({ app: 'bench-server', level: 'warn', format: 'json' });
   // The stream in a real SQLite file, as in production.
-  const transport = new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
+  const transport =
+    KIND === 'amqp'
+      ? new AmqpTransport({ urls: [process.env.AMQP_URL], prefix: process.env.AMQP_PREFIX, logger })
+      : new IpcTransport({ socketDir: SOCKET_DIR, dataDir: DATA_DIR, logger });
   const bus = new Bus({ app: 'broadcaster', catalogue, transport, logger });
   await bus.serve({ floor: 0 });
   // As the broadcaster does: one append (one transaction) per block; makeEvent puts 64 ops in a
@@ -59,7 +63,21 @@ function drainOrClose(socket) {
   });
 }
 
-(KIND === 'bus' ? busServer() : rawServer()).then((publish) => {
+/** The baseline of the RabbitMQ transport: amqplib alone, one stream queue, confirms per block of 64. */
+async function amqpRawServer() {
+  const amqp = require('amqplib');
+  const conn = await amqp.connect(process.env.AMQP_URL);
+  const ch = await conn.createConfirmChannel();
+  const queue = `${process.env.AMQP_PREFIX}.raw`;
+  await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+  const COUNT = Number(process.env.COUNT);
+  return (i) => {
+    ch.sendToQueue(queue, Buffer.from(JSON.stringify({ type: 'comment', data: makeEvent(i) })), { persistent: true });
+    return (i & 63) === 63 || i === COUNT - 1 ? ch.waitForConfirms() : undefined;
+  };
+}
+
+(KIND === 'bus' || KIND === 'amqp' ? busServer() : KIND === 'amqpraw' ? amqpRawServer() : rawServer()).then((publish) => {
   process.on('message', (msg) => {
     if (msg.cmd === 'run') {
       drive(msg.count, msg.rate, publish).then((ms) => process.send({ done: true, ms, rssMb: peakRssMb() }));

@@ -2,7 +2,7 @@
 // Benchmark subscriber: counts `comment` events, measures latency, reports when COUNT arrived.
 const net = require('node:net');
 const { catalogue, createLogger } = require('@steem-bot/config');
-const { Bus, IpcTransport } = require('@steem-bot/bus');
+const { AmqpTransport, Bus, IpcTransport } = require('@steem-bot/bus');
 const { now, percentile } = require('./common');
 
 const { KIND, SOCKET_DIR } = process.env;
@@ -26,9 +26,12 @@ function onEvent(data, last) {
   }
 }
 
-if (KIND === 'bus') {
+if (KIND === 'bus' || KIND === 'amqp') {
   const logger = createLogger({ app: 'bench-sub', level: 'warn', format: 'json' });
-  const transport = new IpcTransport({ socketDir: SOCKET_DIR, logger });
+  const transport =
+    KIND === 'amqp'
+      ? new AmqpTransport({ urls: [process.env.AMQP_URL], prefix: process.env.AMQP_PREFIX, logger })
+      : new IpcTransport({ socketDir: SOCKET_DIR, logger });
   const bus = new Bus({ app: `bench-sub-${process.pid}`, catalogue, transport, logger });
   // A gap (events gone past the retention) would be counted as missed; so would a position out of order.
   const onGap = (after, resumeAt) => (missed += resumeAt - (after ?? 0));
@@ -39,6 +42,24 @@ if (KIND === 'bus') {
     onEvent(p, ctx.pos === COUNT);
   };
   bus.subscribe('broadcaster', { comment: handler }, { from: 0, onGap }).ready.then(() => process.send('ready'));
+} else if (KIND === 'amqpraw') {
+  // amqplib alone: the stream from its start, a prefetch, one ack per 500 messages.
+  (async () => {
+    const amqp = require('amqplib');
+    const conn = await amqp.connect(process.env.AMQP_URL);
+    const ch = await conn.createChannel();
+    await ch.prefetch(1000);
+    let n = 0;
+    await ch.consume(
+      `${process.env.AMQP_PREFIX}.raw`,
+      (m) => {
+        if (++n % 500 === 0) ch.ack(m, true);
+        onEvent(JSON.parse(m.content.toString()).data, received + 1 === COUNT);
+      },
+      { arguments: { 'x-stream-offset': 'first' } },
+    );
+    process.send('ready');
+  })();
 } else {
   const socket = net.connect(`${SOCKET_DIR}/raw.sock`, () => process.send('ready'));
   socket.setEncoding('utf8');

@@ -1,3 +1,6 @@
+export { AmqpLink } from './amqp-link';
+export type { AmqpOptions, AmqpTransportOptions } from './amqp-transport';
+export { AMQP_DEFAULTS, amqpNames, AmqpTransport, readAmqpStreams } from './amqp-transport';
 export { backoffDelay } from './backoff';
 export type {
   BatchEvent,
@@ -13,7 +16,7 @@ export type {
   TaskHandler,
 } from './bus';
 export { Bus, MAX_KEY_LENGTH } from './bus';
-export { createIpcBus } from './create';
+export { createBus, createIpcBus, createTransport } from './create';
 export type { CursorInfo, LogEntry, Retention, StreamStatus } from './event-log';
 export { EventLog, readStreams, searchStreams } from './event-log';
 export type { EventMeta, WireEvent, WireTask } from './frames';

@@ -28,6 +28,12 @@ export const errorCodes = {
     doc: 'An event position is not a safe integer above the last published one.',
   },
   ERR_BUS_FRAME_TOO_LARGE: { http: 413, retryable: false, doc: 'An outgoing message exceeds BUS_MAX_MESSAGE_BYTES.' },
+  ERR_BUS_UNKNOWN_APP: { http: 404, retryable: false, doc: 'RabbitMQ transport: no queue for the app a task names (it never served).' },
+  ERR_BUS_UNAVAILABLE: {
+    http: 503,
+    retryable: true,
+    doc: 'RabbitMQ transport: no broker reachable, or it refused or lost a message before confirming it.',
+  },
   ERR_BOT_KEY_MISSING: {
     http: 500,
     retryable: false,

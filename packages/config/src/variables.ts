@@ -45,6 +45,16 @@ const list = z.string().transform((s) =>
 
 const port = z.string().regex(/^\d+$/, 'a port number').transform(Number).pipe(z.number().int().min(0).max(65535));
 
+const amqpUrlList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((u) => u.trim())
+      .filter((u) => u.length > 0),
+  )
+  .pipe(z.array(z.url({ protocol: /^amqps?$/, error: 'an amqp(s) URL' })).min(1, 'at least one URL'));
+
 const startBlock = z.union(
   [
     z.literal('head'),
@@ -149,6 +159,16 @@ const bus = {
     'How long a task or call waits for its acknowledgement or reply before it is retried or fails.',
     '5000',
     positiveInt,
+  ),
+  BUS_TRANSPORT: variable(
+    '`ipc` (the embedded default: a SQLite stream per app served over Unix sockets) or `rabbitmq` (stream, quorum queues and direct reply-to on the brokers of BUS_AMQP_URLS).',
+    'ipc',
+    z.enum(['ipc', 'rabbitmq']),
+  ),
+  BUS_AMQP_URLS: variable(
+    'With BUS_TRANSPORT=rabbitmq: comma-separated broker URLs (every node of the cluster), tried in order; a dropped connection moves to the next.',
+    'amqp://guest:guest@127.0.0.1:5672',
+    amqpUrlList,
   ),
 } as const satisfies Record<string, VariableDef>;
 

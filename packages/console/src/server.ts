@@ -25,7 +25,14 @@ import { isTid, traceTid } from './trace';
 export interface ConsoleOptions {
   config: Pick<
     Config<'console' | 'clock'>,
-    'DATA_DIR' | 'CLOCK_SCHEDULES' | 'CONSOLE_HOST' | 'CONSOLE_PORT' | 'CONSOLE_TOKEN' | 'CONSOLE_REFRESH_MS'
+    | 'DATA_DIR'
+    | 'CLOCK_SCHEDULES'
+    | 'BUS_TRANSPORT'
+    | 'BUS_AMQP_URLS'
+    | 'CONSOLE_HOST'
+    | 'CONSOLE_PORT'
+    | 'CONSOLE_TOKEN'
+    | 'CONSOLE_REFRESH_MS'
   >;
   logger: Logger;
   bus: Pick<Bus<Catalogue>, 'call' | 'send'>;

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 
 import type { Bus } from '@steem-bot/bus';
-import { readStreams, type StreamStatus } from '@steem-bot/bus';
+import { readAmqpStreams, readStreams, type StreamStatus } from '@steem-bot/bus';
 import { loadSchedules } from '@steem-bot/clock';
-import { blockOfPosition, type Catalogue, type Config, type TaskReply } from '@steem-bot/config';
+import { blockOfPosition, type Catalogue, catalogue, type Config, createLogger, type TaskReply } from '@steem-bot/config';
 
 import type { Pm2App } from './pm2';
 import {
@@ -67,7 +67,7 @@ export interface SystemStatus {
 }
 
 export interface CollectOptions {
-  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES'>;
+  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES' | 'BUS_TRANSPORT' | 'BUS_AMQP_URLS'>;
   /** A bus to call `broadcaster.status.get` with. */
   bus: Pick<Bus<Catalogue>, 'call'>;
   /** The PM2 apps (empty when PM2 runs none). */
@@ -132,6 +132,21 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     });
   }
 
+  // On RabbitMQ the streams are the broker's stream queues (their head and floor; no bytes).
+  let streams: SystemStatus['streams'];
+  try {
+    streams =
+      o.config.BUS_TRANSPORT === 'rabbitmq'
+        ? await readAmqpStreams(
+            o.config.BUS_AMQP_URLS,
+            Object.keys(catalogue.publishers ?? {}),
+            createLogger({ app: 'status', level: 'silent' }),
+          )
+        : readStreams(dataDir);
+  } catch (err) {
+    streams = { error: message(err) };
+  }
+
   const orNull = <T>(read: () => T | undefined): T | null => {
     try {
       return read() ?? null;
@@ -144,7 +159,7 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     at: new Date(now).toISOString(),
     apps,
     broadcaster,
-    streams: attempt(() => readStreams(dataDir)),
+    streams,
     bots,
     mailer: orNull(() => readMailer(join(dataDir, 'mailer.sqlite'), now)),
     signer: orNull(() => readSigner(join(dataDir, 'signer.sqlite'))),
