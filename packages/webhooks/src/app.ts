@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 
-import type { AppContext, RunningApp, WireEvent } from '@steem-bot/bus';
+import type { AppContext, RunningApp } from '@steem-bot/bus';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
+import { relay } from './relay';
 import { WebhookStore } from './store';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'webhooks.sqlite');
@@ -17,8 +18,7 @@ export interface StartOptions {
 
 /**
  * The webhooks process (bus app `webhooks`): the REST API, one delivery cursor per endpoint, and
- * its own stream (posted events, endpoint.disabled), kept in SQLite so that subscribers that
- * were away get what they missed.
+ * its own durable bus stream (posted events, endpoint.disabled), fed through the store's outbox.
  */
 export async function startWebhooks(
   { config, logger, bus }: AppContext<'webhooks'>,
@@ -26,32 +26,12 @@ export async function startWebhooks(
 ): Promise<RunningApp & { url: string; dispatcher: Dispatcher }> {
   const store = new WebhookStore(storeFile(config.DATA_DIR));
   const now = options.now ?? Date.now;
-  // Outbox: appended first, then published; a subscriber that was away gets it from the store.
-  const appendAndPublish = async (
-    name: 'endpoint.disabled' | 'event.posted',
-    payload: Record<string, unknown>,
-    tid: string,
-  ): Promise<number> => {
-    const row = store.appendStream(name, payload, tid, now());
-    await bus
-      .publish(name, payload as never, { position: row.pos, tid })
-      .catch((err: unknown) => logger.warn({ err }, `could not publish ${name}`));
-    return row.pos;
-  };
-  await bus.serve({
-    floor: store.lastStreamPos(),
-    backfill: async function* (after, until, names): AsyncIterable<WireEvent> {
-      for (let from = after; ;) {
-        const rows = store.streamRange(from, until, 500);
-        for (const r of rows) {
-          if (names.has(r.name))
-            yield { name: r.name, payload: JSON.parse(r.payload) as Record<string, unknown>, tid: r.tid, pos: r.pos, ts: r.ts };
-        }
-        if (rows.length < 500) return;
-        from = (rows.at(-1) as { pos: number }).pos;
-      }
-    },
-  });
+  // The app's own events are written to the outbox with the change that causes them, then
+  // relayed to its bus stream (durable, retention as the bus's settings); a failed relay is
+  // retried by the next one.
+  const relayOwn = (): void => relay(store.outbox, bus, logger);
+  await bus.serve();
+  relayOwn(); // what a crash left between a commit and the stream goes out first
   const dispatcher = new Dispatcher({
     store,
     bus,
@@ -59,7 +39,7 @@ export async function startWebhooks(
     logger,
     now,
     ...(options.random ? { random: options.random } : {}),
-    publishOwn: async (name, payload, tid) => void (await appendAndPublish(name, payload, tid)),
+    relayOwn,
   });
   dispatcher.start();
   // The newest block the broadcaster applied (live): where a new endpoint's chain cursor starts,
@@ -74,7 +54,11 @@ export async function startWebhooks(
     dispatcher,
     now,
     chainHead: () => chainHead,
-    postEvent: (client, type, data, tid) => appendAndPublish('event.posted', { client, type, data }, tid),
+    postEvent: (client, type, data, tid) => {
+      const position = store.addOwnEvent({ name: 'event.posted', payload: { client, type, data }, tid }, now());
+      relayOwn();
+      return Promise.resolve(position);
+    },
   });
   const url = await api.listen({ host: config.WEBHOOKS_HOST, port: config.WEBHOOKS_PORT });
   logger.info(`REST API on ${url} (OpenAPI at ${url}/v1/openapi.json)`);

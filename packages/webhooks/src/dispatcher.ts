@@ -14,8 +14,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** Injectable jitter source in [0, 1). */
   random?: () => number;
-  /** Publishes one of the webhooks app's own events (appended to its stream first). */
-  publishOwn: (name: 'endpoint.disabled', payload: Record<string, string>, tid: string) => Promise<void>;
+  /** Moves the app's own events from the store's outbox to its stream (after a disable). */
+  relayOwn: () => void;
 }
 
 /** The bus names an endpoint needs, by publishing app. Posted types arrive as `event.posted`. */
@@ -143,14 +143,15 @@ class EndpointRunner {
     }
   }
 
-  private async disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
-    this.d.store.disable(this.seq, reason, this.d.now());
+  private disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
+    // endpoint.disabled is written with the change (outbox), so a crash cannot lose it.
+    const payload = { client: row.client, endpoint: row.id, url: row.url, reason };
+    this.d.store.disable(this.seq, reason, this.d.now(), { name: 'endpoint.disabled', payload, tid });
     this.log.warn(`endpoint disabled: ${reason}`);
     this.stopped = true;
     for (const sub of this.subs) sub.close();
-    await this.d
-      .publishOwn('endpoint.disabled', { client: row.client, endpoint: row.id, url: row.url, reason }, tid)
-      .catch((err: unknown) => this.log.warn({ err }, 'could not publish endpoint.disabled'));
+    this.d.relayOwn();
+    return Promise.resolve();
   }
 
   /** Wait `ms`; false when stopped first. */
@@ -178,7 +179,7 @@ export class Dispatcher {
   readonly logger: Logger;
   readonly now: () => number;
   readonly random: () => number;
-  readonly publishOwn: DispatcherOptions['publishOwn'];
+  readonly relayOwn: DispatcherOptions['relayOwn'];
   private readonly runners = new Map<number, EndpointRunner>();
   // Refreshes of one endpoint run one after another, so two runners never overlap.
   private readonly pending = new Map<number, Promise<void>>();
@@ -190,7 +191,7 @@ export class Dispatcher {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
-    this.publishOwn = options.publishOwn;
+    this.relayOwn = options.relayOwn;
   }
 
   start(): void {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { type Database, openDatabase, type Statement } from '@steem-bot/store';
+import { type Database, openDatabase, Outbox, OUTBOX_MIGRATION, type Statement } from '@steem-bot/store';
 
 export interface ClientRow {
   name: string;
@@ -57,15 +57,18 @@ export interface DeliveryRow {
   response: string | null;
 }
 
-export interface StreamRow {
-  pos: number;
-  name: string;
-  payload: string;
+/** One of the webhooks app's own events, written with the change that causes it (outbox). */
+export interface OwnEvent {
+  name: 'event.posted' | 'endpoint.disabled';
+  payload: Record<string, unknown>;
   tid: string;
-  ts: number;
 }
 
-const MIGRATIONS = [
+/** The bus app whose stream carries the webhooks app's own events. */
+const OWN_APP = 'webhooks';
+
+/** The SQLite schema steps, in order (exported for the upgrade test). */
+export const MIGRATIONS = [
   `CREATE TABLE clients (
      name TEXT PRIMARY KEY,
      token_hash TEXT NOT NULL,
@@ -129,6 +132,12 @@ const MIGRATIONS = [
      created_at INTEGER NOT NULL,
      PRIMARY KEY (client, idem_key)
    );`,
+  // The own events move to the app's bus stream through the outbox: what the old table held is
+  // handed to the outbox (the relay skips what the stream already has), then the table goes.
+  `${OUTBOX_MIGRATION}
+   INSERT INTO outbox (app, pos, name, payload, tid) SELECT '${OWN_APP}', pos, name, payload, tid FROM stream;
+   INSERT INTO outbox_head (app, pos) SELECT '${OWN_APP}', MAX(pos) FROM stream HAVING COUNT(*) > 0;
+   DROP TABLE stream;`,
 ];
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -136,13 +145,16 @@ export const sha256 = (text: string): string => createHash('sha256').update(text
 // Attempt log rows kept per endpoint; older ones are dropped as new ones come.
 const KEEP_DELIVERIES = 1_000;
 
-/** The webhooks app's SQLite file: clients, endpoints and their cursors, the attempt log, its own stream. */
+/** The webhooks app's SQLite file: clients, endpoints and their cursors, the attempt log, the outbox of its own events. */
 export class WebhookStore {
   readonly db: Database;
+  /** The app's own events (`event.posted`, `endpoint.disabled`) on their way to its bus stream. */
+  readonly outbox: Outbox;
   private readonly statements = new Map<string, Statement>();
 
   constructor(file: string) {
     this.db = openDatabase(file, { migrations: MIGRATIONS });
+    this.outbox = new Outbox(this.db, OWN_APP);
   }
 
   private sql(text: string): Statement {
@@ -279,8 +291,14 @@ export class WebhookStore {
     this.sql('UPDATE endpoints SET old_secret = secret, old_secret_until = ?, secret = ? WHERE seq = ?').run(oldUntil, secret, seq);
   }
 
-  disable(seq: number, reason: string, now: number): void {
-    this.sql('UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE seq = ?').run(reason, now, seq);
+  /** Disable an endpoint; `event` (endpoint.disabled) goes to the outbox in the same transaction. */
+  disable(seq: number, reason: string, now: number, event?: OwnEvent): void {
+    this.db
+      .transaction(() => {
+        this.sql('UPDATE endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE seq = ?').run(reason, now, seq);
+        if (event) this.outbox.add(event.name, event.payload, event.tid, now);
+      })
+      .immediate();
   }
 
   /** The retry state of the event at the head of the endpoint. */
@@ -348,32 +366,11 @@ export class WebhookStore {
     ).all(seq, after, limit) as DeliveryRow[];
   }
 
-  // the webhooks app's own stream (outbox): appended before it is published
+  // the webhooks app's own events
 
-  appendStream(name: string, payload: Record<string, unknown>, tid: string, now: number): StreamRow {
-    return this.db
-      .transaction(() => {
-        const last = this.lastStreamPos();
-        const pos = Math.max(last + 1, now * 1000);
-        const row = { pos, name, payload: JSON.stringify(payload), tid, ts: now };
-        this.sql('INSERT INTO stream (pos, name, payload, tid, ts) VALUES (?, ?, ?, ?, ?)').run(
-          row.pos,
-          row.name,
-          row.payload,
-          row.tid,
-          row.ts,
-        );
-        return row;
-      })
-      .immediate();
-  }
-
-  lastStreamPos(): number {
-    return (this.sql('SELECT MAX(pos) FROM stream').pluck().get() as number | null) ?? 0;
-  }
-
-  streamRange(after: number, until: number, limit: number): StreamRow[] {
-    return this.sql('SELECT * FROM stream WHERE pos > ? AND pos <= ? ORDER BY pos LIMIT ?').all(after, until, limit) as StreamRow[];
+  /** Write an own event (a posted one) to the outbox; returns the stream position it will have. */
+  addOwnEvent(event: OwnEvent, now: number): number {
+    return this.db.transaction(() => this.outbox.add(event.name, event.payload, event.tid, now)).immediate();
   }
 
   // task idempotency

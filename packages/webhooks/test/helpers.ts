@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { Bus, createIpcBus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 import { Webhook } from 'standardwebhooks';
@@ -19,8 +19,17 @@ export interface WebhooksEnv {
   cleanup(): void;
 }
 
-/** A private DATA_DIR, fast retries, loopback allowed, and an in-memory bus hub. */
-export function webhooksEnv(vars: Record<string, string> = {}): WebhooksEnv {
+/**
+ * A private DATA_DIR, fast retries, loopback allowed, and an in-memory bus hub; with `ipc`, the
+ * buses are real node-ipc ones in a private SOCKET_DIR (streams on disk, surviving a restart).
+ */
+export function webhooksEnv(
+  vars: Record<string, string> = {},
+  {
+    ipc = false,
+    seed,
+  }: { ipc?: boolean; /** Writes the store file before it is opened (an older version's). */ seed?: (file: string) => void } = {},
+): WebhooksEnv {
   const t = testSetup({
     WEBHOOKS_PORT: '0',
     WEBHOOKS_ALLOW: '127.0.0.1',
@@ -30,13 +39,17 @@ export function webhooksEnv(vars: Record<string, string> = {}): WebhooksEnv {
     ...vars,
   });
   const hub = new MemoryHub();
+  seed?.(storeFile(t.config.DATA_DIR));
   const store = new WebhookStore(storeFile(t.config.DATA_DIR));
   return {
     config: t.config,
     env: t.env,
     dir: t.dir,
     hub,
-    busFor: (app) => new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
+    busFor: (app) =>
+      ipc
+        ? createIpcBus(app, catalogue, t.config, keptLogger(app).logger)
+        : new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
     store,
     cleanup: () => {
       store.close();

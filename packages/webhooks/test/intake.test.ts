@@ -1,3 +1,6 @@
+import { openDatabase } from '@steem-bot/store';
+
+import { MIGRATIONS } from '../src/store';
 import { call, client, Receiver, startApp, waitFor, webhooksEnv } from './helpers';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -14,8 +17,8 @@ async function setup(vars: Record<string, string> = {}, now?: () => number) {
 }
 
 describe('events and tasks posted in by outside apps', () => {
-  test('a posted event is appended to the webhooks stream: it reaches the endpoints registered for it and a bus subscriber, also after a restart', async () => {
-    const w = webhooksEnv();
+  test('a posted event is appended to the webhooks bus stream: it reaches the endpoints registered for it and a bus subscriber, also after a restart', async () => {
+    const w = webhooksEnv({}, { ipc: true });
     cleanups.push(() => w.cleanup());
     let app = await startApp(w);
     const shop = client(w, 'shop', ['shop.order_paid']);
@@ -50,7 +53,7 @@ describe('events and tasks posted in by outside apps', () => {
       answers.map((a, i) => ['shop.order_paid', { order: i, currency: i === 1 ? 'SBD' : 'STEEM' }, a.tid]),
     );
 
-    // the stream is on disk: a subscriber that comes after a restart gets every posted event
+    // the app's bus stream is on disk: a subscriber that comes after a restart gets every posted event
     await app.stop();
     app = await startApp(w);
     cleanups.push(() => app.stop());
@@ -60,6 +63,40 @@ describe('events and tasks posted in by outside apps', () => {
     late.subscribe('webhooks', { 'event.posted': (_p, ctx) => void later.push(ctx.pos) }, { from: 0 });
     await waitFor(() => later.length === 3, 5_000, 'backfilled events');
     expect(later).toEqual(answers.map((a) => a.position));
+  });
+
+  test('a store from before the bus stream: the events its old stream table held reach the bus stream once (the ones already there are not repeated) and the table is gone', async () => {
+    // Version 1 kept the own events in a `stream` table and published them from there.
+    const legacy = (file: string): void => {
+      const db = openDatabase(file, { migrations: MIGRATIONS.slice(0, 1) });
+      const insert = db.prepare('INSERT INTO stream VALUES (?, ?, ?, ?, ?)');
+      for (const pos of [1_000, 2_000, 3_000])
+        insert.run(pos, 'event.posted', JSON.stringify({ client: 'shop', type: 'shop.order_paid', data: { pos } }), `tid${pos}`, 1);
+      db.close();
+    };
+    const w = webhooksEnv({}, { ipc: true, seed: legacy });
+    cleanups.push(() => w.cleanup());
+    expect(w.store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'stream'").get()).toBeUndefined();
+    expect(w.store.outbox.pending().map((e) => e.pos)).toEqual([1_000, 2_000, 3_000]);
+    // The first of them reached the stream before the upgrade (published, then the process stopped).
+    const before = w.busFor('webhooks');
+    await before.serve();
+    await before.publish(
+      'event.posted',
+      { client: 'shop', type: 'shop.order_paid', data: { pos: 1_000 } },
+      { position: 1_000, tid: 'tid1000' },
+    );
+    await before.close();
+
+    const app = await startApp(w);
+    cleanups.push(() => app.stop());
+    const bot = w.busFor('some-bot');
+    cleanups.push(() => bot.close());
+    const seen: Array<[number, unknown]> = [];
+    bot.subscribe('webhooks', { 'event.posted': (p, ctx) => void seen.push([ctx.pos, p.data]) }, { from: 0 });
+    await waitFor(() => seen.length >= 3 && w.store.outbox.pending().length === 0, 5_000, 'the relayed events');
+    await new Promise((r) => setTimeout(r, 100)); // nothing more comes
+    expect(seen).toEqual([1_000, 2_000, 3_000].map((pos) => [pos, { pos }]));
   });
 
   test('a type the client does not own is 403; the body must be a JSON object; posted events beyond WEBHOOKS_EVENTS_PER_MINUTE are 429', async () => {
