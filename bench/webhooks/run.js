@@ -9,7 +9,7 @@ const { mkdtempSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
-const { addClient, storeFile, WebhookStore } = require('@steem-bot/webhooks');
+const { addClient, SqliteWebhookStore, storeFile } = require('@steem-bot/webhooks');
 
 const ROOT = join(__dirname, '..', '..');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 500); // x 20 endpoints = deliveries
@@ -75,9 +75,9 @@ async function main() {
     WEBHOOKS_EVENTS_PER_MINUTE: '1000000',
     LOG_LEVEL: 'warn',
   };
-  const store = new WebhookStore(storeFile(env.DATA_DIR));
-  const { token } = addClient(store, 'bench', ['bench.tick']);
-  store.close();
+  const store = new SqliteWebhookStore(storeFile(env.DATA_DIR));
+  const { token } = await addClient(store, 'bench', ['bench.tick']);
+  await store.close();
   const receiver = await startReceiver();
   const app = child(join(ROOT, 'packages/webhooks/dist/main.js'), env);
   await new Promise((resolve, reject) => {

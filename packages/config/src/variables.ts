@@ -287,10 +287,10 @@ const webhooks = {
   WEBHOOKS_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '262144', positiveInt),
 } as const satisfies Record<string, VariableDef>;
 
-/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (today the clock). */
+/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (today the clock and webhooks). */
 const store = {
   STORE: variable(
-    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Today the clock reads it; the other apps keep SQLite until their stores move.',
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Today the clock and the webhooks app read it; the other apps keep SQLite until their stores move.',
     'sqlite',
     z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
   ),

@@ -1,13 +1,24 @@
 import { join } from 'node:path';
 
 import type { AppContext, RunningApp } from '@steem-bot/bus';
+import { AppError, type Config } from '@steem-bot/config';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
 import { relay } from './relay';
-import { WebhookStore } from './store';
+import type { WebhookStore } from './store';
+import { PostgresWebhookStore } from './store-postgres';
+import { SqliteWebhookStore } from './store-sqlite';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'webhooks.sqlite');
+
+/** The configured store: the SQLite file under DATA_DIR, or PostgreSQL with STORE=postgres. */
+export async function openWebhookStore(config: Config<'store'>): Promise<WebhookStore> {
+  if (config.STORE === 'sqlite') return new SqliteWebhookStore(storeFile(config.DATA_DIR));
+  if (!config.DATABASE_URL)
+    throw new AppError('ERR_CONFIG_INVALID', 'STORE=postgres needs DATABASE_URL (postgres://user:pass@host:5432/db)');
+  return PostgresWebhookStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
+}
 
 export interface StartOptions {
   /** Injectable clock (ms). */
@@ -21,15 +32,15 @@ export interface StartOptions {
  * its own durable bus stream (posted events, endpoint.disabled), fed through the store's outbox.
  */
 export async function startWebhooks(
-  { config, logger, bus }: AppContext<'webhooks'>,
+  { config, logger, bus }: AppContext<'webhooks' | 'store'>,
   options: StartOptions = {},
 ): Promise<RunningApp & { url: string; dispatcher: Dispatcher }> {
-  const store = new WebhookStore(storeFile(config.DATA_DIR));
+  const store = await openWebhookStore(config);
   const now = options.now ?? Date.now;
   // The app's own events are written to the outbox with the change that causes them, then
   // relayed to its bus stream (durable, retention as the bus's settings); a failed relay is
   // retried by the next one.
-  const relayOwn = (): void => relay(store.outbox, bus, logger);
+  const relayOwn = (): void => relay(store, bus, logger);
   await bus.serve();
   relayOwn(); // what a crash left between a commit and the stream goes out first
   const dispatcher = new Dispatcher({
@@ -41,7 +52,7 @@ export async function startWebhooks(
     ...(options.random ? { random: options.random } : {}),
     relayOwn,
   });
-  dispatcher.start();
+  await dispatcher.start();
   // The newest block the broadcaster applied (live): where a new endpoint's chain cursor starts,
   // so that a restart before its first matching op misses nothing.
   let chainHead: number | null = null;
@@ -54,10 +65,10 @@ export async function startWebhooks(
     dispatcher,
     now,
     chainHead: () => chainHead,
-    postEvent: (client, type, data, tid) => {
-      const position = store.addOwnEvent({ name: 'event.posted', payload: { client, type, data }, tid }, now());
+    postEvent: async (client, type, data, tid) => {
+      const position = await store.addOwnEvent({ name: 'event.posted', payload: { client, type, data }, tid }, now());
       relayOwn();
-      return Promise.resolve(position);
+      return position;
     },
   });
   const url = await api.listen({ host: config.WEBHOOKS_HOST, port: config.WEBHOOKS_PORT });
@@ -68,7 +79,7 @@ export async function startWebhooks(
     async stop() {
       await api.close();
       await dispatcher.stop();
-      store.close();
+      await store.close();
     },
   };
 }

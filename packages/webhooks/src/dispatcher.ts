@@ -47,18 +47,28 @@ class EndpointRunner {
   private stopped = false;
   private readonly log: Logger;
 
-  constructor(
+  private constructor(
     private readonly seq: number,
     private readonly d: Dispatcher,
+    row: EndpointRow,
   ) {
-    const row = d.store.endpointBySeq(seq) as EndpointRow;
     this.log = d.logger.child({ component: 'delivery', endpoint: `${row.client}/${row.id}` });
-    const events = JSON.parse(row.events) as string[];
-    for (const [app, names] of streamsOf(events)) {
+  }
+
+  /** A runner subscribed from the endpoint's stored cursors; undefined if it is gone or disabled. */
+  static async start(seq: number, d: Dispatcher): Promise<EndpointRunner | undefined> {
+    const row = await d.store.endpointBySeq(seq);
+    if (!row || row.disabled) return undefined;
+    const runner = new EndpointRunner(seq, d, row);
+    const streams = streamsOf(JSON.parse(row.events) as string[]);
+    const from = new Map<string, number | null>();
+    for (const app of streams.keys()) from.set(app, await d.store.cursor(seq, app));
+    for (const [app, names] of streams) {
       const handlers: Record<string, (payload: unknown, ctx: EventContext) => Promise<void>> = {};
-      for (const name of names) handlers[name] = (payload, ctx) => this.enqueue(app, payload as Record<string, unknown>, ctx);
-      this.subs.push(d.bus.subscribe(app, handlers as unknown as EventHandlers<Catalogue>, { from: d.store.cursor(seq, app) }));
+      for (const name of names) handlers[name] = (payload, ctx) => runner.enqueue(app, payload as Record<string, unknown>, ctx);
+      runner.subs.push(d.bus.subscribe(app, handlers as unknown as EventHandlers<Catalogue>, { from: from.get(app) ?? null }));
     }
+    return runner;
   }
 
   /** Stop taking events, abort the delivery or wait in progress, and resolve once nothing is in flight. */
@@ -77,7 +87,7 @@ class EndpointRunner {
 
   private async handle(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
     if (this.stopped) return;
-    const row = this.d.store.endpointBySeq(this.seq);
+    const row = await this.d.store.endpointBySeq(this.seq);
     if (!row || row.disabled) return;
     const posted = ctx.name === 'event.posted';
     const event: OutgoingEvent = {
@@ -90,7 +100,7 @@ class EndpointRunner {
     };
     const events = JSON.parse(row.events) as string[];
     if (!events.includes(event.type) || !matches(JSON.parse(row.filter) as Record<string, unknown>, event.data)) {
-      this.d.store.advance(this.seq, app, ctx.pos);
+      await this.d.store.advance(this.seq, app, ctx.pos);
       return;
     }
     await this.deliver(event);
@@ -100,7 +110,7 @@ class EndpointRunner {
   private async deliver(event: OutgoingEvent): Promise<void> {
     const { store, config } = this.d;
     for (;;) {
-      const row = store.endpointBySeq(this.seq);
+      const row = await store.endpointBySeq(this.seq);
       if (!row || row.disabled || this.stopped) return;
       const wait = (row.next_attempt_at ?? 0) - this.d.now();
       if (wait > 0 && !(await this.sleep(wait))) return;
@@ -112,7 +122,7 @@ class EndpointRunner {
         signal: this.abort.signal,
       });
       if (attempt.outcome.kind === 'stopped') return;
-      store.logDelivery(this.seq, {
+      await store.logDelivery(this.seq, {
         at: now,
         type: event.type,
         position: event.pos,
@@ -123,8 +133,8 @@ class EndpointRunner {
         response: attempt.response,
       });
       if (attempt.outcome.kind === 'delivered') {
-        store.advance(this.seq, event.app, event.pos);
-        if (row.attempts > 0 || row.failing_since !== null) store.setRetry(this.seq, 0, null, null);
+        await store.advance(this.seq, event.app, event.pos);
+        if (row.attempts > 0 || row.failing_since !== null) await store.setRetry(this.seq, 0, null, null);
         return;
       }
       if (attempt.outcome.kind === 'gone') return this.disable(row, 'the receiver answered 410 Gone', event.tid);
@@ -139,19 +149,18 @@ class EndpointRunner {
       const asked = attempt.outcome.retryAfterMs;
       const delay =
         asked === undefined ? Math.round(base * (0.9 + 0.2 * this.d.random())) : Math.min(asked, config.WEBHOOKS_RETRY_AFTER_MAX_MS);
-      store.setRetry(this.seq, tries, now + delay, failingSince);
+      await store.setRetry(this.seq, tries, now + delay, failingSince);
     }
   }
 
-  private disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
+  private async disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
     // endpoint.disabled is written with the change (outbox), so a crash cannot lose it.
     const payload = { client: row.client, endpoint: row.id, url: row.url, reason };
-    this.d.store.disable(this.seq, reason, this.d.now(), { name: 'endpoint.disabled', payload, tid });
+    await this.d.store.disable(this.seq, reason, this.d.now(), { name: 'endpoint.disabled', payload, tid });
     this.log.warn(`endpoint disabled: ${reason}`);
     this.stopped = true;
     for (const sub of this.subs) sub.close();
     this.d.relayOwn();
-    return Promise.resolve();
   }
 
   /** Wait `ms`; false when stopped first. */
@@ -194,19 +203,23 @@ export class Dispatcher {
     this.relayOwn = options.relayOwn;
   }
 
-  start(): void {
-    for (const row of this.store.endpoints()) if (!row.disabled) this.runners.set(row.seq, new EndpointRunner(row.seq, this));
+  async start(): Promise<void> {
+    for (const row of await this.store.endpoints()) {
+      if (row.disabled) continue;
+      const runner = await EndpointRunner.start(row.seq, this);
+      if (runner) this.runners.set(row.seq, runner);
+    }
   }
 
   /** Restart an endpoint's runner from its stored state (after a change, a replay, a delete). */
-  refresh(seq: number, before?: () => void): Promise<void> {
+  refresh(seq: number, before?: () => Promise<unknown>): Promise<void> {
     const previous = this.pending.get(seq) ?? Promise.resolve();
     const next = previous.then(async () => {
       await this.runners.get(seq)?.stop();
       this.runners.delete(seq);
-      before?.();
-      const row = this.store.endpointBySeq(seq);
-      if (row && !row.disabled) this.runners.set(seq, new EndpointRunner(seq, this));
+      await before?.();
+      const runner = await EndpointRunner.start(seq, this);
+      if (runner) this.runners.set(seq, runner);
     });
     this.pending.set(
       seq,

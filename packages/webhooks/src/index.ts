@@ -1,7 +1,7 @@
 export type { ApiOptions } from './api';
 export { createApi, endpointView, ROTATION_OVERLAP_MS } from './api';
 export type { StartOptions } from './app';
-export { startWebhooks, storeFile } from './app';
+export { openWebhookStore, startWebhooks, storeFile } from './app';
 export { addClient, authenticate, ClientError, grantTask, newSecret, ownEvent } from './clients';
 export type { Attempt, Outcome, OutgoingEvent } from './delivery';
 export { deliverOnce, deliveryBody, retryAfterMs, webhookId } from './delivery';
@@ -10,5 +10,6 @@ export { Dispatcher, matches, streamsOf } from './dispatcher';
 export { openApiDocument } from './openapi';
 export { postableType, publisherOf, WEBHOOKS_APP } from './publishers';
 export { endpointBody, endpointProblems, replayBody } from './schemas';
-export type { ClientRow, DeliveryRow, EndpointRow, EndpointSpec } from './store';
-export { WebhookStore } from './store';
+export type { ClientRow, DeliveryRow, EndpointRow, EndpointSpec, OwnEvent, WebhookStore } from './store';
+export { PostgresWebhookStore } from './store-postgres';
+export { SqliteWebhookStore } from './store-sqlite';

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 
 import { testSetup } from '@steem-bot/testkit';
 
-import { authenticate, storeFile, WebhookStore } from '../src';
+import { authenticate, SqliteWebhookStore, storeFile } from '../src';
 
 const CLI = join(__dirname, '..', 'dist', 'cli.js');
 
 describe('npm run webhooks -- clients', () => {
-  test('add prints the token once; list shows posted types and granted tasks, never a token; grant, own and revoke', () => {
+  test('add prints the token once; list shows posted types and granted tasks, never a token; grant, own and revoke', async () => {
     const t = testSetup();
     try {
       const run = (...args: string[]) =>
@@ -27,13 +27,13 @@ describe('npm run webhooks -- clients', () => {
       const list = run('clients', 'list');
       expect(list.stdout).toContain('events: shop.order_paid,shop.refunded  tasks: digest.report.send');
       expect(list.stdout).not.toContain(token.split('.')[1]);
-      const store = new WebhookStore(storeFile(t.config.DATA_DIR));
+      const store = new SqliteWebhookStore(storeFile(t.config.DATA_DIR));
       try {
-        expect(authenticate(store, `Bearer ${token}`)?.name).toBe('shop');
+        expect((await authenticate(store, `Bearer ${token}`))?.name).toBe('shop');
         expect(run('clients', 'revoke', 'shop').status).toBe(0);
-        expect(authenticate(store, `Bearer ${token}`)).toBeUndefined();
+        expect(await authenticate(store, `Bearer ${token}`)).toBeUndefined();
       } finally {
-        store.close();
+        await store.close();
       }
       expect(run('clients', 'add', 'shop').stderr).toContain('never reused');
       expect(run('clients', 'frobnicate').status).toBe(64);

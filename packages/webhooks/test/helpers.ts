@@ -6,7 +6,7 @@ import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 import { Webhook } from 'standardwebhooks';
 
-import { addClient, grantTask, startWebhooks, storeFile, WebhookStore } from '../src';
+import { addClient, grantTask, SqliteWebhookStore, startWebhooks, storeFile } from '../src';
 
 export interface WebhooksEnv {
   config: Config;
@@ -15,8 +15,8 @@ export interface WebhooksEnv {
   hub: MemoryHub;
   busFor(app: string): Bus<Catalogue>;
   /** A store handle for the test (the app opens its own). */
-  store: WebhookStore;
-  cleanup(): void;
+  store: SqliteWebhookStore;
+  cleanup(): Promise<void>;
 }
 
 /**
@@ -40,7 +40,7 @@ export function webhooksEnv(
   });
   const hub = new MemoryHub();
   seed?.(storeFile(t.config.DATA_DIR));
-  const store = new WebhookStore(storeFile(t.config.DATA_DIR));
+  const store = new SqliteWebhookStore(storeFile(t.config.DATA_DIR));
   return {
     config: t.config,
     env: t.env,
@@ -51,8 +51,8 @@ export function webhooksEnv(
         ? createIpcBus(app, catalogue, t.config, keptLogger(app).logger)
         : new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
     store,
-    cleanup: () => {
-      store.close();
+    cleanup: async () => {
+      await store.close();
       t.cleanup();
     },
   };
@@ -70,9 +70,9 @@ export async function startApp(
 }
 
 /** A client with a token; `tasks` granted, `events` owned. */
-export function client(w: WebhooksEnv, name: string, events: string[] = [], tasks: string[] = []): string {
-  const { token } = addClient(w.store, name, events);
-  for (const task of tasks) grantTask(w.store, name, task);
+export async function client(w: WebhooksEnv, name: string, events: string[] = [], tasks: string[] = []): Promise<string> {
+  const { token } = await addClient(w.store, name, events);
+  for (const task of tasks) await grantTask(w.store, name, task);
   return token;
 }
 

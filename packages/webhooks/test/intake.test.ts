@@ -1,6 +1,6 @@
 import { openDatabase } from '@steem-bot/store';
 
-import { MIGRATIONS } from '../src/store';
+import { MIGRATIONS } from '../src/store-sqlite';
 import { call, client, Receiver, startApp, waitFor, webhooksEnv } from './helpers';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -21,8 +21,8 @@ describe('events and tasks posted in by outside apps', () => {
     const w = webhooksEnv({}, { ipc: true });
     cleanups.push(() => w.cleanup());
     let app = await startApp(w);
-    const shop = client(w, 'shop', ['shop.order_paid']);
-    const crm = client(w, 'crm');
+    const shop = await client(w, 'shop', ['shop.order_paid']);
+    const crm = await client(w, 'crm');
     const r = await Receiver.start();
     cleanups.push(() => r.close());
     const put = await call(app.url, crm, 'PUT', '/v1/endpoints/orders', {
@@ -94,7 +94,7 @@ describe('events and tasks posted in by outside apps', () => {
     cleanups.push(() => bot.close());
     const seen: Array<[number, unknown]> = [];
     bot.subscribe('webhooks', { 'event.posted': (p, ctx) => void seen.push([ctx.pos, p.data]) }, { from: 0 });
-    await waitFor(() => seen.length >= 3 && w.store.outbox.pending().length === 0, 5_000, 'the relayed events');
+    await waitFor(async () => seen.length >= 3 && (await w.store.pendingOwn()).length === 0, 5_000, 'the relayed events');
     await new Promise((r) => setTimeout(r, 100)); // nothing more comes
     expect(seen).toEqual([1_000, 2_000, 3_000].map((pos) => [pos, { pos }]));
   });
@@ -102,8 +102,8 @@ describe('events and tasks posted in by outside apps', () => {
   test('a type the client does not own is 403; the body must be a JSON object; posted events beyond WEBHOOKS_EVENTS_PER_MINUTE are 429', async () => {
     // A fixed clock at the start of a minute, so the window cannot roll over mid-test.
     const { w, app } = await setup({ WEBHOOKS_EVENTS_PER_MINUTE: '3' }, () => 1_800_000_000_000);
-    const shop = client(w, 'shop', ['shop.order_paid']);
-    const other = client(w, 'other', ['other.thing']);
+    const shop = await client(w, 'shop', ['shop.order_paid']);
+    const other = await client(w, 'other', ['other.thing']);
     expect((await call(app.url, other, 'POST', '/v1/events/shop.order_paid', { a: 1 })).status).toBe(403);
     expect((await call(app.url, shop, 'POST', '/v1/events/transfer', { a: 1 })).status).toBe(403);
     expect((await call(app.url, shop, 'POST', '/v1/events/shop.order_paid', [1, 2])).status).toBe(400);
@@ -119,8 +119,8 @@ describe('events and tasks posted in by outside apps', () => {
 
   test('a granted task reaches its app and the reply is its acknowledgement; the same Idempotency-Key runs it once; a non-granted task is 403', async () => {
     const { w, app } = await setup();
-    const ops = client(w, 'ops', [], ['digest.report.send']);
-    const plain = client(w, 'plain');
+    const ops = await client(w, 'ops', [], ['digest.report.send']);
+    const plain = await client(w, 'plain');
     const digest = w.busFor('digest');
     cleanups.push(() => digest.close());
     const got: Array<{ period: string; key: string | undefined }> = [];
@@ -151,7 +151,7 @@ describe('events and tasks posted in by outside apps', () => {
 
   test('a granted task whose app is not running: 503 with Retry-After, and the same key works once it is', async () => {
     const { w, app } = await setup({ BUS_TASK_TIMEOUT_MS: '200' });
-    const ops = client(w, 'ops', [], ['digest.report.send']);
+    const ops = await client(w, 'ops', [], ['digest.report.send']);
     const res = await call(app.url, ops, 'POST', '/v1/tasks/digest.report.send', {}, { 'idempotency-key': 'k1' });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
