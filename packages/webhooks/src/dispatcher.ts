@@ -1,3 +1,6 @@
+import http from 'node:http';
+import https from 'node:https';
+
 import type { Bus, EventContext, EventHandlers, TransportSubscription } from '@steem-bot/bus';
 import type { Catalogue, Config, Logger } from '@steem-bot/config';
 
@@ -120,6 +123,7 @@ class EndpointRunner {
         allow: config.WEBHOOKS_ALLOW,
         now,
         signal: this.abort.signal,
+        agents: this.d.agents,
       });
       if (attempt.outcome.kind === 'stopped') return;
       await store.logDelivery(this.seq, {
@@ -189,6 +193,14 @@ export class Dispatcher {
   readonly now: () => number;
   readonly random: () => number;
   readonly relayOwn: DispatcherOptions['relayOwn'];
+  /**
+   * Keep-alive connections shared by the endpoints (one in flight per endpoint, so at most one
+   * connection each). An idle one is closed after 4 s, before the common 5 s server timeouts.
+   */
+  readonly agents = {
+    http: new http.Agent({ keepAlive: true, timeout: 4_000 }),
+    https: new https.Agent({ keepAlive: true, timeout: 4_000 }),
+  };
   private readonly runners = new Map<number, EndpointRunner>();
   // Refreshes of one endpoint run one after another, so two runners never overlap.
   private readonly pending = new Map<number, Promise<void>>();
@@ -232,5 +244,7 @@ export class Dispatcher {
     await Promise.all([...this.pending.values()]);
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 }
