@@ -5,7 +5,7 @@ import { AppError, type Config } from '@steem-bot/config';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
-import { relay } from './relay';
+import { relayer } from './relay';
 import type { WebhookStore } from './store';
 import { PostgresWebhookStore } from './store-postgres';
 import { SqliteWebhookStore } from './store-sqlite';
@@ -39,8 +39,9 @@ export async function startWebhooks(
   const now = options.now ?? Date.now;
   // The app's own events are written to the outbox with the change that causes them, then
   // relayed to its bus stream (durable, retention as the bus's settings); a failed relay is
-  // retried by the next one.
-  const relayOwn = (): void => relay(store, bus, logger);
+  // retried a second later and by the next one.
+  const own = relayer(store, bus, logger);
+  const relayOwn = own.relay;
   await bus.serve();
   relayOwn(); // what a crash left between a commit and the stream goes out first
   const dispatcher = new Dispatcher({
@@ -79,6 +80,7 @@ export async function startWebhooks(
     async stop() {
       await api.close();
       await dispatcher.stop();
+      await own.stop();
       await store.close();
     },
   };

@@ -1,5 +1,7 @@
 import { openDatabase } from '@steem-bot/store';
+import { keptLogger } from '@steem-bot/testkit';
 
+import { relayer } from '../src/relay';
 import { MIGRATIONS } from '../src/store-sqlite';
 import { call, client, Receiver, startApp, waitFor, webhooksEnv } from './helpers';
 
@@ -97,6 +99,30 @@ describe('events and tasks posted in by outside apps', () => {
     await waitFor(async () => seen.length >= 3 && (await w.store.pendingOwn()).length === 0, 5_000, 'the relayed events');
     await new Promise((r) => setTimeout(r, 100)); // nothing more comes
     expect(seen).toEqual([1_000, 2_000, 3_000].map((pos) => [pos, { pos }]));
+  });
+
+  test('a relay that fails (the stream not served yet) is tried again by itself a second later: the event reaches the stream with no other post', async () => {
+    const w = webhooksEnv();
+    cleanups.push(() => w.cleanup());
+    const bus = w.busFor('webhooks');
+    cleanups.push(() => bus.close());
+    const { logger, lines } = keptLogger('webhooks');
+    const own = relayer(w.store, bus, logger, 200);
+    cleanups.push(() => own.stop());
+    const pos = await w.store.addOwnEvent(
+      { name: 'event.posted', payload: { client: 'shop', type: 'shop.x', data: { n: 1 } }, tid: 't1' },
+      Date.now(),
+    );
+    own.relay(); // fails: the bus does not serve the stream yet
+    await waitFor(() => lines.some((l) => String(l.msg).includes('will retry')), 2_000, 'the failed relay');
+    await bus.serve();
+    const bot = w.busFor('some-bot');
+    cleanups.push(() => bot.close());
+    const seen: number[] = [];
+    bot.subscribe('webhooks', { 'event.posted': (_p, ctx) => void seen.push(ctx.pos) }, { from: 0 });
+    await waitFor(() => seen.length === 1, 3_000, 'the event relayed by the retry');
+    expect(seen).toEqual([pos]);
+    expect(await w.store.pendingOwn()).toEqual([]);
   });
 
   test('a type the client does not own is 403; the body must be a JSON object; posted events beyond WEBHOOKS_EVENTS_PER_MINUTE are 429', async () => {
