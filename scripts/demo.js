@@ -121,18 +121,22 @@ async function demoEndpoint(token) {
   process.stdout.write(
     `\nwebhooks: endpoint demo-transfers ${put.status === 201 ? 'registered (replayed from block 1,000,000)' : 'already registered'} -> ${url}\n`,
   );
-  // Show the first deliveries arriving (the attempt log, as a client reads it).
+  // Show deliveries arriving: what the sink receives from now on.
+  const file = join(DIR, 'webhook-sink', 'deliveries.jsonl');
+  const lines = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+  const before = lines().length;
   const deadline = Date.now() + 20_000;
-  let shown = [];
-  while (Date.now() < deadline && shown.length < 3) {
-    await new Promise((r) => setTimeout(r, 500));
-    shown = (await call('GET', '/v1/endpoints/demo-transfers/deliveries?limit=3')).body.deliveries ?? [];
-  }
-  for (const d of shown)
+  while (Date.now() < deadline && lines().length < before + 3) await new Promise((r) => setTimeout(r, 500));
+  const fresh = lines()
+    .slice(before, before + 3)
+    .map((l) => JSON.parse(l));
+  for (const d of fresh) {
+    const op = d.data ?? {};
     process.stdout.write(
-      `  delivered ${d.type} at position ${d.position} (${d.webhook_id}): HTTP ${d.status ?? d.error} in ${d.duration_ms} ms\n`,
+      `  received ${d.type} ${op.from} -> ${op.to} ${op.amount} (block ${op.block_num}, ${d.id}, signature ${d.verified ? 'valid' : 'NOT VALID'})\n`,
     );
-  if (shown.length === 0) process.stdout.write('  no delivery yet: see npm run logs (webhooks, webhook-sink)\n');
+  }
+  if (fresh.length === 0) process.stdout.write('  no delivery yet: see npm run logs (webhooks, webhook-sink)\n');
 }
 
 demoToken()
