@@ -8,6 +8,7 @@ import {
   KEEP_DELIVERIES,
   OWN_APP,
   type OwnEvent,
+  type StoreDump,
   type WebhookStore,
 } from './store';
 
@@ -345,5 +346,18 @@ export class SqliteWebhookStore implements WebhookStore {
       JSON.stringify(reply ?? null),
       now,
     );
+  }
+
+  /** Every row, for `migrate-store` (read in one transaction). */
+  dump(): StoreDump {
+    return this.db.transaction((): StoreDump => ({
+      clients: this.db.prepare('SELECT * FROM clients ORDER BY name').all() as StoreDump['clients'],
+      endpoints: this.db.prepare('SELECT * FROM endpoints ORDER BY seq').all() as StoreDump['endpoints'],
+      cursors: this.db.prepare('SELECT * FROM cursors ORDER BY endpoint_seq, app').all() as StoreDump['cursors'],
+      deliveries: this.db.prepare('SELECT * FROM deliveries ORDER BY seq').all() as StoreDump['deliveries'],
+      task_keys: this.db.prepare('SELECT * FROM task_keys ORDER BY client, idem_key').all() as StoreDump['task_keys'],
+      outbox: this.db.prepare('SELECT pos, name, payload, tid FROM outbox WHERE app = ? ORDER BY pos').all(OWN_APP) as StoreDump['outbox'],
+      outbox_head: (this.db.prepare('SELECT pos FROM outbox_head WHERE app = ?').pluck().get(OWN_APP) as number | undefined) ?? null,
+    }))();
   }
 }

@@ -66,6 +66,18 @@ export interface OwnEvent {
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
+/** Every row of a store, as `npm run webhooks -- migrate-store` copies it from SQLite to PostgreSQL. */
+export interface StoreDump {
+  clients: ClientRow[];
+  endpoints: EndpointRow[];
+  cursors: Array<{ endpoint_seq: number; app: string; pos: number }>;
+  deliveries: Array<DeliveryRow & { endpoint_seq: number }>;
+  task_keys: Array<{ client: string; idem_key: string; name: string; body_hash: string; reply: string; created_at: number }>;
+  /** Own events not yet on the stream, and the outbox's position head. */
+  outbox: Array<{ pos: number; name: string; payload: string; tid: string }>;
+  outbox_head: number | null;
+}
+
 /** Attempt log rows kept per endpoint; older ones are dropped as new ones come. */
 export const KEEP_DELIVERIES = 1_000;
 
