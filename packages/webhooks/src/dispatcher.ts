@@ -106,14 +106,15 @@ class EndpointRunner {
       await this.d.store.advance(this.seq, app, ctx.pos);
       return;
     }
-    await this.deliver(event);
+    await this.deliver(event, row);
   }
 
   /** Try until delivered, disabled or stopped; the cursor moves only past a delivered event. */
-  private async deliver(event: OutgoingEvent): Promise<void> {
+  private async deliver(event: OutgoingEvent, current: EndpointRow): Promise<void> {
     const { store, config } = this.d;
-    for (;;) {
-      const row = await store.endpointBySeq(this.seq);
+    for (let first = true; ; first = false) {
+      // The row just read for this event serves the first try; each retry reads it again.
+      const row = first ? current : await store.endpointBySeq(this.seq);
       if (!row || row.disabled || this.stopped) return;
       const wait = (row.next_attempt_at ?? 0) - this.d.now();
       if (wait > 0 && !(await this.sleep(wait))) return;
@@ -126,7 +127,7 @@ class EndpointRunner {
         agents: this.d.agents,
       });
       if (attempt.outcome.kind === 'stopped') return;
-      await store.logDelivery(this.seq, {
+      const log = {
         at: now,
         type: event.type,
         position: event.pos,
@@ -135,12 +136,17 @@ class EndpointRunner {
         error: attempt.error,
         duration_ms: attempt.durationMs,
         response: attempt.response,
-      });
+      };
       if (attempt.outcome.kind === 'delivered') {
-        await store.advance(this.seq, event.app, event.pos);
-        if (row.attempts > 0 || row.failing_since !== null) await store.setRetry(this.seq, 0, null, null);
+        // Logged, the cursor moved and a retry state cleared in one transaction.
+        const clear = row.attempts > 0 || row.failing_since !== null;
+        await store.logDelivery(this.seq, log, {
+          advance: { app: event.app, pos: event.pos },
+          ...(clear ? { retry: { attempts: 0, nextAttemptAt: null, failingSince: null } } : {}),
+        });
         return;
       }
+      await store.logDelivery(this.seq, log);
       if (attempt.outcome.kind === 'gone') return this.disable(row, 'the receiver answered 410 Gone', event.tid);
       const tries = row.attempts + 1;
       const failingSince = row.failing_since ?? now;

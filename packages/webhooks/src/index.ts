@@ -10,6 +10,6 @@ export { Dispatcher, matches, streamsOf } from './dispatcher';
 export { openApiDocument } from './openapi';
 export { postableType, publisherOf, WEBHOOKS_APP } from './publishers';
 export { endpointBody, endpointProblems, replayBody } from './schemas';
-export type { ClientRow, DeliveryRow, EndpointRow, EndpointSpec, OwnEvent, WebhookStore } from './store';
-export { PostgresWebhookStore } from './store-postgres';
+export type { AttemptEffects, ClientRow, DeliveryRow, EndpointRow, EndpointSpec, OwnEvent, StoreDump, WebhookStore } from './store';
+export { importDump, PostgresWebhookStore } from './store-postgres';
 export { SqliteWebhookStore } from './store-sqlite';

@@ -1,6 +1,7 @@
 import { type OutboxTarget, type PoolClient, Postgres } from '@steem-bot/store';
 
 import {
+  type AttemptEffects,
   type ClientRow,
   type DeliveryRow,
   type EndpointRow,
@@ -88,6 +89,8 @@ const ENDPOINT_COLUMNS = `seq, client, id, url, events, filter, description, dis
 export class PostgresWebhookStore implements WebhookStore {
   private relaying: Promise<void> | undefined;
   private again = false;
+  // The highest stream position the head row is known to cover.
+  private knownHead = -1;
 
   private constructor(private readonly db: Postgres) {}
 
@@ -295,18 +298,35 @@ export class PostgresWebhookStore implements WebhookStore {
 
   // attempt log
 
-  async logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>): Promise<void> {
-    // One statement: the insert, and the trim of the older rows to the newest KEEP_DELIVERIES - 1
-    // (the DELETE sees the table as it was before the insert; the WITH part runs all the same).
-    await this.db.query(
-      `WITH added AS (
+  async logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>, after: AttemptEffects = {}): Promise<void> {
+    // One statement, one round trip: the insert, the trim of the older rows to the newest
+    // KEEP_DELIVERIES - 1 (the DELETE sees the table as it was before the insert), and what the
+    // try settled. Every data-modifying WITH part runs, referenced or not.
+    const values: unknown[] = [seq, row.at, row.type, row.position, row.webhook_id, row.status, row.error, row.duration_ms, row.response];
+    values.push(KEEP_DELIVERIES - 1);
+    const parts = [
+      `added AS (
          INSERT INTO webhooks_deliveries (endpoint_seq, at, type, position, webhook_id, status, error, duration_ms, response)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq
-       )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq)`,
+    ];
+    if (after.advance) {
+      values.push(after.advance.app, after.advance.pos);
+      parts.push(`moved AS (
+         INSERT INTO webhooks_cursors (endpoint_seq, app, pos) VALUES ($1, $${values.length - 1}, $${values.length})
+         ON CONFLICT (endpoint_seq, app) DO UPDATE SET pos = GREATEST(webhooks_cursors.pos, EXCLUDED.pos))`);
+    }
+    if (after.retry) {
+      values.push(after.retry.attempts, after.retry.nextAttemptAt, after.retry.failingSince);
+      const n = values.length;
+      parts.push(`retry AS (
+         UPDATE webhooks_endpoints SET attempts = $${n - 2}, next_attempt_at = $${n - 1}, failing_since = $${n} WHERE seq = $1)`);
+    }
+    await this.db.query(
+      `WITH ${parts.join(', ')}
        DELETE FROM webhooks_deliveries WHERE endpoint_seq = $1 AND seq <= (
          SELECT seq FROM webhooks_deliveries WHERE endpoint_seq = $1 ORDER BY seq DESC LIMIT 1 OFFSET $10
        )`,
-      [seq, row.at, row.type, row.position, row.webhook_id, row.status, row.error, row.duration_ms, row.response, KEEP_DELIVERIES - 1],
+      values,
     );
   }
 
@@ -320,8 +340,17 @@ export class PostgresWebhookStore implements WebhookStore {
 
   // the app's own events
 
-  addOwnEvent(event: OwnEvent, now: number): Promise<number> {
-    return this.db.transaction((tx) => addToOutbox(tx, event, now));
+  async addOwnEvent(event: OwnEvent, now: number): Promise<number> {
+    // One statement (one round trip): the next position under the head row's lock, and the event.
+    const rows = await this.db.query<{ pos: number }>(
+      `WITH head AS (
+         INSERT INTO webhooks_outbox_head (app, pos) VALUES ($1, $2)
+         ON CONFLICT (app) DO UPDATE SET pos = GREATEST(webhooks_outbox_head.pos + 1, EXCLUDED.pos) RETURNING pos
+       )
+       INSERT INTO webhooks_outbox (pos, name, payload, tid) SELECT pos, $3, $4, $5 FROM head RETURNING pos`,
+      [OWN_APP, now * 1000, event.name, JSON.stringify(event.payload), event.tid],
+    );
+    return (rows[0] as { pos: number }).pos;
   }
 
   async pendingOwn(limit = 500): Promise<Array<OwnEvent & { pos: number }>> {
@@ -344,20 +373,29 @@ export class PostgresWebhookStore implements WebhookStore {
   // As @steem-bot/store's Outbox.relay: an event at or below the stream's head was appended
   // before a crash and is only removed.
   private async drain(target: OutboxTarget): Promise<void> {
-    await this.db.query(
-      `INSERT INTO webhooks_outbox_head (app, pos) VALUES ($1, $2)
-       ON CONFLICT (app) DO UPDATE SET pos = GREATEST(webhooks_outbox_head.pos, EXCLUDED.pos)`,
-      [OWN_APP, target.head ?? 0],
-    );
+    // Only when the stream holds more than this outbox put there (at start, or events appended
+    // by other means): the head row never falls behind the stream.
+    if ((target.head ?? 0) > this.knownHead) await this.syncHead(target);
     do {
       this.again = false;
       for (let batch = await this.pendingOwn(); batch.length > 0; batch = await this.pendingOwn()) {
         const appended = target.head ?? 0;
         const fresh = batch.filter((e) => e.pos > appended);
         if (fresh.length > 0) await target.append(fresh);
+        this.knownHead = Math.max(this.knownHead, (batch.at(-1) as { pos: number }).pos);
         await this.db.query('DELETE FROM webhooks_outbox WHERE pos <= $1', [(batch.at(-1) as { pos: number }).pos]);
       }
     } while (this.again);
+  }
+
+  private async syncHead(target: OutboxTarget): Promise<void> {
+    const head = target.head ?? 0;
+    await this.db.query(
+      `INSERT INTO webhooks_outbox_head (app, pos) VALUES ($1, $2)
+       ON CONFLICT (app) DO UPDATE SET pos = GREATEST(webhooks_outbox_head.pos, EXCLUDED.pos)`,
+      [OWN_APP, head],
+    );
+    this.knownHead = Math.max(this.knownHead, head);
   }
 
   // task idempotency

@@ -1,6 +1,7 @@
 import { type Database, openDatabase, Outbox, OUTBOX_MIGRATION, type OutboxTarget, type Statement } from '@steem-bot/store';
 
 import {
+  type AttemptEffects,
   type ClientRow,
   type DeliveryRow,
   type EndpointRow,
@@ -252,6 +253,10 @@ export class SqliteWebhookStore implements WebhookStore {
 
   /** The retry state of the event at the head of the endpoint. */
   async setRetry(seq: number, attempts: number, nextAttemptAt: number | null, failingSince: number | null): Promise<void> {
+    this.setRetryNow(seq, attempts, nextAttemptAt, failingSince);
+  }
+
+  private setRetryNow(seq: number, attempts: number, nextAttemptAt: number | null, failingSince: number | null): void {
     this.sql('UPDATE endpoints SET attempts = ?, next_attempt_at = ?, failing_since = ? WHERE seq = ?').run(
       attempts,
       nextAttemptAt,
@@ -269,6 +274,10 @@ export class SqliteWebhookStore implements WebhookStore {
 
   /** Move the endpoint's cursor on `app`'s stream past `pos` (the event is done: delivered or not wanted). */
   async advance(seq: number, app: string, pos: number): Promise<void> {
+    this.advanceNow(seq, app, pos);
+  }
+
+  private advanceNow(seq: number, app: string, pos: number): void {
     this.sql(
       `INSERT INTO cursors (endpoint_seq, app, pos) VALUES (?, ?, ?)
        ON CONFLICT (endpoint_seq, app) DO UPDATE SET pos = MAX(pos, excluded.pos)`,
@@ -299,14 +308,20 @@ export class SqliteWebhookStore implements WebhookStore {
 
   // attempt log
 
-  async logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>): Promise<void> {
-    this.sql(
-      `INSERT INTO deliveries (endpoint_seq, at, type, position, webhook_id, status, error, duration_ms, response)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(seq, row.at, row.type, row.position, row.webhook_id, row.status, row.error, row.duration_ms, row.response);
-    this.sql(
-      'DELETE FROM deliveries WHERE endpoint_seq = ? AND seq <= (SELECT seq FROM deliveries WHERE endpoint_seq = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
-    ).run(seq, seq, KEEP_DELIVERIES);
+  async logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>, after: AttemptEffects = {}): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.sql(
+          `INSERT INTO deliveries (endpoint_seq, at, type, position, webhook_id, status, error, duration_ms, response)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(seq, row.at, row.type, row.position, row.webhook_id, row.status, row.error, row.duration_ms, row.response);
+        this.sql(
+          'DELETE FROM deliveries WHERE endpoint_seq = ? AND seq <= (SELECT seq FROM deliveries WHERE endpoint_seq = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+        ).run(seq, seq, KEEP_DELIVERIES);
+        if (after.advance) this.advanceNow(seq, after.advance.app, after.advance.pos);
+        if (after.retry) this.setRetryNow(seq, after.retry.attempts, after.retry.nextAttemptAt, after.retry.failingSince);
+      })
+      .immediate();
   }
 
   async deliveries(seq: number, after: number, limit: number): Promise<DeliveryRow[]> {

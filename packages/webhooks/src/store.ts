@@ -66,6 +66,14 @@ export interface OwnEvent {
 
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
+/** What a logged try changes with it (see `logDelivery`). */
+export interface AttemptEffects {
+  /** Move the cursor on `app`'s stream to `pos` (as `advance`). */
+  advance?: { app: string; pos: number };
+  /** Set the retry state (as `setRetry`). */
+  retry?: { attempts: number; nextAttemptAt: number | null; failingSince: number | null };
+}
+
 /** Every row of a store, as `npm run webhooks -- migrate-store` copies it from SQLite to PostgreSQL. */
 export interface StoreDump {
   clients: ClientRow[];
@@ -139,8 +147,11 @@ export interface WebhookStore {
   cursors(seq: number): Promise<Record<string, number>>;
 
   // attempt log
-  /** Log one try; only the newest KEEP_DELIVERIES per endpoint are kept. */
-  logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>): Promise<void>;
+  /**
+   * Log one try (only the newest KEEP_DELIVERIES per endpoint are kept) and, in the same
+   * transaction, what it settled: the cursor moved past a delivered event, the retry state.
+   */
+  logDelivery(seq: number, row: Omit<DeliveryRow, 'seq'>, after?: AttemptEffects): Promise<void>;
   /** The endpoint's log after `after` (a row's seq), oldest first. */
   deliveries(seq: number, after: number, limit: number): Promise<DeliveryRow[]>;
 

@@ -239,6 +239,38 @@ describe.each(impls)('WebhookStore conformance: %s', (_name, make) => {
     expect(await store.deliveries(b, 0, 10)).toEqual([expect.objectContaining({ webhook_id: 'b1', status: null, error: 'timeout' })]);
   });
 
+  test('a logged try carries what it settled, in the same transaction: the cursor past a delivered event, the retry state', async () => {
+    const store = await open();
+    const { row } = await store.upsertEndpoint('shop', 'pay', spec(), 's', T);
+    const log = {
+      at: T,
+      type: 'transfer',
+      position: CHAIN_POS,
+      webhook_id: 'w',
+      status: 500,
+      error: 'HTTP 500',
+      duration_ms: 1,
+      response: null,
+    };
+    await store.logDelivery(row.seq, log, { retry: { attempts: 1, nextAttemptAt: T + 5_000, failingSince: T } });
+    expect(await store.endpointBySeq(row.seq)).toMatchObject({ attempts: 1, next_attempt_at: T + 5_000, failing_since: T });
+    expect(await store.cursors(row.seq)).toEqual({});
+    await store.logDelivery(
+      row.seq,
+      { ...log, status: 200, error: null },
+      { advance: { app: 'broadcaster', pos: CHAIN_POS }, retry: { attempts: 0, nextAttemptAt: null, failingSince: null } },
+    );
+    expect(await store.endpointBySeq(row.seq)).toMatchObject({ attempts: 0, next_attempt_at: null, failing_since: null });
+    expect(await store.cursors(row.seq)).toEqual({ broadcaster: CHAIN_POS });
+    await store.logDelivery(
+      row.seq,
+      { ...log, status: 200, error: null, position: CHAIN_POS - 9 },
+      { advance: { app: 'broadcaster', pos: CHAIN_POS - 9 } },
+    );
+    expect(await store.cursors(row.seq)).toEqual({ broadcaster: CHAIN_POS }); // never back
+    expect((await store.deliveries(row.seq, 0, 10)).map((d) => d.status)).toEqual([500, 200, 200]);
+  });
+
   test('own events: positions time-based and strictly increasing; the relay moves them in order, skips what the stream holds, and keeps them when the stream fails', async () => {
     const store = await open();
     const post = (n: number, now: number) =>
