@@ -5,8 +5,9 @@ import { loadConfigOrExit } from '@steem-bot/config';
 
 import { openWebhookStore, storeFile } from './app';
 import { addClient, grantedTasks, grantTask, ownedEvents, ownEvent } from './clients';
+import { importDump } from './migrate-store';
 import type { WebhookStore } from './store';
-import { importDump, PostgresWebhookStore } from './store-postgres';
+import { PostgresWebhookStore } from './store-postgres';
 import { SqliteWebhookStore } from './store-sqlite';
 
 const USAGE = `usage: npm run webhooks -- <command>
