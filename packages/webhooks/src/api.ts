@@ -203,6 +203,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const until = now() + ROTATION_OVERLAP_MS;
         const secret = newSecret();
         await store.rotateSecret(row.seq, secret, until);
+        dispatcher.touch(row.seq); // its runner signs with the new secret from the next try
         options.logger.info(`endpoint ${row.client}/${row.id}: secret rotated`);
         return { secret, previous_valid_until: new Date(until).toISOString() };
       });

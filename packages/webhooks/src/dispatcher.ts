@@ -49,6 +49,13 @@ class EndpointRunner {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly log: Logger;
+  /**
+   * The endpoint's row as last read or written by this runner (the one instance writes its retry
+   * state); read again when the dispatcher's version of it moved (a secret rotation). Any other
+   * change restarts the runner.
+   */
+  private row: EndpointRow;
+  private version: number;
 
   private constructor(
     private readonly seq: number,
@@ -56,6 +63,21 @@ class EndpointRunner {
     row: EndpointRow,
   ) {
     this.log = d.logger.child({ component: 'delivery', endpoint: `${row.client}/${row.id}` });
+    this.row = row;
+    this.version = d.version(seq);
+  }
+
+  private async current(): Promise<EndpointRow | undefined> {
+    const version = this.d.version(this.seq);
+    if (version === this.version) return this.row;
+    const row = await this.d.store.endpointBySeq(this.seq);
+    if (row) [this.row, this.version] = [row, version];
+    return row;
+  }
+
+  /** Keep the cached row's retry state as just written. */
+  private retryState(attempts: number, nextAttemptAt: number | null, failingSince: number | null): void {
+    this.row = { ...this.row, attempts, next_attempt_at: nextAttemptAt, failing_since: failingSince };
   }
 
   /** A runner subscribed from the endpoint's stored cursors; undefined if it is gone or disabled. */
@@ -90,7 +112,7 @@ class EndpointRunner {
 
   private async handle(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
     if (this.stopped) return;
-    const row = await this.d.store.endpointBySeq(this.seq);
+    const row = await this.current();
     if (!row || row.disabled) return;
     const posted = ctx.name === 'event.posted';
     const event: OutgoingEvent = {
@@ -110,11 +132,9 @@ class EndpointRunner {
   }
 
   /** Try until delivered, disabled or stopped; the cursor moves only past a delivered event. */
-  private async deliver(event: OutgoingEvent, current: EndpointRow): Promise<void> {
+  private async deliver(event: OutgoingEvent, first: EndpointRow): Promise<void> {
     const { store, config } = this.d;
-    for (let first = true; ; first = false) {
-      // The row just read for this event serves the first try; each retry reads it again.
-      const row = first ? current : await store.endpointBySeq(this.seq);
+    for (let row: EndpointRow | undefined = first; ; row = await this.current()) {
       if (!row || row.disabled || this.stopped) return;
       const wait = (row.next_attempt_at ?? 0) - this.d.now();
       if (wait > 0 && !(await this.sleep(wait))) return;
@@ -144,6 +164,7 @@ class EndpointRunner {
           advance: { app: event.app, pos: event.pos },
           ...(clear ? { retry: { attempts: 0, nextAttemptAt: null, failingSince: null } } : {}),
         });
+        if (clear) this.retryState(0, null, null);
         return;
       }
       await store.logDelivery(this.seq, log);
@@ -160,6 +181,7 @@ class EndpointRunner {
       const delay =
         asked === undefined ? Math.round(base * (0.9 + 0.2 * this.d.random())) : Math.min(asked, config.WEBHOOKS_RETRY_AFTER_MAX_MS);
       await store.setRetry(this.seq, tries, now + delay, failingSince);
+      this.retryState(tries, now + delay, failingSince);
     }
   }
 
@@ -208,6 +230,7 @@ export class Dispatcher {
     https: new https.Agent({ keepAlive: true, timeout: 4_000 }),
   };
   private readonly runners = new Map<number, EndpointRunner>();
+  private readonly versions = new Map<number, number>();
   // Refreshes of one endpoint run one after another, so two runners never overlap.
   private readonly pending = new Map<number, Promise<void>>();
 
@@ -219,6 +242,16 @@ export class Dispatcher {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.relayOwn = options.relayOwn;
+  }
+
+  /** How many times the endpoint's row changed under its runner (see `touch`). */
+  version(seq: number): number {
+    return this.versions.get(seq) ?? 0;
+  }
+
+  /** The endpoint's row changed in a way its runner goes on with (a rotated secret): read it again. */
+  touch(seq: number): void {
+    this.versions.set(seq, this.version(seq) + 1);
   }
 
   async start(): Promise<void> {
