@@ -15,6 +15,9 @@ const { appliedPosition, catalogue, createLogger, loadConfig } = require('@steem
 const { emailsFor } = require('@steem-bot/bot-watcher');
 const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
 const { openDatabase } = require('@steem-bot/store');
+const { addClient, SqliteWebhookStore, storeFile } = require('@steem-bot/webhooks');
+const { createServer } = require('node:http');
+const { Webhook } = require('standardwebhooks');
 
 const { ROOT, ecosystem } = require('../scripts/system');
 
@@ -24,7 +27,7 @@ const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 3000);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 const FIRST = 1_000_000;
 const WATCHED = new Set(['alice', 'bob']);
-const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 'mailer-worker', 'clock-1', 'clock-2'];
+const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 'mailer-worker', 'clock-1', 'clock-2', 'webhooks'];
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
@@ -131,6 +134,152 @@ function query(file, sql, ...params) {
   }
 }
 
+// ---- webhooks: one endpoint per kind (a chain op with a filter, an email.* event, a posted event),
+// a receiver that verifies and dedupes by webhook-id, and the check that no delivery was lost. ----
+
+/** Before PM2 starts: a client in the webhooks store, the receiver, a fixed port and the app's settings. */
+async function webhooksPrepare(dataDir) {
+  const store = new SqliteWebhookStore(storeFile(dataDir));
+  const { token } = await addClient(store, 'chaos', ['chaos.ping']);
+  await store.close();
+  const got = { ops: new Map(), mail: new Map(), posted: new Map() };
+  const hooks = {}; // kind -> Webhook (its secret)
+  let unverified = 0;
+  const receiver = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const kind = req.url.slice(1);
+      try {
+        hooks[kind].verify(raw, req.headers);
+      } catch {
+        unverified++;
+        res.writeHead(401).end();
+        return;
+      }
+      const id = req.headers['webhook-id'];
+      if (!got[kind].has(id)) got[kind].set(id, JSON.parse(raw));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = probe.address();
+      probe.close(() => resolve(p));
+    });
+  });
+  return {
+    token,
+    got,
+    hooks,
+    receiver,
+    port,
+    unverified: () => unverified,
+    api: `http://127.0.0.1:${port}`,
+    hook: (kind) => `http://127.0.0.1:${receiver.address().port}/${kind}`,
+    env: { WEBHOOKS_ALLOW: '127.0.0.1', WEBHOOKS_RETRY_SCHEDULE_MS: '200,500,1000,2000,5000,5000,5000', WEBHOOKS_RATE_LIMIT: '100000' },
+    posted: new Set(),
+  };
+}
+
+/** A REST call to the webhooks app, retried while it is down or restarting (it is one of the victims). */
+async function webhooksCall(w, method, path, body) {
+  for (let i = 0; ; i++) {
+    try {
+      const res = await fetch(w.api + path, {
+        method,
+        headers: { authorization: `Bearer ${w.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      if (res.status < 500) return { status: res.status, body: await res.json().catch(() => ({})) };
+    } catch {
+      // down: PM2 restarts it
+    }
+    if (i > 600) throw new Error(`webhooks ${method} ${path}: no answer for a minute`);
+    await sleep(100);
+  }
+}
+
+/** After PM2 started: the three endpoints, each replayed from the start of what the run produces. */
+async function webhooksRegister(w) {
+  const endpoints = {
+    ops: { events: ['transfer'], filter: { to: 'alice' }, from: FIRST * 1_000_000 },
+    mail: { events: ['email.sent'], from: 1 },
+    posted: { events: ['chaos.ping'], from: 1 },
+  };
+  for (const [kind, e] of Object.entries(endpoints)) {
+    const put = await webhooksCall(w, 'PUT', `/v1/endpoints/${kind}`, {
+      url: w.hook(kind),
+      events: e.events,
+      ...(e.filter ? { filter: e.filter } : {}),
+    });
+    if (put.status !== 201) throw new Error(`PUT ${kind}: ${put.status} ${JSON.stringify(put.body)}`);
+    w.hooks[kind] = new Webhook(put.body.secret);
+    const replay = await webhooksCall(w, 'POST', `/v1/endpoints/${kind}/replay`, { from_position: e.from });
+    if (replay.status !== 202) throw new Error(`replay ${kind}: ${replay.status}`);
+  }
+}
+
+/** Posts chaos.ping {n} every 100 ms while the replay runs; an n counts once acknowledged (202). */
+function webhooksPoster(w) {
+  let stopped = false;
+  const done = (async () => {
+    for (let n = 0; !stopped; n++) {
+      const res = await webhooksCall(w, 'POST', '/v1/events/chaos.ping', { n });
+      if (res.status === 202) w.posted.add(n);
+      await sleep(100);
+    }
+  })();
+  return () => ((stopped = true), done);
+}
+
+/** Once the rest has settled: every expected delivery arrived (after dedupe by webhook-id). */
+async function webhooksCheck(w, node, last, mailerFile) {
+  const transfers = [];
+  for (let n = FIRST; n <= last; n++) {
+    for (const trx of node.chain.block(n).transactions) {
+      for (const op of trx.operations) {
+        const [name, v] = condenserOp(op);
+        if (name === 'transfer' && v.to === 'alice') transfers.push(`${n}|${v.from}|${v.amount}|${v.memo}`);
+      }
+    }
+  }
+  const sent = new Set(query(mailerFile, "SELECT id FROM messages WHERE status = 'sent'").map((r) => r.id));
+  const opsGot = () => [...w.got.ops.values()].map((b) => `${b.data.block_num}|${b.data.from}|${b.data.amount}|${b.data.memo}`);
+  const mailGot = () => new Set([...w.got.mail.values()].map((b) => b.data.id));
+  const postedGot = () => new Set([...w.got.posted.values()].map((b) => b.data.n));
+  // Transfers compared as multisets: a block may hold two alike.
+  const missing = () => {
+    const left = new Map();
+    for (const k of transfers) left.set(k, (left.get(k) ?? 0) + 1);
+    for (const k of opsGot()) left.set(k, (left.get(k) ?? 0) - 1);
+    return [...left].filter(([, n]) => n !== 0);
+  };
+  const lost = () => ({
+    ops: missing().reduce((s, [, n]) => s + Math.abs(n), 0),
+    mail: [...sent].filter((id) => !mailGot().has(id)).length,
+    posted: [...w.posted].filter((n) => !postedGot().has(n)).length,
+  });
+  await until('every webhook delivery', 120_000, () => Object.values(lost()).every((n) => n === 0)).catch(() => undefined);
+  const l = lost();
+  if (l.ops > 0) say(`webhooks   transfers not delivered (+) or not expected (-): ${JSON.stringify(missing())}`);
+  const inOrder = [...w.got.ops.values()].every((b, i, all) => i === 0 || all[i - 1].position < b.position);
+  const disabled = [];
+  for (const kind of ['ops', 'mail', 'posted']) {
+    const e = await webhooksCall(w, 'GET', `/v1/endpoints/${kind}`);
+    if (e.body.disabled) disabled.push(kind);
+  }
+  const postedDup = w.got.posted.size - postedGot().size; // a 202 lost to a kill: the client posted that n again
+  const lines = [
+    `webhooks   transfers to alice ${transfers.length}, delivered ${opsGot().length}, lost ${l.ops}${inOrder ? ', in order' : ', OUT OF ORDER'}; ` +
+      `email.sent ${sent.size}, delivered ${mailGot().size}, lost ${l.mail}; posted ${w.posted.size} acknowledged, delivered ${postedGot().size}, lost ${l.posted} (re-posted after a lost 202: ${postedDup}); ` +
+      `unverified ${w.unverified()}, disabled ${disabled.join(',') || 'none'}`,
+  ];
+  const failed = l.ops + l.mail + l.posted + w.unverified() + disabled.length > 0 || !inOrder;
+  return { lines, failed };
+}
+
 async function main() {
   say(
     `chaos: seed ${SEED}, ${SYNTHETIC} synthetic blocks after the 1,000 real ones, one block every ${INTERVAL_MS} ms, a SIGKILL every ${KILL_EVERY_MS} ms`,
@@ -144,6 +293,7 @@ async function main() {
     seed: 7,
   });
   const sink = await SmtpSink.start({ dir: join(dir, 'smtp-sink') });
+  const wh = await webhooksPrepare(join(dir, 'data'));
   const schedules = join(dir, 'schedules.json');
   writeFileSync(
     schedules,
@@ -156,7 +306,7 @@ async function main() {
     devnodePort: Number(new URL(node.url).port),
     smtpPort: sink.port,
     mailerPort: 0,
-    webhooksPort: 0,
+    webhooksPort: wh.port,
     schedules,
     env: {
       LOG_FORMAT: 'json',
@@ -168,6 +318,7 @@ async function main() {
       BUS_TASK_TIMEOUT_MS: '2000',
       BOT_RETRY_BASE_MS: '200',
       ...rabbit.env,
+      ...wh.env,
     },
   });
   const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
@@ -181,6 +332,8 @@ async function main() {
   pm2('start', join(dir, 'ecosystem.json'));
   const started = Date.now();
   const emailEvents = watchEmailEvents(system.apps.find((a) => a.name === 'mailer-api').env);
+  await webhooksRegister(wh);
+  const stopPosting = webhooksPoster(wh);
 
   const kills = new Map();
   const last = node.chain.last;
@@ -197,6 +350,7 @@ async function main() {
     if (Date.now() - started > 10 * 60_000) throw new Error('the replay did not finish within 10 minutes');
   }
   const killsDone = Date.now();
+  await stopPosting();
   say(`replay done in ${Math.round((killsDone - started) / 1000)} s; letting the mail and the clock settle`);
   const mailer = join(dataDir, 'mailer.sqlite');
   await until('every queued email to be sent', 120_000, () => {
@@ -209,6 +363,7 @@ async function main() {
     events = compareEmailEvents(emailEvents, mailer); // the subscriber may still be catching up
   }
   await emailEvents.close();
+  const webhooks = await webhooksCheck(wh, node, last, mailer);
 
   // Figures.
   const want = expectations(node, last);
@@ -292,10 +447,14 @@ async function main() {
     `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => b.block).join('/')})`,
   );
   const eventsWrong = events.missing.length + events.invented.length + events.twice + events.gaps;
+  for (const line of webhooks.lines) say(line);
   const failed =
-    postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length + eventsWrong > 0 || !statusOk;
+    webhooks.failed ||
+    postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length + eventsWrong > 0 ||
+    !statusOk;
   if (rabbit.on) say(`rabbitmq   bus on RabbitMQ (vhost ${rabbit.vhost}), all connections closed ${rabbit.closes} times`);
   say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');
+  wh.receiver.close();
   return { failed, node, sink };
 }
 

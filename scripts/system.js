@@ -23,6 +23,7 @@ function projectApps(env) {
  * @param {string} o.schedules      the clock's schedule file
  * @param {string[]} [o.devnodeArgs] extra devnode CLI arguments (synthetic blocks, pace)
  * @param {boolean} [o.withDevnode]  run devnode and the SMTP sink under PM2 too (the demo)
+ * @param {number} [o.webhookSinkPort] with withDevnode: run the webhook sink (scripts/webhook-sink.js) on this port
  * @param {Record<string,string>} [o.env] more variables for every app
  */
 function ecosystem(o) {
@@ -65,6 +66,19 @@ function ecosystem(o) {
           listen_timeout: 10_000,
           kill_timeout: 3_000,
         },
+        ...(o.webhookSinkPort === undefined
+          ? []
+          : [
+              {
+                name: 'webhook-sink',
+                script: join(ROOT, 'scripts/webhook-sink.js'),
+                args: ['--port', String(o.webhookSinkPort), '--dir', join(o.dir, 'webhook-sink')],
+                cwd: ROOT,
+                wait_ready: true,
+                listen_timeout: 10_000,
+                kill_timeout: 3_000,
+              },
+            ]),
       ]
     : [];
   return { apps: [...tools, ...projectApps(env)] };

@@ -419,10 +419,16 @@ describeAmqp('amqp-reliability')('the bus on RabbitMQ under connection failures 
         closes++;
       }
     })();
-    const publishing = publishRange(alpha, 1, 20_000, 50);
+    // Half of the work, then (if it went faster than the chaos) a wait for two closes, then the rest:
+    // at least two closes happen while events and tasks are in flight, however fast the machine.
+    const halfway = (): Promise<void> => waitFor(() => closes >= 2, 10_000, 'two closes');
+    const publishing = publishRange(alpha, 1, 10_000, 50)
+      .then(halfway)
+      .then(() => publishRange(alpha, 10_001, 20_000, 50));
     const outcomes: Array<'ok' | 'failed'> = [];
     const sending = (async () => {
       for (let start = 1; start <= 1_000; start += 20) {
+        if (start === 501) await halfway();
         const batch = range(start, start + 19).map((n) =>
           client.send('alpha.job.run', { n }, { idempotencyKey: `task-${n}`, attempts: 20, timeoutMs: 2_000 }).then(
             (r) => {

@@ -10,7 +10,7 @@ export interface TraceRecord {
   at: string;
   /** The app whose store holds it. */
   app: string;
-  kind: 'event' | 'dead-letter' | 'email' | 'email-attempt' | 'action' | 'tick' | 'webhook-event';
+  kind: 'event' | 'dead-letter' | 'email' | 'email-attempt' | 'action' | 'tick';
   summary: string;
 }
 
@@ -24,7 +24,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 /**
  * Every record under `dataDir` that carries `tid`, in time order: events of every stream (the
  * op, email.*, transaction.*), the bots' dead letters, the mailer's message and its attempts,
- * the signer's action, the clock's tick, events posted to the webhooks app. Stores are opened
+ * the signer's action, the clock's tick (events posted to the webhooks app are in its stream). Stores are opened
  * read-only. Not covered: a bot's own tables (their schema is the bot's), webhook deliveries
  * (they are keyed by position, not TID), PostgreSQL stores.
  */
@@ -121,14 +121,6 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
         kind: 'tick',
         summary: `${r.schedule_id} tick ${iso(r.tick_time)} by ${r.owner}: ${r.state}`,
       });
-  });
-  readOnly(join(dataDir, 'webhooks.sqlite'), (db) => {
-    for (const r of db.prepare('SELECT pos, name, ts FROM stream WHERE tid = ?').all(tid) as Array<{
-      pos: number;
-      name: string;
-      ts: number;
-    }>)
-      out.push({ at: iso(r.ts), app: 'webhooks', kind: 'webhook-event', summary: `${r.name} at ${r.pos}` });
   });
   return out.sort((a, b) => a.at.localeCompare(b.at)).slice(0, limit);
 }

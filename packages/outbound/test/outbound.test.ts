@@ -1,5 +1,6 @@
 import type { LookupAddress } from 'node:dns';
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, type Server } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 import { isHostName, ssrfTable, tableResolver } from '@steem-bot/testkit';
@@ -155,6 +156,49 @@ describe('outboundRequest', () => {
     const pending = send('/never', { signal: controller.signal });
     controller.abort();
     expect(await pending).toMatchObject({ ok: false, stopped: true });
+  });
+
+  test("keep-alive agents: one connection reused; a reused one the server drops as a request goes out is retried once on a fresh one; a fresh one's reset is not retried; the guard still refuses", async () => {
+    const sockets = new Set<unknown>();
+    const perSocket = new Map<unknown, number>();
+    let drop: 'second-on-socket' | 'first-on-socket' | 'none' = 'none';
+    let requests = 0;
+    const keep = createServer((req, res) => {
+      requests++;
+      sockets.add(req.socket);
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      // As a server closing an idle connection at the moment the next request arrives on it.
+      if ((drop === 'second-on-socket' && n === 2) || (drop === 'first-on-socket' && n === 1)) return void req.socket.destroy();
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('ok'));
+    });
+    await new Promise<void>((r) => keep.listen(0, '127.0.0.1', r));
+    const agents = { http: new Agent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+    try {
+      const url = `http://127.0.0.1:${(keep.address() as AddressInfo).port}/hook`;
+      const post = () => outboundRequest({ url, body: 'x', timeoutMs: 2_000, maxBytes: 64, allow: ['127.0.0.1'], agents });
+      for (let i = 0; i < 3; i++) expect(await post()).toMatchObject({ ok: true, status: 200 });
+      expect([sockets.size, requests]).toEqual([1, 3]);
+
+      drop = 'second-on-socket';
+      agents.http.destroy(); // start from no connection
+      await post(); // a new connection (its 1st request)
+      expect(await post()).toMatchObject({ ok: true, status: 200 }); // its 2nd: dropped, sent again on a fresh one
+      expect([sockets.size, requests]).toEqual([3, 6]);
+
+      drop = 'first-on-socket';
+      agents.http.destroy();
+      expect(await post()).toMatchObject({ ok: false, reason: expect.stringContaining('ECONNRESET') });
+      expect(requests).toBe(7); // not retried: the server may have acted on it
+
+      const refused = await outboundRequest({ url: 'http://127.0.0.2:9/hook', body: 'x', timeoutMs: 500, maxBytes: 64, allow: [], agents });
+      expect(refused).toMatchObject({ ok: false, refused: true });
+    } finally {
+      agents.http.destroy();
+      keep.closeAllConnections();
+      await new Promise((r) => keep.close(r));
+    }
   });
 
   test('standardSignature signs id.timestamp.body with the whsec_ key bytes', () => {

@@ -39,7 +39,7 @@ const issues = (e: z.ZodError): Field[] => e.issues.map((i) => ({ path: i.path.j
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 
 /** The public view of an endpoint (never its secret). */
-export function endpointView(row: EndpointRow, store: WebhookStore): Record<string, unknown> {
+export async function endpointView(row: EndpointRow, store: WebhookStore): Promise<Record<string, unknown>> {
   return {
     id: row.id,
     url: row.url,
@@ -50,7 +50,7 @@ export function endpointView(row: EndpointRow, store: WebhookStore): Record<stri
     disabled_reason: row.disabled_reason,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
-    cursors: store.cursors(row.seq),
+    cursors: await store.cursors(row.seq),
     failing:
       row.attempts > 0
         ? { attempts: row.attempts, next_attempt_at: row.next_attempt_at && new Date(row.next_attempt_at).toISOString() }
@@ -94,9 +94,12 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
   app.get('/healthz', () => ({ ok: true }));
   app.get('/v1/openapi.json', () => openApiDocument);
 
-  const ownEndpoint = (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): EndpointRow | undefined => {
+  const ownEndpoint = async (
+    request: FastifyRequest<{ Params: { id: string } }>,
+    reply: FastifyReply,
+  ): Promise<EndpointRow | undefined> => {
     const row = ENDPOINT_ID.test(request.params.id)
-      ? store.endpoint((request.webhooksClient as ClientRow).name, request.params.id)
+      ? await store.endpoint((request.webhooksClient as ClientRow).name, request.params.id)
       : undefined;
     if (!row) void reply.code(404).send(error('not_found', 'no such endpoint'));
     return row;
@@ -106,7 +109,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
     async (v1) => {
       v1.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
         if (request.url === '/v1/openapi.json') return;
-        const client = authenticate(store, request.headers.authorization);
+        const client = await authenticate(store, request.headers.authorization);
         if (!client)
           return reply
             .code(401)
@@ -134,12 +137,14 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const parsed = endpointBody.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send(error('invalid_body', 'the request body is invalid', issues(parsed.error)));
         const body = parsed.data;
-        const problems = endpointProblems(body, (type) => store.typeOwned(type));
+        const owned = new Set<string>();
+        for (const type of body.events) if (await store.typeOwned(type)) owned.add(type);
+        const problems = endpointProblems(body, (type) => owned.has(type));
         const bad = urlProblem(body.url, config.WEBHOOKS_ALLOW);
         if (bad) problems.unshift({ path: 'url', message: bad });
         if (problems.length > 0) return reply.code(400).send(error('invalid_body', 'the request body is invalid', problems));
-        const exists = store.endpoint(client.name, request.params.id) !== undefined;
-        if (!exists && store.countEndpoints(client.name) >= config.WEBHOOKS_MAX_ENDPOINTS)
+        const exists = (await store.endpoint(client.name, request.params.id)) !== undefined;
+        if (!exists && (await store.countEndpoints(client.name)) >= config.WEBHOOKS_MAX_ENDPOINTS)
           return reply.code(429).send(error('too_many_endpoints', `at most ${config.WEBHOOKS_MAX_ENDPOINTS} endpoints per client`));
         const spec = {
           url: body.url,
@@ -148,76 +153,83 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
           description: body.description ?? '',
           disabled: body.disabled ?? false,
         };
-        const { row, created, changed } = store.upsertEndpoint(client.name, request.params.id, spec, newSecret(), now());
+        const { row, created, changed } = await store.upsertEndpoint(client.name, request.params.id, spec, newSecret(), now());
         if (changed) {
           options.logger.info(`endpoint ${client.name}/${row.id} ${created ? 'created' : 'updated'}`);
-          await dispatcher.refresh(row.seq, () => {
+          await dispatcher.refresh(row.seq, async () => {
             // A new endpoint starts at "now": on the time-positioned streams, and on the chain after
             // the newest block seen; so a restart before its first event misses nothing.
             if (!created) return;
             const head = options.chainHead?.() ?? null;
             for (const a of streamsOf(spec.events).keys()) {
-              if (a !== 'broadcaster') store.advance(row.seq, a, now() * 1000 - 1);
-              else if (head !== null) store.advance(row.seq, a, head);
+              if (a !== 'broadcaster') await store.advance(row.seq, a, now() * 1000 - 1);
+              else if (head !== null) await store.advance(row.seq, a, head);
             }
           });
         }
-        const view = endpointView(store.endpointBySeq(row.seq) as EndpointRow, store);
+        const view = await endpointView((await store.endpointBySeq(row.seq)) as EndpointRow, store);
         return reply.code(created ? 201 : 200).send(created ? { ...view, secret: row.secret } : view);
       });
 
-      v1.get('/endpoints', (request) => ({
-        endpoints: store.endpoints((request.webhooksClient as ClientRow).name).map((row) => endpointView(row, store)),
+      v1.get('/endpoints', async (request) => ({
+        endpoints: await Promise.all(
+          (await store.endpoints((request.webhooksClient as ClientRow).name)).map((row) => endpointView(row, store)),
+        ),
       }));
 
-      v1.get<{ Params: { id: string } }>('/endpoints/:id', (request, reply) => {
-        const row = ownEndpoint(request, reply);
-        return row ? endpointView(row, store) : reply;
+      v1.get<{ Params: { id: string } }>('/endpoints/:id', async (request, reply) => {
+        const row = await ownEndpoint(request, reply);
+        return row ? await endpointView(row, store) : reply;
       });
 
       v1.delete<{ Params: { id: string } }>('/endpoints/:id', async (request, reply) => {
-        const row = ownEndpoint(request, reply);
+        const row = await ownEndpoint(request, reply);
         if (!row) return reply;
         await dispatcher.refresh(row.seq, () => store.deleteEndpoint(row.client, row.id));
         options.logger.info(`endpoint ${row.client}/${row.id} deleted`);
         return reply.code(204).send();
       });
 
-      v1.get<{ Params: { id: string } }>('/endpoints/:id/secret', (request, reply) => {
-        const row = ownEndpoint(request, reply);
+      v1.get<{ Params: { id: string } }>('/endpoints/:id/secret', async (request, reply) => {
+        const row = await ownEndpoint(request, reply);
         if (!row) return reply;
         const overlap = row.old_secret_until !== null && row.old_secret_until > now();
         return { secret: row.secret, previous_valid_until: overlap ? new Date(row.old_secret_until as number).toISOString() : null };
       });
 
-      v1.post<{ Params: { id: string } }>('/endpoints/:id/secret/rotate', (request, reply) => {
-        const row = ownEndpoint(request, reply);
+      v1.post<{ Params: { id: string } }>('/endpoints/:id/secret/rotate', async (request, reply) => {
+        const row = await ownEndpoint(request, reply);
         if (!row) return reply;
         const until = now() + ROTATION_OVERLAP_MS;
         const secret = newSecret();
-        store.rotateSecret(row.seq, secret, until);
+        await store.rotateSecret(row.seq, secret, until);
+        dispatcher.touch(row.seq); // its runner signs with the new secret from the next try
         options.logger.info(`endpoint ${row.client}/${row.id}: secret rotated`);
         return { secret, previous_valid_until: new Date(until).toISOString() };
       });
 
-      v1.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>('/endpoints/:id/deliveries', (request, reply) => {
-        const row = ownEndpoint(request, reply);
-        if (!row) return reply;
-        const { cursor, limit = '50' } = request.query;
-        const problems: Field[] = [];
-        if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
-        if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
-        if (problems.length > 0) return reply.code(400).send(error('invalid_query', 'the query is invalid', problems));
-        const rows = store.deliveries(row.seq, Number(cursor ?? 0), Number(limit));
-        const last = rows.at(-1);
-        return {
-          deliveries: rows.map(({ seq: _seq, ...d }) => ({ ...d, at: new Date(d.at).toISOString() })),
-          next_cursor: rows.length === Number(limit) && last ? String(last.seq) : null,
-        };
-      });
+      v1.get<{ Params: { id: string }; Querystring: Record<string, string | undefined> }>(
+        '/endpoints/:id/deliveries',
+        async (request, reply) => {
+          const row = await ownEndpoint(request, reply);
+          if (!row) return reply;
+          const { cursor, limit = '50' } = request.query;
+          const problems: Field[] = [];
+          if (!/^\d{1,3}$/.test(limit) || Number(limit) < 1 || Number(limit) > 200) problems.push({ path: 'limit', message: '1-200' });
+          if (cursor !== undefined && !/^\d{1,15}$/.test(cursor))
+            problems.push({ path: 'cursor', message: 'a cursor from a previous page' });
+          if (problems.length > 0) return reply.code(400).send(error('invalid_query', 'the query is invalid', problems));
+          const rows = await store.deliveries(row.seq, Number(cursor ?? 0), Number(limit));
+          const last = rows.at(-1);
+          return {
+            deliveries: rows.map(({ seq: _seq, ...d }) => ({ ...d, at: new Date(d.at).toISOString() })),
+            next_cursor: rows.length === Number(limit) && last ? String(last.seq) : null,
+          };
+        },
+      );
 
       v1.post<{ Params: { id: string } }>('/endpoints/:id/replay', async (request, reply) => {
-        const row = ownEndpoint(request, reply);
+        const row = await ownEndpoint(request, reply);
         if (!row) return reply;
         const parsed = replayBody.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send(error('invalid_body', 'the request body is invalid', issues(parsed.error)));
@@ -260,7 +272,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
         const parsed = def.payload.safeParse(request.body);
         if (!parsed.success) return reply.code(400).send(error('invalid_body', 'the request body is invalid', issues(parsed.error)));
         const hash = sha256(`${name}\n${JSON.stringify(request.body)}`);
-        const seen = store.taskKey(client.name, key);
+        const seen = await store.taskKey(client.name, key);
         if (seen) {
           if (seen.body_hash !== hash)
             return reply.code(409).send(error('conflict', 'this Idempotency-Key was used with another task or body'));
@@ -274,7 +286,7 @@ export async function createApi(options: ApiOptions): Promise<FastifyInstance> {
               attempts: 3,
             }),
           );
-          store.saveTaskKey(client.name, key, name, hash, answer, now());
+          await store.saveTaskKey(client.name, key, name, hash, answer, now());
           return reply.code(200).send({ task: name, reply: answer, tid });
         } catch (err) {
           const code = err instanceof AppError ? err.code : 'ERR_UNKNOWN';

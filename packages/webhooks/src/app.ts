@@ -1,12 +1,24 @@
 import { join } from 'node:path';
 
-import type { AppContext, RunningApp, WireEvent } from '@steem-bot/bus';
+import type { AppContext, RunningApp } from '@steem-bot/bus';
+import { AppError, type Config } from '@steem-bot/config';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
-import { WebhookStore } from './store';
+import { relayer } from './relay';
+import type { WebhookStore } from './store';
+import { PostgresWebhookStore } from './store-postgres';
+import { SqliteWebhookStore } from './store-sqlite';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'webhooks.sqlite');
+
+/** The configured store: the SQLite file under DATA_DIR, or PostgreSQL with STORE=postgres. */
+export async function openWebhookStore(config: Config<'store'>): Promise<WebhookStore> {
+  if (config.STORE === 'sqlite') return new SqliteWebhookStore(storeFile(config.DATA_DIR));
+  if (!config.DATABASE_URL)
+    throw new AppError('ERR_CONFIG_INVALID', 'STORE=postgres needs DATABASE_URL (postgres://user:pass@host:5432/db)');
+  return PostgresWebhookStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
+}
 
 export interface StartOptions {
   /** Injectable clock (ms). */
@@ -17,41 +29,21 @@ export interface StartOptions {
 
 /**
  * The webhooks process (bus app `webhooks`): the REST API, one delivery cursor per endpoint, and
- * its own stream (posted events, endpoint.disabled), kept in SQLite so that subscribers that
- * were away get what they missed.
+ * its own durable bus stream (posted events, endpoint.disabled), fed through the store's outbox.
  */
 export async function startWebhooks(
-  { config, logger, bus }: AppContext<'webhooks'>,
+  { config, logger, bus }: AppContext<'webhooks' | 'store'>,
   options: StartOptions = {},
 ): Promise<RunningApp & { url: string; dispatcher: Dispatcher }> {
-  const store = new WebhookStore(storeFile(config.DATA_DIR));
+  const store = await openWebhookStore(config);
   const now = options.now ?? Date.now;
-  // Outbox: appended first, then published; a subscriber that was away gets it from the store.
-  const appendAndPublish = async (
-    name: 'endpoint.disabled' | 'event.posted',
-    payload: Record<string, unknown>,
-    tid: string,
-  ): Promise<number> => {
-    const row = store.appendStream(name, payload, tid, now());
-    await bus
-      .publish(name, payload as never, { position: row.pos, tid })
-      .catch((err: unknown) => logger.warn({ err }, `could not publish ${name}`));
-    return row.pos;
-  };
-  await bus.serve({
-    floor: store.lastStreamPos(),
-    backfill: async function* (after, until, names): AsyncIterable<WireEvent> {
-      for (let from = after; ;) {
-        const rows = store.streamRange(from, until, 500);
-        for (const r of rows) {
-          if (names.has(r.name))
-            yield { name: r.name, payload: JSON.parse(r.payload) as Record<string, unknown>, tid: r.tid, pos: r.pos, ts: r.ts };
-        }
-        if (rows.length < 500) return;
-        from = (rows.at(-1) as { pos: number }).pos;
-      }
-    },
-  });
+  // The app's own events are written to the outbox with the change that causes them, then
+  // relayed to its bus stream (durable, retention as the bus's settings); a failed relay is
+  // retried a second later and by the next one.
+  const own = relayer(store, bus, logger);
+  const relayOwn = own.relay;
+  await bus.serve();
+  relayOwn(); // what a crash left between a commit and the stream goes out first
   const dispatcher = new Dispatcher({
     store,
     bus,
@@ -59,9 +51,9 @@ export async function startWebhooks(
     logger,
     now,
     ...(options.random ? { random: options.random } : {}),
-    publishOwn: async (name, payload, tid) => void (await appendAndPublish(name, payload, tid)),
+    relayOwn,
   });
-  dispatcher.start();
+  await dispatcher.start();
   // The newest block the broadcaster applied (live): where a new endpoint's chain cursor starts,
   // so that a restart before its first matching op misses nothing.
   let chainHead: number | null = null;
@@ -74,7 +66,11 @@ export async function startWebhooks(
     dispatcher,
     now,
     chainHead: () => chainHead,
-    postEvent: (client, type, data, tid) => appendAndPublish('event.posted', { client, type, data }, tid),
+    postEvent: async (client, type, data, tid) => {
+      const position = await store.addOwnEvent({ name: 'event.posted', payload: { client, type, data }, tid }, now());
+      relayOwn();
+      return position;
+    },
   });
   const url = await api.listen({ host: config.WEBHOOKS_HOST, port: config.WEBHOOKS_PORT });
   logger.info(`REST API on ${url} (OpenAPI at ${url}/v1/openapi.json)`);
@@ -84,7 +80,8 @@ export async function startWebhooks(
     async stop() {
       await api.close();
       await dispatcher.stop();
-      store.close();
+      await own.stop();
+      await store.close();
     },
   };
 }

@@ -11,12 +11,17 @@ export class ClientError extends Error {}
 const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 /** A new client: the token is shown once; only its hash is stored. */
-export function addClient(store: WebhookStore, name: string, ownedEvents: string[] = [], now = Date.now()): { token: string } {
+export async function addClient(
+  store: WebhookStore,
+  name: string,
+  ownedEvents: string[] = [],
+  now = Date.now(),
+): Promise<{ token: string }> {
   if (!NAME.test(name)) throw new ClientError('client names are lower-case letters, digits, _ and -');
-  if (store.client(name)) throw new ClientError(`the client name ${name} is taken (names of revoked clients are never reused)`);
+  if (await store.client(name)) throw new ClientError(`the client name ${name} is taken (names of revoked clients are never reused)`);
   for (const type of ownedEvents) checkOwnable(type);
   const token = `${name}.${randomBytes(32).toString('base64url')}`;
-  store.addClient({
+  await store.addClient({
     name,
     token_hash: sha256(token),
     owned_events: JSON.stringify(ownedEvents),
@@ -36,40 +41,40 @@ const lists = (c: ClientRow): { owned: string[]; granted: string[] } => ({
   granted: JSON.parse(c.granted_tasks) as string[],
 });
 
-function activeClient(store: WebhookStore, name: string): ClientRow {
-  const client = store.client(name);
+async function activeClient(store: WebhookStore, name: string): Promise<ClientRow> {
+  const client = await store.client(name);
   if (!client || client.revoked_at !== null) throw new ClientError(`no active client ${name}`);
   return client;
 }
 
 /** Let a client send a catalogue task through `POST /v1/tasks/{name}`. */
-export function grantTask(store: WebhookStore, name: string, task: string): void {
-  const client = activeClient(store, name);
+export async function grantTask(store: WebhookStore, name: string, task: string): Promise<void> {
+  const client = await activeClient(store, name);
   if (!(task in catalogue.tasks)) throw new ClientError(`${task} is not a catalogue task (${Object.keys(catalogue.tasks).join(', ')})`);
   const { owned, granted } = lists(client);
-  if (!granted.includes(task)) store.setClientLists(name, owned, [...granted, task]);
+  if (!granted.includes(task)) await store.setClientLists(name, owned, [...granted, task]);
 }
 
 /** Declare an event type the client owns and may post (`POST /v1/events/{type}`). */
-export function ownEvent(store: WebhookStore, name: string, type: string): void {
-  const client = activeClient(store, name);
+export async function ownEvent(store: WebhookStore, name: string, type: string): Promise<void> {
+  const client = await activeClient(store, name);
   checkOwnable(type);
-  const other = store.clients().find((c) => c.name !== name && c.revoked_at === null && lists(c).owned.includes(type));
+  const other = (await store.clients()).find((c) => c.name !== name && c.revoked_at === null && lists(c).owned.includes(type));
   if (other) throw new ClientError(`${type} is owned by another client`);
   const { owned, granted } = lists(client);
-  if (!owned.includes(type)) store.setClientLists(name, [...owned, type], granted);
+  if (!owned.includes(type)) await store.setClientLists(name, [...owned, type], granted);
 }
 
 export const ownedEvents = (c: ClientRow): string[] => lists(c).owned;
 export const grantedTasks = (c: ClientRow): string[] => lists(c).granted;
 
 /** The client a bearer token belongs to, compared in constant time; undefined if none or revoked. */
-export function authenticate(store: WebhookStore, header: string | undefined): ClientRow | undefined {
+export async function authenticate(store: WebhookStore, header: string | undefined): Promise<ClientRow | undefined> {
   const match = /^Bearer ([^\s]+)$/.exec(header ?? '');
   if (!match) return undefined;
   const token = match[1] as string;
   const name = token.slice(0, Math.max(0, token.lastIndexOf('.')));
-  const client = name ? store.client(name) : undefined;
+  const client = name ? await store.client(name) : undefined;
   // Hash either way, so an unknown name costs the same as a wrong secret.
   const given = Buffer.from(sha256(token), 'hex');
   const expected = Buffer.from(client?.token_hash ?? sha256(`${token}x`), 'hex');

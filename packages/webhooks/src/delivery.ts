@@ -1,3 +1,6 @@
+import type http from 'node:http';
+import type https from 'node:https';
+
 import { outboundRequest, standardSignature } from '@steem-bot/outbound';
 
 import type { EndpointRow } from './store';
@@ -59,7 +62,14 @@ export function retryAfterMs(header: string | string[] | undefined, now: number)
 export async function deliverOnce(
   endpoint: EndpointRow,
   event: OutgoingEvent,
-  options: { timeoutMs: number; allow: readonly string[]; now: number; signal?: AbortSignal },
+  options: {
+    timeoutMs: number;
+    allow: readonly string[];
+    now: number;
+    signal?: AbortSignal;
+    /** Keep-alive agents (connections opened through the SSRF guard, reused per host and port). */
+    agents?: { http: http.Agent; https: https.Agent };
+  },
 ): Promise<Attempt> {
   const id = webhookId(event);
   const body = deliveryBody(event);
@@ -85,6 +95,7 @@ export async function deliverOnce(
     allow: options.allow,
     allowName: 'WEBHOOKS_ALLOW',
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.agents ? { agents: options.agents } : {}),
   });
   const durationMs = Date.now() - started;
   if (!result.ok) {

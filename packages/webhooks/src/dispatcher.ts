@@ -1,3 +1,6 @@
+import http from 'node:http';
+import https from 'node:https';
+
 import type { Bus, EventContext, EventHandlers, TransportSubscription } from '@steem-bot/bus';
 import type { Catalogue, Config, Logger } from '@steem-bot/config';
 
@@ -14,8 +17,8 @@ export interface DispatcherOptions {
   now?: () => number;
   /** Injectable jitter source in [0, 1). */
   random?: () => number;
-  /** Publishes one of the webhooks app's own events (appended to its stream first). */
-  publishOwn: (name: 'endpoint.disabled', payload: Record<string, string>, tid: string) => Promise<void>;
+  /** Moves the app's own events from the store's outbox to its stream (after a disable). */
+  relayOwn: () => void;
 }
 
 /** The bus names an endpoint needs, by publishing app. Posted types arrive as `event.posted`. */
@@ -46,19 +49,51 @@ class EndpointRunner {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly log: Logger;
+  /**
+   * The endpoint's row as last read or written by this runner (the one instance writes its retry
+   * state); read again when the dispatcher's version of it moved (a secret rotation). Any other
+   * change restarts the runner.
+   */
+  private row: EndpointRow;
+  private version: number;
 
-  constructor(
+  private constructor(
     private readonly seq: number,
     private readonly d: Dispatcher,
+    row: EndpointRow,
   ) {
-    const row = d.store.endpointBySeq(seq) as EndpointRow;
     this.log = d.logger.child({ component: 'delivery', endpoint: `${row.client}/${row.id}` });
-    const events = JSON.parse(row.events) as string[];
-    for (const [app, names] of streamsOf(events)) {
+    this.row = row;
+    this.version = d.version(seq);
+  }
+
+  private async current(): Promise<EndpointRow | undefined> {
+    const version = this.d.version(this.seq);
+    if (version === this.version) return this.row;
+    const row = await this.d.store.endpointBySeq(this.seq);
+    if (row) [this.row, this.version] = [row, version];
+    return row;
+  }
+
+  /** Keep the cached row's retry state as just written. */
+  private retryState(attempts: number, nextAttemptAt: number | null, failingSince: number | null): void {
+    this.row = { ...this.row, attempts, next_attempt_at: nextAttemptAt, failing_since: failingSince };
+  }
+
+  /** A runner subscribed from the endpoint's stored cursors; undefined if it is gone or disabled. */
+  static async start(seq: number, d: Dispatcher): Promise<EndpointRunner | undefined> {
+    const row = await d.store.endpointBySeq(seq);
+    if (!row || row.disabled) return undefined;
+    const runner = new EndpointRunner(seq, d, row);
+    const streams = streamsOf(JSON.parse(row.events) as string[]);
+    const from = new Map<string, number | null>();
+    for (const app of streams.keys()) from.set(app, await d.store.cursor(seq, app));
+    for (const [app, names] of streams) {
       const handlers: Record<string, (payload: unknown, ctx: EventContext) => Promise<void>> = {};
-      for (const name of names) handlers[name] = (payload, ctx) => this.enqueue(app, payload as Record<string, unknown>, ctx);
-      this.subs.push(d.bus.subscribe(app, handlers as unknown as EventHandlers<Catalogue>, { from: d.store.cursor(seq, app) }));
+      for (const name of names) handlers[name] = (payload, ctx) => runner.enqueue(app, payload as Record<string, unknown>, ctx);
+      runner.subs.push(d.bus.subscribe(app, handlers as unknown as EventHandlers<Catalogue>, { from: from.get(app) ?? null }));
     }
+    return runner;
   }
 
   /** Stop taking events, abort the delivery or wait in progress, and resolve once nothing is in flight. */
@@ -77,7 +112,7 @@ class EndpointRunner {
 
   private async handle(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
     if (this.stopped) return;
-    const row = this.d.store.endpointBySeq(this.seq);
+    const row = await this.current();
     if (!row || row.disabled) return;
     const posted = ctx.name === 'event.posted';
     const event: OutgoingEvent = {
@@ -90,17 +125,16 @@ class EndpointRunner {
     };
     const events = JSON.parse(row.events) as string[];
     if (!events.includes(event.type) || !matches(JSON.parse(row.filter) as Record<string, unknown>, event.data)) {
-      this.d.store.advance(this.seq, app, ctx.pos);
+      await this.d.store.advance(this.seq, app, ctx.pos);
       return;
     }
-    await this.deliver(event);
+    await this.deliver(event, row);
   }
 
   /** Try until delivered, disabled or stopped; the cursor moves only past a delivered event. */
-  private async deliver(event: OutgoingEvent): Promise<void> {
+  private async deliver(event: OutgoingEvent, first: EndpointRow): Promise<void> {
     const { store, config } = this.d;
-    for (;;) {
-      const row = store.endpointBySeq(this.seq);
+    for (let row: EndpointRow | undefined = first; ; row = await this.current()) {
       if (!row || row.disabled || this.stopped) return;
       const wait = (row.next_attempt_at ?? 0) - this.d.now();
       if (wait > 0 && !(await this.sleep(wait))) return;
@@ -110,9 +144,10 @@ class EndpointRunner {
         allow: config.WEBHOOKS_ALLOW,
         now,
         signal: this.abort.signal,
+        agents: this.d.agents,
       });
       if (attempt.outcome.kind === 'stopped') return;
-      store.logDelivery(this.seq, {
+      const log = {
         at: now,
         type: event.type,
         position: event.pos,
@@ -121,12 +156,18 @@ class EndpointRunner {
         error: attempt.error,
         duration_ms: attempt.durationMs,
         response: attempt.response,
-      });
+      };
       if (attempt.outcome.kind === 'delivered') {
-        store.advance(this.seq, event.app, event.pos);
-        if (row.attempts > 0 || row.failing_since !== null) store.setRetry(this.seq, 0, null, null);
+        // Logged, the cursor moved and a retry state cleared in one transaction.
+        const clear = row.attempts > 0 || row.failing_since !== null;
+        await store.logDelivery(this.seq, log, {
+          advance: { app: event.app, pos: event.pos },
+          ...(clear ? { retry: { attempts: 0, nextAttemptAt: null, failingSince: null } } : {}),
+        });
+        if (clear) this.retryState(0, null, null);
         return;
       }
+      await store.logDelivery(this.seq, log);
       if (attempt.outcome.kind === 'gone') return this.disable(row, 'the receiver answered 410 Gone', event.tid);
       const tries = row.attempts + 1;
       const failingSince = row.failing_since ?? now;
@@ -139,18 +180,19 @@ class EndpointRunner {
       const asked = attempt.outcome.retryAfterMs;
       const delay =
         asked === undefined ? Math.round(base * (0.9 + 0.2 * this.d.random())) : Math.min(asked, config.WEBHOOKS_RETRY_AFTER_MAX_MS);
-      store.setRetry(this.seq, tries, now + delay, failingSince);
+      await store.setRetry(this.seq, tries, now + delay, failingSince);
+      this.retryState(tries, now + delay, failingSince);
     }
   }
 
   private async disable(row: EndpointRow, reason: string, tid: string): Promise<void> {
-    this.d.store.disable(this.seq, reason, this.d.now());
+    // endpoint.disabled is written with the change (outbox), so a crash cannot lose it.
+    const payload = { client: row.client, endpoint: row.id, url: row.url, reason };
+    await this.d.store.disable(this.seq, reason, this.d.now(), { name: 'endpoint.disabled', payload, tid });
     this.log.warn(`endpoint disabled: ${reason}`);
     this.stopped = true;
     for (const sub of this.subs) sub.close();
-    await this.d
-      .publishOwn('endpoint.disabled', { client: row.client, endpoint: row.id, url: row.url, reason }, tid)
-      .catch((err: unknown) => this.log.warn({ err }, 'could not publish endpoint.disabled'));
+    this.d.relayOwn();
   }
 
   /** Wait `ms`; false when stopped first. */
@@ -178,8 +220,17 @@ export class Dispatcher {
   readonly logger: Logger;
   readonly now: () => number;
   readonly random: () => number;
-  readonly publishOwn: DispatcherOptions['publishOwn'];
+  readonly relayOwn: DispatcherOptions['relayOwn'];
+  /**
+   * Keep-alive connections shared by the endpoints (one in flight per endpoint, so at most one
+   * connection each). An idle one is closed after 4 s, before the common 5 s server timeouts.
+   */
+  readonly agents = {
+    http: new http.Agent({ keepAlive: true, timeout: 4_000 }),
+    https: new https.Agent({ keepAlive: true, timeout: 4_000 }),
+  };
   private readonly runners = new Map<number, EndpointRunner>();
+  private readonly versions = new Map<number, number>();
   // Refreshes of one endpoint run one after another, so two runners never overlap.
   private readonly pending = new Map<number, Promise<void>>();
 
@@ -190,22 +241,36 @@ export class Dispatcher {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
-    this.publishOwn = options.publishOwn;
+    this.relayOwn = options.relayOwn;
   }
 
-  start(): void {
-    for (const row of this.store.endpoints()) if (!row.disabled) this.runners.set(row.seq, new EndpointRunner(row.seq, this));
+  /** How many times the endpoint's row changed under its runner (see `touch`). */
+  version(seq: number): number {
+    return this.versions.get(seq) ?? 0;
+  }
+
+  /** The endpoint's row changed in a way its runner goes on with (a rotated secret): read it again. */
+  touch(seq: number): void {
+    this.versions.set(seq, this.version(seq) + 1);
+  }
+
+  async start(): Promise<void> {
+    for (const row of await this.store.endpoints()) {
+      if (row.disabled) continue;
+      const runner = await EndpointRunner.start(row.seq, this);
+      if (runner) this.runners.set(row.seq, runner);
+    }
   }
 
   /** Restart an endpoint's runner from its stored state (after a change, a replay, a delete). */
-  refresh(seq: number, before?: () => void): Promise<void> {
+  refresh(seq: number, before?: () => Promise<unknown>): Promise<void> {
     const previous = this.pending.get(seq) ?? Promise.resolve();
     const next = previous.then(async () => {
       await this.runners.get(seq)?.stop();
       this.runners.delete(seq);
-      before?.();
-      const row = this.store.endpointBySeq(seq);
-      if (row && !row.disabled) this.runners.set(seq, new EndpointRunner(seq, this));
+      await before?.();
+      const runner = await EndpointRunner.start(seq, this);
+      if (runner) this.runners.set(seq, runner);
     });
     this.pending.set(
       seq,
@@ -218,5 +283,7 @@ export class Dispatcher {
     await Promise.all([...this.pending.values()]);
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 }

@@ -19,7 +19,7 @@ const body = (url: string, extra: Record<string, unknown> = {}) => ({ url, event
 describe('the webhooks REST API', () => {
   test('PUT creates (201, with the secret), the same body again changes nothing (200), another body updates; GET, list, DELETE', async () => {
     const { w, app } = await setup();
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     const url = 'http://127.0.0.1:9/hook';
     const created = await call(app.url, token, 'PUT', '/v1/endpoints/main', body(url));
     expect(created.status).toBe(201);
@@ -29,7 +29,7 @@ describe('the webhooks REST API', () => {
     expect(again.status).toBe(200);
     expect(again.body.secret).toBeUndefined();
     expect(again.body.updated_at).toBe(created.body.updated_at);
-    expect(w.store.endpoints()).toHaveLength(1);
+    expect(await w.store.endpoints()).toHaveLength(1);
     const secret = await call(app.url, token, 'GET', '/v1/endpoints/main/secret');
     expect(secret.body).toEqual({ secret: created.body.secret, previous_valid_until: null });
 
@@ -55,8 +55,8 @@ describe('the webhooks REST API', () => {
 
   test('a client sees and changes only its own endpoints; a wrong or revoked token is 401', async () => {
     const { w, app } = await setup();
-    const shop = client(w, 'shop');
-    const other = client(w, 'other');
+    const shop = await client(w, 'shop');
+    const other = await client(w, 'other');
     await call(app.url, shop, 'PUT', '/v1/endpoints/main', body('http://127.0.0.1:9/x'));
     for (const [method, path, b] of [
       ['GET', '/v1/endpoints/main', undefined],
@@ -77,13 +77,13 @@ describe('the webhooks REST API', () => {
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
     }
-    w.store.revokeClient('shop', Date.now());
+    await w.store.revokeClient('shop', Date.now());
     expect((await call(app.url, shop, 'GET', '/v1/endpoints')).status).toBe(401);
   });
 
   test('URLs with credentials, odd schemes or special-purpose addresses are refused, unless WEBHOOKS_ALLOW lists them', async () => {
     const { w, app } = await setup({ WEBHOOKS_ALLOW: '10.1.2.3' });
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     for (const url of [
       'https://user:pw@hooks.example.com/x',
       'https://user@hooks.example.com/x',
@@ -107,7 +107,7 @@ describe('the webhooks REST API', () => {
 
   test('unknown event types, filters on fields no registered type has, bad ids and limits are 400s; the endpoint limit is a 429', async () => {
     const { w, app } = await setup({ WEBHOOKS_MAX_ENDPOINTS: '2' });
-    const token = client(w, 'shop', ['shop.order_paid']);
+    const token = await client(w, 'shop', ['shop.order_paid']);
     const url = 'http://127.0.0.1:9/x';
     const fields = async (b: unknown, id = 'e') => {
       const res = await call(app.url, token, 'PUT', `/v1/endpoints/${id}`, b);
@@ -135,7 +135,7 @@ describe('the webhooks REST API', () => {
 
   test('300+ malformed bodies and queries on every route: 4xx, never 5xx', async () => {
     const { w, app } = await setup();
-    const token = client(w, 'shop', ['shop.thing'], ['mailer.email.send']);
+    const token = await client(w, 'shop', ['shop.thing'], ['mailer.email.send']);
     await call(app.url, token, 'PUT', '/v1/endpoints/e', body('http://127.0.0.1:9/x'));
     const values: unknown[] = [
       null,
@@ -227,7 +227,7 @@ describe('the webhooks REST API', () => {
 
   test('secret rotation: the new secret is returned and the previous one stays valid for 24 h', async () => {
     const { w, app } = await setup();
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     const receiver = await Receiver.start();
     cleanups.push(() => receiver.close());
     const created = await call(app.url, token, 'PUT', '/v1/endpoints/e', body(receiver.url));

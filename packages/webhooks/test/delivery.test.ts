@@ -16,7 +16,7 @@ async function setup(vars: Record<string, string> = {}) {
   cleanups.push(() => chain.bus.close());
   const app = await startApp(w);
   cleanups.push(() => app.stop());
-  const token = client(w, 'shop');
+  const token = await client(w, 'shop');
   return { w, chain, app, token };
 }
 
@@ -119,15 +119,15 @@ describe('deliveries', () => {
     await register(app, token, 'healthy', healthy);
     for (let i = 0; i < 5; i++) await chain.transfer(BLOCK + i, 'carol', 'alice');
     await waitFor(() => healthy.got.length === 5, 2_000, 'healthy deliveries');
-    await waitFor(() => w.store.endpoint('shop', 'silent')?.disabled === 1, 5_000, 'silent disabled');
+    await waitFor(async () => (await w.store.endpoint('shop', 'silent'))?.disabled === 1, 5_000, 'silent disabled');
     const log = (await call(app.url, token, 'GET', '/v1/endpoints/silent/deliveries')).body.deliveries as Array<Record<string, unknown>>;
     expect(log.map((d) => [d.position, d.status, d.error])).toEqual(
       Array.from({ length: 3 }, () => [BLOCK, null, 'no answer within 200 ms']),
     );
     for (const d of log) expect(d.duration_ms).toBeLessThan(1_000);
-    expect(w.store.endpoint('shop', 'silent')?.disabled_reason).toBe('3 tries failed (last: no answer within 200 ms)');
+    expect((await w.store.endpoint('shop', 'silent'))?.disabled_reason).toBe('3 tries failed (last: no answer within 200 ms)');
     // Its cursor did not move past the undelivered event: re-enabling delivers it.
-    expect(w.store.cursors((w.store.endpoint('shop', 'silent') as { seq: number }).seq)).toEqual({ broadcaster: BLOCK - 1 });
+    expect(await w.store.cursors(((await w.store.endpoint('shop', 'silent')) as { seq: number }).seq)).toEqual({ broadcaster: BLOCK - 1 });
   });
 
   test('a redirect is a failure (not followed); 429 with Retry-After waits as asked, bounded by WEBHOOKS_RETRY_AFTER_MAX_MS', async () => {
@@ -192,7 +192,7 @@ describe('deliveries', () => {
     const chain = await fakeBroadcaster(w);
     cleanups.push(() => chain.bus.close());
     let app = await startApp(w);
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     const r = await receiver();
     await register(app, token, 'main', r);
     for (let i = 0; i < 10; i++) await chain.transfer(BLOCK + i, 'carol', 'alice');
@@ -203,7 +203,7 @@ describe('deliveries', () => {
     expect(r.got.slice(10).map((g) => g.id)).toEqual(r.got.slice(7, 10).map((g) => g.id));
     expect(r.unique).toHaveLength(10);
     // the last answer is in (a delivery cut short by the stop would rightly come again)
-    await waitFor(() => w.store.cursor(1, 'broadcaster') === BLOCK + 9, 3_000, 'the cursor past the last replayed event');
+    await waitFor(async () => (await w.store.cursor(1, 'broadcaster')) === BLOCK + 9, 3_000, 'the cursor past the last replayed event');
     // down while the chain moves on: nothing missed, nothing delivered twice
     await app.stop();
     for (let i = 10; i < 20; i++) await chain.transfer(BLOCK + i, 'carol', 'alice');
@@ -221,7 +221,7 @@ describe('deliveries', () => {
     expect((await call(app.url, token, 'PUT', '/v1/endpoints/local', { url, events: ['transfer'] })).status).toBe(201);
     await call(app.url, token, 'POST', '/v1/endpoints/local/replay', { from_position: BLOCK });
     await chain.transfer(BLOCK, 'carol', 'alice');
-    await waitFor(() => w.store.endpoint('shop', 'local')?.disabled === 1, 3_000, 'disabled');
+    await waitFor(async () => (await w.store.endpoint('shop', 'local'))?.disabled === 1, 3_000, 'disabled');
     const log = (await call(app.url, token, 'GET', '/v1/endpoints/local/deliveries')).body.deliveries as Array<Record<string, unknown>>;
     expect(log.map((d) => [d.status, d.error])).toEqual([
       [null, 'address not allowed'],
@@ -238,17 +238,17 @@ describe('deliveries', () => {
     cleanups.push(() => chain.bus.close());
     const app = await startApp(w, { now: () => clock });
     cleanups.push(() => app.stop());
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     const r = await receiver((n) => {
       clock += 50 * 60_000; // each failed try "takes" 50 minutes
       return n < 100 ? 500 : 200;
     });
     await register(app, token, 'slow', r);
     await chain.transfer(BLOCK, 'carol', 'alice');
-    await waitFor(() => w.store.endpoint('shop', 'slow')?.disabled === 1, 3_000, 'disabled');
+    await waitFor(async () => (await w.store.endpoint('shop', 'slow'))?.disabled === 1, 3_000, 'disabled');
     // tries at 0, 50, 100, 150 min after the first failure: the one at >= 120 min disables
     expect(r.requests).toBe(4);
-    expect(w.store.endpoint('shop', 'slow')?.disabled_reason).toBe('failing for 2 h (last: HTTP 500)');
+    expect((await w.store.endpoint('shop', 'slow'))?.disabled_reason).toBe('failing for 2 h (last: HTTP 500)');
   });
 
   test('re-enabling a disabled endpoint with PUT delivers the event it stopped at', async () => {
@@ -271,7 +271,7 @@ describe('deliveries', () => {
     const chain = await fakeBroadcaster(w);
     cleanups.push(() => chain.bus.close());
     let app = await startApp(w);
-    const token = client(w, 'shop');
+    const token = await client(w, 'shop');
     const applied = (block: number) =>
       chain.bus.publish(
         'block.applied',
@@ -311,7 +311,7 @@ describe('deliveries', () => {
     expect(put.status).toBe(201);
     await call(app.url, token, 'POST', '/v1/endpoints/tls/replay', { from_position: BLOCK });
     await chain.transfer(BLOCK, 'carol', 'alice');
-    await waitFor(() => w.store.endpoint('shop', 'tls')?.disabled === 1, 3_000, 'tls disabled');
+    await waitFor(async () => (await w.store.endpoint('shop', 'tls'))?.disabled === 1, 3_000, 'tls disabled');
     const hugeLog = (await call(app.url, token, 'GET', '/v1/endpoints/huge/deliveries')).body.deliveries as Array<Record<string, unknown>>;
     expect(hugeLog.map((d) => [d.status, d.error, String(d.response).length])).toEqual([[200, null, 1025]]);
     expect((await call(app.url, token, 'GET', '/v1/endpoints/huge')).body.cursors).toEqual({ broadcaster: BLOCK });

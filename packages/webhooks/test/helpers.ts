@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { Bus, createIpcBus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 import { Webhook } from 'standardwebhooks';
 
-import { addClient, grantTask, startWebhooks, storeFile, WebhookStore } from '../src';
+import { addClient, grantTask, SqliteWebhookStore, startWebhooks, storeFile } from '../src';
 
 export interface WebhooksEnv {
   config: Config;
@@ -15,12 +15,21 @@ export interface WebhooksEnv {
   hub: MemoryHub;
   busFor(app: string): Bus<Catalogue>;
   /** A store handle for the test (the app opens its own). */
-  store: WebhookStore;
-  cleanup(): void;
+  store: SqliteWebhookStore;
+  cleanup(): Promise<void>;
 }
 
-/** A private DATA_DIR, fast retries, loopback allowed, and an in-memory bus hub. */
-export function webhooksEnv(vars: Record<string, string> = {}): WebhooksEnv {
+/**
+ * A private DATA_DIR, fast retries, loopback allowed, and an in-memory bus hub; with `ipc`, the
+ * buses are real node-ipc ones in a private SOCKET_DIR (streams on disk, surviving a restart).
+ */
+export function webhooksEnv(
+  vars: Record<string, string> = {},
+  {
+    ipc = false,
+    seed,
+  }: { ipc?: boolean; /** Writes the store file before it is opened (an older version's). */ seed?: (file: string) => void } = {},
+): WebhooksEnv {
   const t = testSetup({
     WEBHOOKS_PORT: '0',
     WEBHOOKS_ALLOW: '127.0.0.1',
@@ -30,16 +39,20 @@ export function webhooksEnv(vars: Record<string, string> = {}): WebhooksEnv {
     ...vars,
   });
   const hub = new MemoryHub();
-  const store = new WebhookStore(storeFile(t.config.DATA_DIR));
+  seed?.(storeFile(t.config.DATA_DIR));
+  const store = new SqliteWebhookStore(storeFile(t.config.DATA_DIR));
   return {
     config: t.config,
     env: t.env,
     dir: t.dir,
     hub,
-    busFor: (app) => new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
+    busFor: (app) =>
+      ipc
+        ? createIpcBus(app, catalogue, t.config, keptLogger(app).logger)
+        : new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
     store,
-    cleanup: () => {
-      store.close();
+    cleanup: async () => {
+      await store.close();
       t.cleanup();
     },
   };
@@ -57,9 +70,9 @@ export async function startApp(
 }
 
 /** A client with a token; `tasks` granted, `events` owned. */
-export function client(w: WebhooksEnv, name: string, events: string[] = [], tasks: string[] = []): string {
-  const { token } = addClient(w.store, name, events);
-  for (const task of tasks) grantTask(w.store, name, task);
+export async function client(w: WebhooksEnv, name: string, events: string[] = [], tasks: string[] = []): Promise<string> {
+  const { token } = await addClient(w.store, name, events);
+  for (const task of tasks) await grantTask(w.store, name, task);
   return token;
 }
 

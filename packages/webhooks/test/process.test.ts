@@ -1,15 +1,22 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 import { APPLIED_INDEX, positionOf } from '@steem-bot/broadcaster';
 import { createIpcBus } from '@steem-bot/bus';
 import { catalogue, chainOpMeta } from '@steem-bot/config';
 import { DevNode, loadRealBlocks, opsInBlock } from '@steem-bot/devnode';
+import { Postgres } from '@steem-bot/store';
 import { keptLogger, type Proc, spawnProcess, testSetup } from '@steem-bot/testkit';
 
-import { addClient, storeFile, WebhookStore } from '../src';
+import { addClient, SqliteWebhookStore, storeFile } from '../src';
 import { call, Receiver, waitFor } from './helpers';
 
 const WEBHOOKS = join(__dirname, '..', 'dist', 'main.js');
+const CLI = join(__dirname, '..', 'dist', 'cli.js');
+
+const pgUrl = process.env.TEST_DATABASE_URL;
+if (!pgUrl) process.stdout.write('webhooks/process: TEST_DATABASE_URL is not set; the STORE=postgres run is skipped\n');
 const BROADCASTER = join(__dirname, '..', '..', 'broadcaster', 'dist', 'main.js');
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -40,8 +47,8 @@ async function apiUrl(proc: Proc): Promise<string> {
 async function environment(node: DevNode) {
   const t = testSetup({ WEBHOOKS_PORT: '0', WEBHOOKS_ALLOW: '127.0.0.1', WEBHOOKS_RETRY_SCHEDULE_MS: '50,50,50,50,50', LOG_LEVEL: 'info' });
   cleanups.push(() => t.cleanup());
-  const store = new WebhookStore(storeFile(t.config.DATA_DIR));
-  const { token } = addClient(store, 'bot');
+  const store = new SqliteWebhookStore(storeFile(t.config.DATA_DIR));
+  const { token } = await addClient(store, 'bot');
   store.close();
   const env = { ...t.env, STEEM_NODES: node.url, STEEM_START_BLOCK: '1000000', BROADCASTER_POLL_MS: '100' };
   return { t, token, env };
@@ -130,9 +137,9 @@ describe('the webhooks process (compiled main.js, real node-ipc bus)', () => {
   test('over node-ipc: a posted event reaches its endpoint and a bus subscriber in another process; SIGINT drains and exits 0', async () => {
     const t = testSetup({ WEBHOOKS_PORT: '0', WEBHOOKS_ALLOW: '127.0.0.1', LOG_LEVEL: 'info' });
     cleanups.push(() => t.cleanup());
-    const store = new WebhookStore(storeFile(t.config.DATA_DIR));
-    const { token } = addClient(store, 'shop', ['shop.order_paid']);
-    store.close();
+    const store = new SqliteWebhookStore(storeFile(t.config.DATA_DIR));
+    const { token } = await addClient(store, 'shop', ['shop.order_paid']);
+    await store.close();
     const webhooks = await start(WEBHOOKS, t.env);
     const url = await apiUrl(webhooks);
     const r = await Receiver.start();
@@ -154,4 +161,63 @@ describe('the webhooks process (compiled main.js, real node-ipc bus)', () => {
     expect(await webhooks.exited).toBe(0);
     expect(webhooks.messagesLogged).toContain('stopped cleanly');
   });
+
+  (pgUrl ? test : test.skip)(
+    'STORE=postgres: a client added by the CLI, posted events reach the endpoint and a bus subscriber; SIGKILLed and restarted, it goes on without a gap',
+    async () => {
+      const schema = `sbt_webhooksp_${process.pid}_${randomBytes(3).toString('hex')}`;
+      cleanups.push(async () => {
+        const admin = await Postgres.open({ url: pgUrl as string, schema, name: 'cleanup' });
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await admin.close();
+      });
+      const pg = { STORE: 'postgres', DATABASE_URL: pgUrl as string, DATABASE_SCHEMA: schema };
+      const t = testSetup({ WEBHOOKS_PORT: '0', WEBHOOKS_ALLOW: '127.0.0.1', LOG_LEVEL: 'info', ...pg });
+      cleanups.push(() => t.cleanup());
+      const added = spawnSync(process.execPath, [CLI, 'clients', 'add', 'shop', '--events', 'shop.order_paid'], {
+        env: { ...process.env, ...t.env },
+        encoding: 'utf8',
+      });
+      expect(added.status).toBe(0);
+      const token = /^\s+(shop\.\S+)$/m.exec(added.stdout)?.[1] as string;
+      let webhooks = await start(WEBHOOKS, t.env);
+      let url = await apiUrl(webhooks);
+      const r = await Receiver.start();
+      cleanups.push(() => r.close());
+      const put = await call(url, token, 'PUT', '/v1/endpoints/orders', { url: r.url, events: ['shop.order_paid'] });
+      expect(put.status).toBe(201);
+      r.secrets.push(String(put.body.secret));
+      const observer = createIpcBus('observer', catalogue, t.config, keptLogger('observer').logger);
+      cleanups.push(() => observer.close());
+      const seen: unknown[] = [];
+      const sub = observer.subscribe(
+        'webhooks',
+        { 'event.posted': (p) => void seen.push((p.data as { order: number }).order) },
+        { from: 0 },
+      );
+      await sub.ready;
+      for (let order = 0; order < 5; order++)
+        expect((await call(url, token, 'POST', '/v1/events/shop.order_paid', { order })).status).toBe(202);
+      await waitFor(() => r.got.length === 5, 10_000, 'the first deliveries');
+      webhooks.child.kill('SIGKILL');
+      await webhooks.exited;
+      webhooks = await start(WEBHOOKS, t.env);
+      url = await apiUrl(webhooks);
+      // the same PUT after the restart changes nothing: the endpoint, its secret and cursor are in PostgreSQL
+      expect((await call(url, token, 'PUT', '/v1/endpoints/orders', { url: r.url, events: ['shop.order_paid'] })).status).toBe(200);
+      for (let order = 5; order < 10; order++)
+        expect((await call(url, token, 'POST', '/v1/events/shop.order_paid', { order })).status).toBe(202);
+      await waitFor(() => r.unique.length === 10 && seen.length >= 10, 10_000, 'every delivery and bus event');
+      expect(r.unique.map((g) => g.body.data.order)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(r.got.every((g) => g.verified)).toBe(true);
+      expect([...new Set(seen)]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const deliveries = await call(url, token, 'GET', '/v1/endpoints/orders/deliveries?limit=200');
+      // the attempt log is in PostgreSQL too (a try cut by the kill may be missing from it)
+      const logged = (deliveries.body.deliveries as unknown[]).length;
+      expect(logged).toBeGreaterThanOrEqual(10);
+      expect(logged).toBeLessThanOrEqual(r.got.length);
+      webhooks.child.kill('SIGINT');
+      expect(await webhooks.exited).toBe(0);
+    },
+  );
 });
