@@ -150,6 +150,24 @@ export class Bus<C extends CatalogueShape> {
     return this.server?.head ?? null;
   }
 
+  /**
+   * This app's stream as an outbox relays to it (the store's `OutboxTarget`): its head, and an
+   * append that keeps the positions the outbox gave the events.
+   */
+  get stream(): {
+    readonly head: number | null;
+    append(events: ReadonlyArray<{ pos: number; name: string; payload: Record<string, unknown>; tid: string }>): Promise<void>;
+  } {
+    const head = (): number | null => this.head;
+    return {
+      get head() {
+        return head();
+      },
+      append: (events) =>
+        this.publishBatch(events.map((e) => ({ name: e.name, payload: e.payload, position: e.pos, tid: e.tid })) as Array<BatchEvent<C>>),
+    };
+  }
+
   /** Head, retention floor and bytes of this app's stream (null before `serve`). */
   streamInfo(): StreamInfo | null {
     return this.server?.info() ?? null;

@@ -1,64 +1,22 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Postgres } from '@steem-bot/store';
+import { storeImplementations } from '@steem-bot/testkit';
 
 import { type ClockStore, PostgresClockStore, SqliteClockStore } from '../src';
 
 // One contract, two implementations: the same tests against the SQLite file and against a real
-// PostgreSQL (TEST_DATABASE_URL; its own schema per run, dropped at the end).
-const url = process.env.TEST_DATABASE_URL;
-if (!url) process.stdout.write('clock/store conformance: TEST_DATABASE_URL is not set; the PostgreSQL half is skipped\n');
-
-interface Impl {
-  name: string;
-  /** A new handle on the same shared store (as another clock process would open). */
-  open(): Promise<ClockStore>;
-  cleanup(): Promise<void>;
-}
-
-function sqlite(): Impl {
-  const dir = mkdtempSync(join(tmpdir(), 'clock-store-'));
-  return {
-    name: 'sqlite',
-    open: () => Promise.resolve(new SqliteClockStore(join(dir, 'clock.sqlite'))),
-    cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
-  };
-}
-
-function postgres(): Impl {
-  const schema = `sbt_clock_${process.pid}_${randomBytes(3).toString('hex')}`;
-  return {
-    name: 'postgres',
-    open: () => PostgresClockStore.open({ url: url as string, schema }),
-    async cleanup() {
-      const admin = await Postgres.open({ url: url as string, schema, name: 'cleanup' });
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.close();
-    },
-  };
-}
-
-const impls: Array<[string, () => Impl]> = [['sqlite', sqlite]];
-if (url) impls.push(['postgres', postgres]);
+// PostgreSQL (TEST_DATABASE_URL; its own schema per test, dropped after).
+const impls = storeImplementations<ClockStore>('clock', {
+  sqlite: (dir) => new SqliteClockStore(join(dir, 'clock.sqlite')),
+  postgres: (url, schema) => PostgresClockStore.open({ url, schema }),
+});
 
 const T = Date.parse('2027-03-27T00:00:05Z'); // tick times are ms since the epoch: beyond 32 bits
 
-describe.each(impls)('ClockStore conformance: %s', (_name, make) => {
-  let impl: Impl;
-  const stores: ClockStore[] = [];
-  const open = async (): Promise<ClockStore> => {
-    const s = await impl.open();
-    stores.push(s);
-    return s;
-  };
-  beforeEach(() => (impl = make()));
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.close()));
-    await impl.cleanup();
-  });
+describe.each(impls)('ClockStore conformance: %s', (_name, harness) => {
+  const open = (): Promise<ClockStore> => harness.open();
+  beforeEach(() => harness.setup());
+  afterEach(() => harness.teardown());
 
   test('a tick is claimed by exactly one of several clocks racing for it', async () => {
     const clocks = await Promise.all([1, 2, 3, 4, 5].map(() => open()));

@@ -1,46 +1,17 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { ParsedEmailRequest } from '@steem-bot/config';
-import { type OutboxEvent, type OutboxTarget, Postgres } from '@steem-bot/store';
+import type { OutboxEvent, OutboxTarget } from '@steem-bot/store';
+import { storeImplementations } from '@steem-bot/testkit';
 
 import { type MailerStore, MailStore, newClient, PostgresMailerStore, SqliteMailerStore } from '../src';
 
 // One contract, two implementations: the same tests against the SQLite file and against a real
-// PostgreSQL (TEST_DATABASE_URL; its own schema per run, dropped at the end).
-const url = process.env.TEST_DATABASE_URL;
-if (!url) process.stdout.write('mailer/store conformance: TEST_DATABASE_URL is not set; the PostgreSQL half is skipped\n');
-
-interface Impl {
-  /** A new handle on the same shared store (as another mailer process would open). */
-  open(): Promise<MailerStore>;
-  cleanup(): Promise<void>;
-}
-
-function sqlite(): Impl {
-  const dir = mkdtempSync(join(tmpdir(), 'mailer-store-'));
-  return {
-    open: () => Promise.resolve(new SqliteMailerStore(new MailStore(join(dir, 'mailer.sqlite')))),
-    cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
-  };
-}
-
-function postgres(): Impl {
-  const schema = `sbt_mailer_${process.pid}_${randomBytes(3).toString('hex')}`;
-  return {
-    open: () => PostgresMailerStore.open({ url: url as string, schema, poolSize: 3 }),
-    async cleanup() {
-      const admin = await Postgres.open({ url: url as string, schema, name: 'cleanup' });
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.close();
-    },
-  };
-}
-
-const impls: Array<[string, () => Impl]> = [['sqlite', sqlite]];
-if (url) impls.push(['postgres', postgres]);
+// PostgreSQL (TEST_DATABASE_URL; its own schema per test, dropped after).
+const impls = storeImplementations<MailerStore>('mailer', {
+  sqlite: (dir) => new SqliteMailerStore(new MailStore(join(dir, 'mailer.sqlite'))),
+  postgres: (url, schema) => PostgresMailerStore.open({ url, schema, poolSize: 3 }),
+});
 
 const T = Date.parse('2027-03-27T00:00:05Z');
 const DAY = 86_400_000;
@@ -80,19 +51,10 @@ function stream(head: number | null = null): OutboxTarget & { events: OutboxEven
   };
 }
 
-describe.each(impls)('MailerStore conformance: %s', (_name, make) => {
-  let impl: Impl;
-  const stores: MailerStore[] = [];
-  const open = async (): Promise<MailerStore> => {
-    const s = await impl.open();
-    stores.push(s);
-    return s;
-  };
-  beforeEach(() => (impl = make()));
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.close()));
-    await impl.cleanup();
-  });
+describe.each(impls)('MailerStore conformance: %s', (_name, harness) => {
+  const open = (): Promise<MailerStore> => harness.open();
+  beforeEach(() => harness.setup());
+  afterEach(() => harness.teardown());
 
   test('intake: a key replayed with the same body returns the same message, another body is a conflict; the pending cap counts unsent ones', async () => {
     const store = await open();
@@ -294,12 +256,13 @@ describe.each(impls)('MailerStore conformance: %s', (_name, make) => {
 
 // PostgreSQL only: workers on other hosts hear of a new message by NOTIFY (SQLite's workers hear
 // the bus's email.queued instead; its watch is a no-op).
-(url ? describe : describe.skip)('PostgresMailerStore wake-ups', () => {
-  const impl = url ? postgres() : undefined;
-  afterAll(() => impl?.cleanup());
+const postgres = impls.find(([name]) => name === 'postgres')?.[1];
+(postgres ? describe : describe.skip)('PostgresMailerStore wake-ups', () => {
+  beforeEach(() => postgres?.setup());
+  afterEach(() => postgres?.teardown());
 
   test('an enqueue on another handle wakes a watcher at commit; a refused one does not', async () => {
-    const [api, worker] = await Promise.all([impl!.open(), impl!.open()]);
+    const [api, worker] = await Promise.all([postgres!.open(), postgres!.open()]);
     let wakes = 0;
     const stop = await worker.watch(() => wakes++);
     try {
@@ -312,7 +275,6 @@ describe.each(impls)('MailerStore conformance: %s', (_name, make) => {
       expect(wakes).toBe(1); // rolled back: no NOTIFY
     } finally {
       await stop();
-      await Promise.all([api.close(), worker.close()]);
     }
   });
 });

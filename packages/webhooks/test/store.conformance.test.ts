@@ -1,46 +1,16 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { OutboxEvent, OutboxTarget } from '@steem-bot/store';
-import { Postgres } from '@steem-bot/store';
+import { storeImplementations } from '@steem-bot/testkit';
 
 import { type EndpointSpec, PostgresWebhookStore, SqliteWebhookStore, type WebhookStore } from '../src';
 
 // One contract, two implementations: the same tests against the SQLite file and against a real
-// PostgreSQL (TEST_DATABASE_URL; its own schema per run, dropped at the end).
-const url = process.env.TEST_DATABASE_URL;
-if (!url) process.stdout.write('webhooks/store conformance: TEST_DATABASE_URL is not set; the PostgreSQL half is skipped\n');
-
-interface Impl {
-  /** A new handle on the same store (as the app after a restart, or the CLI, would open). */
-  open(): Promise<WebhookStore>;
-  cleanup(): Promise<void>;
-}
-
-function sqlite(): Impl {
-  const dir = mkdtempSync(join(tmpdir(), 'webhooks-store-'));
-  return {
-    open: () => Promise.resolve(new SqliteWebhookStore(join(dir, 'webhooks.sqlite'))),
-    cleanup: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
-  };
-}
-
-function postgres(): Impl {
-  const schema = `sbt_webhooks_${process.pid}_${randomBytes(3).toString('hex')}`;
-  return {
-    open: () => PostgresWebhookStore.open({ url: url as string, schema }),
-    async cleanup() {
-      const admin = await Postgres.open({ url: url as string, schema, name: 'cleanup' });
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.close();
-    },
-  };
-}
-
-const impls: Array<[string, () => Impl]> = [['sqlite', sqlite]];
-if (url) impls.push(['postgres', postgres]);
+// PostgreSQL (TEST_DATABASE_URL; its own schema per test, dropped after).
+const impls = storeImplementations<WebhookStore>('webhooks', {
+  sqlite: (dir) => new SqliteWebhookStore(join(dir, 'webhooks.sqlite')),
+  postgres: (url, schema) => PostgresWebhookStore.open({ url, schema }),
+});
 
 const T = Date.parse('2027-03-27T00:00:05Z'); // ms since the epoch: beyond 32 bits
 const CHAIN_POS = 93_000_000 * 1_000_000 + 17; // a chain op's position: beyond 32 bits
@@ -73,19 +43,10 @@ class Stream implements OutboxTarget {
   }
 }
 
-describe.each(impls)('WebhookStore conformance: %s', (_name, make) => {
-  let impl: Impl;
-  const stores: WebhookStore[] = [];
-  const open = async (): Promise<WebhookStore> => {
-    const s = await impl.open();
-    stores.push(s);
-    return s;
-  };
-  beforeEach(() => (impl = make()));
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.close()));
-    await impl.cleanup();
-  });
+describe.each(impls)('WebhookStore conformance: %s', (_name, harness) => {
+  const open = (): Promise<WebhookStore> => harness.open();
+  beforeEach(() => harness.setup());
+  afterEach(() => harness.teardown());
 
   test('clients: added once (a used name is refused, even revoked), listed by name, revoked once, lists set; revoked owners own nothing', async () => {
     const store = await open();
