@@ -205,7 +205,9 @@ export class IpcServer implements TransportServer {
     try {
       await this.floorKnown;
       if (peer.fromHead) peer.pos = Math.max(peer.pos, this.stream.floor);
-      while (!peer.closed && !this.closed) {
+      // A destroyed socket stops the pump at once: its 'close' (which drops the peer) comes only
+      // after the event loop turns, and a pump that went on writing into it would never let it.
+      while (!peer.closed && !this.closed && !socket.destroyed) {
         if (socket.writableLength >= this.options.sendBytes) {
           await drainedOrClosed(socket);
           continue;
@@ -264,7 +266,7 @@ export class IpcServer implements TransportServer {
     try {
       for (;;) {
         if (peer.socket.writableLength >= this.options.sendBytes) await drainedOrClosed(peer.socket);
-        if (peer.closed || peer.backfill !== it) return;
+        if (peer.closed || peer.socket.destroyed || peer.backfill !== it) return;
         const next = await it.next();
         if (next.done || peer.closed) break;
         const event = next.value;

@@ -129,6 +129,35 @@ describe('subscribe frames: served or refused with a clear reason', () => {
   });
 });
 
+describe('a connection that goes away', () => {
+  test('a subscriber whose socket is destroyed before its close event: the next append does not spin on it (the server goes on)', async () => {
+    await serve();
+    await publish(1, 10);
+    const client = await raw(subscribe(0));
+    await waitFor(() => positions(client).length === 10);
+    // The server side of that connection, as node-ipc destroys it (a protocol failure, a reset):
+    // 'close', which drops the cursor, comes only once the event loop turns.
+    const ipc = (server as unknown as { server: { peers: Map<Socket, unknown>; stream: { read: (...a: unknown[]) => unknown } } }).server;
+    const [socket] = [...ipc.peers.keys()];
+    let reads = 0;
+    const read = ipc.stream.read.bind(ipc.stream);
+    // Before the fix the cursor read the same batch again and again without end; bounded here so
+    // that the test fails instead of hanging the event loop.
+    ipc.stream.read = (...a: unknown[]) => {
+      if (++reads > 1000) throw new Error('the cursor spins on a destroyed socket');
+      return read(...a);
+    };
+    socket!.destroy();
+    await publish(11, 20);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(reads).toBeLessThan(10);
+    expect(logged('serving a subscriber failed')).toBe(false);
+    // The stream and other subscribers go on.
+    const other = await raw(subscribe(0));
+    await waitFor(() => positions(other).length === 20);
+  });
+});
+
 describe('backfill below the floor', () => {
   test('runs at most once per subscriber and is stopped (return) when the subscriber disconnects', async () => {
     let running = 0;
