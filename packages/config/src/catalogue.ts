@@ -105,6 +105,10 @@ export const catalogue = defineCatalogue({
     'digest.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
     /** Drop a dead letter of the digest bot; its op is logged first. */
     'digest.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
+    /** Run a dead letter of the tipper bot again. */
+    'tipper.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
+    /** Drop a dead letter of the tipper bot; its op is logged first. */
+    'tipper.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
     /** Send the digest of the ops counted since the last one (fired by the clock). */
     'digest.report.send': {
       payload: z.object({ period: z.string().default('day') }),
