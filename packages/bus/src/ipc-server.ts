@@ -221,7 +221,10 @@ export class IpcServer implements TransportServer {
           peer.idle = true;
           return;
         }
-        this.writeBatch(peer, batch);
+        // A batch with none of the peer's names writes nothing, so the socket never asks it to
+        // wait: let the event loop turn between such batches, or a filtered cursor far behind
+        // would scan the whole stream in one go while tasks, calls and other peers wait.
+        if (!this.writeBatch(peer, batch)) await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       this.log.warn({ err }, 'serving a subscriber failed; closed its connection so that it resumes');
@@ -231,8 +234,11 @@ export class IpcServer implements TransportServer {
     }
   }
 
-  /** Write the peer's events of `batch` until its send budget is used; the rest is read again later. */
-  private writeBatch(peer: Peer, batch: readonly LogEntry[]): void {
+  /**
+   * Write the peer's events of `batch` until its send budget is used; the rest is read again
+   * later. False when it wrote nothing (none of the peer's names, or the peer is gone).
+   */
+  private writeBatch(peer: Peer, batch: readonly LogEntry[]): boolean {
     const socket = peer.socket;
     // The peer's frames of the batch as one write (one buffer, not one per frame), within the budget.
     const budget = this.options.sendBytes - socket.writableLength;
@@ -247,8 +253,13 @@ export class IpcServer implements TransportServer {
       }
       pos = entry.pos;
     }
-    if (frames.length > 0 && !this.write(peer, frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes))) return;
+    if (frames.length === 0) {
+      peer.pos = pos;
+      return false;
+    }
+    if (!this.write(peer, frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames, bytes))) return false;
     peer.pos = pos;
+    return true;
   }
 
   /** The peer is below the stream's floor: the app's backfill up to the floor, else a gap frame. */

@@ -158,6 +158,31 @@ describe('a connection that goes away', () => {
   });
 });
 
+describe('a cursor that skips what it reads', () => {
+  test('a subscriber far behind whose names match nothing lets the event loop turn between batches (the server is never frozen)', async () => {
+    await serve();
+    for (let n = 1; n <= 20_000; n += 1_000) await publish(n, n + 999);
+    const ipc = (server as unknown as { server: { stream: { read: (...a: unknown[]) => unknown[] } } }).server;
+    const read = ipc.stream.read.bind(ipc.stream);
+    // Which turn of the event loop each read ran in.
+    let turn = 0;
+    let turning = true;
+    const tick = (): void => {
+      turn++;
+      if (turning) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const turns: number[] = [];
+    ipc.stream.read = (...a: unknown[]) => (turns.push(turn), read(...a));
+    const client = await raw(subscribe(0, ['never.published']));
+    await waitFor(() => turns.length > 0 && client.frames.length === 1);
+    await waitFor(() => turns.length >= 20_000 / 256, 5_000, 'the scan');
+    turning = false;
+    // 20,000 events, 256 a read: some 80 reads, spread over as many turns (before: all in one).
+    expect(new Set(turns).size).toBeGreaterThan(turns.length / 2);
+  });
+});
+
 describe('backfill below the floor', () => {
   test('runs at most once per subscriber and is stopped (return) when the subscriber disconnects', async () => {
     let running = 0;
