@@ -3,6 +3,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Bus, TransportSubscription } from '@steem-bot/bus';
 import { AppError, type Catalogue, type Logger, type TaskPayload } from '@steem-bot/config';
 
+import { TRANSIENT } from './op-runner';
+
 /** Which key of an account an action needs: votes, comments and custom_json posting; transfers active. */
 export type KeyRole = 'posting' | 'active';
 
@@ -72,7 +74,6 @@ type Task = 'signer.vote.cast' | 'signer.comment.post' | 'signer.transfer.send' 
 
 const POLL_MS = 1_000;
 const REMEMBERED = 10_000;
-const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED']);
 
 interface Waiter {
   resolve(outcome: ActionOutcome): void;

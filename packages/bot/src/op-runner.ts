@@ -8,9 +8,11 @@ import { describe } from './describe';
 import { Dispatcher } from './dispatcher';
 import type { BotStore } from './store';
 
-// The bus is down or the receiver restarting: not the op's fault, so such failures never
-// dead-letter an op; the bot keeps retrying at the longest delay.
-const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED']);
+/**
+ * The bus is down (a broker unreachable too) or the receiver restarting: not the op's fault, so
+ * such failures never dead-letter an op; the bot keeps retrying at the longest delay.
+ */
+export const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED', 'ERR_BUS_UNAVAILABLE']);
 
 /** The bot is stopping: a try waiting for its next attempt gives up without counting as a failure. */
 export class Stopped extends Error {}

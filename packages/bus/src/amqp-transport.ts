@@ -791,7 +791,15 @@ class AmqpSubscription implements TransportSubscription {
               queue,
               (msg) => {
                 if (!msg || gen !== this.generation) return;
-                const body = JSON.parse(msg.content.toString('utf8')) as { event?: WireEvent; done?: boolean; backfill?: boolean };
+                let body: { event?: WireEvent; done?: boolean; backfill?: boolean };
+                try {
+                  body = JSON.parse(msg.content.toString('utf8')) as typeof body;
+                } catch {
+                  // Not from a publisher (the queue is not exclusive): a throw here would be
+                  // uncaught inside amqplib; the backfill is abandoned and asked for again.
+                  reject(new Error('a malformed message in the backfill queue'));
+                  return;
+                }
                 if (body.event) this.delivery.pushEvent(body.event);
                 else if (body.done) resolve(body.backfill === true);
               },
