@@ -39,6 +39,9 @@ export function matches(filter: Record<string, unknown>, data: Record<string, un
   return Object.entries(filter).every(([field, value]) => Object.hasOwn(data, field) && data[field] === value);
 }
 
+/** Pause before an endpoint whose store call failed starts again from its stored cursors. */
+const RESTART_MS = 1_000;
+
 /**
  * One endpoint: a cursor on each stream it needs, one delivery in flight at a time, in position
  * order per stream. A failing delivery holds the endpoint (not the others) on its retry schedule.
@@ -106,8 +109,22 @@ class EndpointRunner {
 
   private enqueue(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
     const run = this.chain.then(() => this.handle(app, payload, ctx));
-    this.chain = run.catch((err: unknown) => this.log.error({ err }, 'delivery loop failed'));
+    this.chain = run.catch((err: unknown) => this.restart(err));
     return this.chain;
+  }
+
+  /**
+   * A store call failed under the event in hand (PostgreSQL restarting, a connection cut): it may
+   * be neither delivered nor recorded, and no later event may move the cursor past it. Stop taking
+   * events; the endpoint starts again from its stored cursors after a pause.
+   */
+  private restart(err: unknown): void {
+    if (this.stopped) return;
+    this.log.error({ err }, `delivery failed on the store; starting the endpoint again from its stored cursors in ${RESTART_MS} ms`);
+    this.stopped = true;
+    for (const sub of this.subs) sub.close();
+    this.abort.abort();
+    this.d.restartLater(this.seq, RESTART_MS);
   }
 
   private async handle(app: string, payload: Record<string, unknown>, ctx: EventContext): Promise<void> {
@@ -233,6 +250,8 @@ export class Dispatcher {
   private readonly versions = new Map<number, number>();
   // Refreshes of one endpoint run one after another, so two runners never overlap.
   private readonly pending = new Map<number, Promise<void>>();
+  private readonly restarts = new Set<NodeJS.Timeout>();
+  private stopping = false;
 
   constructor(options: DispatcherOptions) {
     this.store = options.store;
@@ -279,7 +298,23 @@ export class Dispatcher {
     return next;
   }
 
+  /** Start an endpoint again from its stored state after `delayMs`, and again until that works. */
+  restartLater(seq: number, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.restarts.delete(timer);
+      if (this.stopping) return;
+      this.refresh(seq).catch((err: unknown) => {
+        this.logger.warn({ err }, `could not start endpoint #${seq} again; trying again in ${delayMs} ms`);
+        this.restartLater(seq, delayMs);
+      });
+    }, delayMs);
+    this.restarts.add(timer);
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.restarts) clearTimeout(timer);
+    this.restarts.clear();
     await Promise.all([...this.pending.values()]);
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();

@@ -64,6 +64,21 @@ describe('deliveries', () => {
     expect((await call(app.url, token, 'GET', '/v1/endpoints/main')).body.cursors).toEqual({ broadcaster: BLOCK + 59 });
   });
 
+  test('a store call failing under a delivery (PostgreSQL restarting): the endpoint starts again from its stored cursor, no event skipped', async () => {
+    const { chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '100,100,100' });
+    const r = await receiver((n) => (n === 0 ? 500 : 200));
+    await register(app, token, 'main', r);
+    // The first failed try's retry state cannot be written, once.
+    const store = app.dispatcher.store;
+    const setRetry = store.setRetry.bind(store);
+    let failures = 0;
+    store.setRetry = (...a) => (failures++ === 0 ? Promise.reject(new Error('Connection terminated unexpectedly')) : setRetry(...a));
+    for (let i = 0; i < 5; i++) await chain.transfer(BLOCK + i, 'carol', 'alice');
+    await waitFor(() => r.got.length >= 5, 10_000, 'deliveries');
+    expect(r.got.map((g) => g.body.position)).toEqual([0, 1, 2, 3, 4].map((i) => BLOCK + i));
+    expect(app.lines.some((l) => String(l.msg).includes('starting the endpoint again from its stored cursors'))).toBe(true);
+  });
+
   test('500 five times then 200: delivered on the 6th try, in order, while a healthy endpoint keeps flowing', async () => {
     const { chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '100,100,100,100,100,100,100' });
     const flaky = await receiver((n) => (n < 5 ? 500 : 200));

@@ -6,7 +6,7 @@ import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 import { Webhook } from 'standardwebhooks';
 
-import { addClient, grantTask, SqliteWebhookStore, startWebhooks, storeFile } from '../src';
+import { addClient, type Dispatcher, grantTask, SqliteWebhookStore, startWebhooks, storeFile } from '../src';
 
 export interface WebhooksEnv {
   config: Config;
@@ -62,11 +62,11 @@ export function webhooksEnv(
 export async function startApp(
   w: WebhooksEnv,
   options: Parameters<typeof startWebhooks>[1] = {},
-): Promise<{ url: string; lines: Array<Record<string, unknown>>; stop(): Promise<void> }> {
+): Promise<{ url: string; lines: Array<Record<string, unknown>>; dispatcher: Dispatcher; stop(): Promise<void> }> {
   const { logger, lines } = keptLogger('webhooks', 'debug');
   const bus = w.busFor('webhooks');
   const app = await startWebhooks({ config: w.config, logger, bus }, options);
-  return { url: app.url, lines, stop: () => app.stop().then(() => bus.close()) };
+  return { url: app.url, lines, dispatcher: app.dispatcher, stop: () => app.stop().then(() => bus.close()) };
 }
 
 /** A client with a token; `tasks` granted, `events` owned. */
