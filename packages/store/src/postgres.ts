@@ -128,10 +128,16 @@ export class Postgres {
     options: { pollMs?: number; signal?: AbortSignal } = {},
   ): Promise<ActiveLock> {
     const client = new pg.Client(this.clientConfig());
+    // A standby's connection may die while it waits (a server restart, pg_terminate_backend):
+    // without a listener that 'error' would crash the process; the next poll fails instead.
+    let broken: Error | undefined;
+    const noteError = (err: Error): void => void (broken ??= err);
+    client.on('error', noteError);
     await client.connect();
     const key = `${this.options.schema}:${name}`;
     try {
       for (;;) {
+        if (broken) throw broken;
         const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [key]);
         if (rows[0]?.ok) break;
         await sleep(options.pollMs ?? 1_000, undefined, { signal: options.signal });
@@ -139,6 +145,8 @@ export class Postgres {
     } catch (err) {
       await client.end().catch(() => undefined);
       throw safeError(err);
+    } finally {
+      client.off('error', noteError);
     }
     return new ActiveLock(client, key, onLost);
   }
@@ -155,6 +163,9 @@ export class Postgres {
       application_name: this.options.applicationName ?? `steem-bot/${this.options.name}`,
       options: `-c search_path=${this.options.schema}`,
       types: typeParsers as pg.CustomTypesConfig,
+      // A peer that vanished without closing (a host down, a partition) is found out by TCP.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     };
   }
 
@@ -246,9 +257,13 @@ export class Listener {
   }
 }
 
+/** How often the lock holder checks its connection, and how long an answer may take. */
+const HEARTBEAT_MS = 5_000;
+
 /** The session advisory lock of the single active instance, on its own connection. */
 export class ActiveLock {
   private released = false;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
     private readonly client: pg.Client,
@@ -256,16 +271,38 @@ export class ActiveLock {
     onLost: (err: Error) => void,
   ) {
     const lost = (err?: Error): void => {
+      clearInterval(this.heartbeat);
       if (this.released) return;
       this.released = true;
       onLost(safeError(err ?? new Error(`the connection holding lock ${key} ended`)));
     };
     client.on('error', lost);
     client.on('end', () => lost());
+    // A half-open connection (the server dropped the session, and the lock with it, but no error
+    // reached us) is found out by asking: a check that fails or goes unanswered means lost.
+    this.heartbeat = setInterval(() => {
+      let timer: NodeJS.Timeout | undefined;
+      const unanswered = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the connection holding lock ${key} did not answer within ${HEARTBEAT_MS} ms`)),
+          HEARTBEAT_MS,
+        );
+      });
+      const check = client.query('SELECT 1');
+      check.catch(() => undefined); // settled by the race below
+      Promise.race([check, unanswered])
+        .catch((err: unknown) => {
+          if (!this.released) void client.end().catch(() => undefined);
+          lost(err instanceof Error ? err : new Error(String(err)));
+        })
+        .finally(() => clearTimeout(timer));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
   }
 
   /** Give the lock up (on a clean stop) so a standby takes over at once. */
   async release(): Promise<void> {
+    clearInterval(this.heartbeat);
     if (this.released) return;
     this.released = true;
     await this.client.query('SELECT pg_advisory_unlock(hashtext($1))', [this.key]).catch(() => undefined);

@@ -105,6 +105,21 @@ describePg('Postgres (real server)', () => {
     await listener.close();
   });
 
+  test('a standby whose connection is cut while it waits fails with a clear error instead of crashing the process', async () => {
+    const db = await connect();
+    const holder = await db.acquireLock('signer', () => undefined);
+    const waiting = db.acquireLock('signer', () => undefined, { pollMs: 2_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    // The standby sleeps between polls: its connection is idle on pg_try_advisory_lock.
+    const rows = await admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = 'steem-bot/test' AND query LIKE '%pg_try_advisory_lock%' AND state = 'idle'
+       ORDER BY backend_start DESC LIMIT 1`,
+    );
+    await terminate(rows[0]?.pid as number);
+    await expect(waiting).rejects.toThrow(/terminat/i);
+    await holder.release();
+  });
+
   test('one active instance: a standby waits on the lock and takes over when the holder dies; the holder is told at once', async () => {
     const db = await connect();
     const lost: Error[] = [];
