@@ -27,6 +27,8 @@ const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 3000);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 const FIRST = 1_000_000;
 const WATCHED = new Set(['alice', 'bob']);
+// The bots that act in this run (the tipper idles: it has no account, the signer holds no key).
+const BOTS = ['new-posts', 'watcher', 'digest'];
 const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 'mailer-worker', 'clock-1', 'clock-2', 'webhooks'];
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
@@ -323,7 +325,7 @@ async function main() {
   });
   const dataDir = system.apps.find((a) => a.name === 'broadcaster').env.DATA_DIR;
   // The bots have run before: they resume just before the first replayed block.
-  for (const bot of ['new-posts', 'watcher', 'digest']) {
+  for (const bot of BOTS) {
     const store = new BotStore(join(dataDir, `bot-${bot}.sqlite`));
     store.saveCheckpoint(appliedPosition(FIRST - 1));
     store.close();
@@ -338,7 +340,7 @@ async function main() {
   const kills = new Map();
   const last = node.chain.last;
   const end = (bot) => (checkpoint(dataDir, bot) ?? 0) >= appliedPosition(last);
-  while (!['new-posts', 'watcher', 'digest'].every(end)) {
+  while (!BOTS.every(end)) {
     await sleep(KILL_EVERY_MS);
     rabbit.chaos();
     const victim = VICTIMS[random(VICTIMS.length)];
@@ -415,7 +417,8 @@ async function main() {
   const statusOk =
     status.apps.length === apps.length &&
     status.broadcaster.current_block === last &&
-    status.bots.every((b) => b.block === last && b.dead_letters === 0) &&
+    BOTS.every((name) => status.bots.some((b) => b.name === name && b.block === last && b.dead_letters === 0)) &&
+    status.bots.every((b) => b.dead_letters === 0) &&
     status.mailer.counts.sent > 0 &&
     status.clock[0]?.id === 'chaos-digest';
 
@@ -444,7 +447,7 @@ async function main() {
   );
   say(`pm2        ${apps.length} apps, ${notOnline.length === 0 ? 'all online' : `not online: ${notOnline.join(', ')}`}`);
   say(
-    `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => b.block).join('/')})`,
+    `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => `${b.name} ${b.block ?? 'idle'}`).join(', ')})`,
   );
   const eventsWrong = events.missing.length + events.invented.length + events.twice + events.gaps;
   for (const line of webhooks.lines) say(line);
