@@ -3,7 +3,7 @@ import { AppError, emailRequest, withTid } from '@steem-bot/config';
 
 import { accept, createApi } from './api';
 import { openMailerStore } from './open-store';
-import { relay } from './relay';
+import { relay, stopRelays } from './relay';
 
 /** The mailer-api process (bus app `mailer`): REST intake and the `mailer.email.send` task. */
 export async function startIntake(
@@ -48,6 +48,7 @@ export async function startIntake(
     url,
     async stop() {
       await api.close();
+      await stopRelays(store);
       await store.close();
     },
   };

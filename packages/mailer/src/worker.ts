@@ -7,7 +7,7 @@ import type { LookupFunction } from '@steem-bot/outbound';
 import { checkStillWanted } from './check';
 import { type Delivery, DeliveryError } from './delivery';
 import type { FinishUpdate, MailerStore } from './mailer-store';
-import { relay } from './relay';
+import { relay, stopRelays } from './relay';
 import type { AttemptRow, Message } from './store';
 
 export interface WorkerOptions {
@@ -93,6 +93,7 @@ export class Worker {
     await this.unwatch?.();
     this.wake();
     await this.loop;
+    await stopRelays(this.options.store);
     try {
       const released = await this.options.store.release(this.owner);
       if (released > 0) this.log.info(`released ${released} leases`);

@@ -2,9 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { EventLog } from '@steem-bot/bus';
-import { type Proc, spawnProcess, waitFor } from '@steem-bot/testkit';
+import { Bus, EventLog, MemoryHub, MemoryTransport } from '@steem-bot/bus';
+import { AppError, catalogue } from '@steem-bot/config';
+import { keptLogger, type Proc, spawnProcess, waitFor } from '@steem-bot/testkit';
 
+import { SqliteMailerStore } from '../src';
+import { relay, stopRelays } from '../src/relay';
 import { MailStore } from '../src/store';
 
 // The outbox: an email.* event is written in the same transaction as the state change that
@@ -50,5 +53,34 @@ test('SIGKILL at random points of a loop of state changes: every committed chang
     expect(store.outbox('mailer-worker').pending()).toEqual([]);
   } finally {
     store.close();
+  }
+});
+
+test('a relay that fails (the stream unreachable) is tried again by itself: the event does not wait for the next state change', async () => {
+  const store = new SqliteMailerStore(new MailStore(join(dir, 'mailer.sqlite')));
+  const { logger, lines } = keptLogger('mailer', 'debug');
+  const bus = new Bus({ app: 'mailer', catalogue, transport: new MemoryTransport(new MemoryHub()), logger });
+  await bus.serve();
+  try {
+    await store.enqueue({
+      client: 'shop',
+      key: undefined,
+      request: { to: ['bob@example.com'], subject: 's', text: 't' },
+      tid: 'tid-1',
+      now: Date.now(),
+      domain: 'x.org',
+    });
+    const publishBatch = bus.publishBatch.bind(bus);
+    let failures = 0;
+    bus.publishBatch = (...a) =>
+      failures++ === 0 ? Promise.reject(new AppError('ERR_BUS_UNAVAILABLE', 'no broker reachable')) : publishBatch(...a);
+    relay(store, 'mailer', bus, logger);
+    await waitFor(() => lines.some((l) => String(l.msg).includes('will retry')), 2_000, 'the failed relay');
+    await waitFor(async () => (await store.pendingEvents('mailer')).length === 0, 3_000, 'the retried relay');
+    expect(bus.streamInfo()?.head).toBeGreaterThan(0);
+  } finally {
+    await stopRelays(store);
+    await bus.close();
+    await store.close();
   }
 });

@@ -1,5 +1,5 @@
-export type { OutboxEvent, OutboxTarget } from './outbox';
-export { Outbox, OUTBOX_MIGRATION } from './outbox';
+export type { OutboxEvent, OutboxTarget, Relayer } from './outbox';
+export { Outbox, OUTBOX_MIGRATION, relayer } from './outbox';
 export { POSTGRES_OUTBOX_MIGRATION, PostgresOutbox } from './outbox-postgres';
 export type { PoolClient, PostgresOptions, QueryResultRow } from './postgres';
 export { ActiveLock, Listener, Postgres } from './postgres';

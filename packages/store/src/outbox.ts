@@ -98,3 +98,38 @@ export class Outbox {
     } while (this.again);
   }
 }
+
+/** Runs an outbox's relay on demand and, after a failure, again by itself. */
+export interface Relayer {
+  /** Relay now (a run in progress is joined by the outbox itself). */
+  relay(): void;
+  /** Cancel a pending retry and wait for a run in progress (before the store closes). */
+  stop(): Promise<void>;
+}
+
+/**
+ * A relay of what waits in an outbox to the app's stream: run on demand and, after a failure
+ * (the stream unreachable, the database restarting), again every `retryMs` until one succeeds,
+ * so an event never waits for the app's next state change. The events wait in the outbox
+ * meanwhile, so nothing is lost either way.
+ */
+export function relayer(run: () => Promise<void>, onError: (err: unknown) => void, retryMs = 1_000): Relayer {
+  let stopped = false;
+  let running: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const relay = (): void => {
+    if (stopped) return;
+    running = run().catch((err: unknown) => {
+      onError(err);
+      if (!stopped && timer === undefined) timer = setTimeout(() => ((timer = undefined), relay()), retryMs);
+    });
+  };
+  return {
+    relay,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

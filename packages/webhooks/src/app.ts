@@ -5,7 +5,7 @@ import { AppError, type Config } from '@steem-bot/config';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
-import { relayer } from './relay';
+import { ownRelayer } from './relay';
 import type { WebhookStore } from './store';
 import { PostgresWebhookStore } from './store-postgres';
 import { SqliteWebhookStore } from './store-sqlite';
@@ -40,7 +40,7 @@ export async function startWebhooks(
   // The app's own events are written to the outbox with the change that causes them, then
   // relayed to its bus stream (durable, retention as the bus's settings); a failed relay is
   // retried a second later and by the next one.
-  const own = relayer(store, bus, logger);
+  const own = ownRelayer(store, bus, logger);
   const relayOwn = own.relay;
   await bus.serve();
   relayOwn(); // what a crash left between a commit and the stream goes out first

@@ -1,7 +1,7 @@
 import { openDatabase } from '@steem-bot/store';
 import { keptLogger } from '@steem-bot/testkit';
 
-import { relayer } from '../src/relay';
+import { ownRelayer } from '../src/relay';
 import { MIGRATIONS } from '../src/store-sqlite';
 import { call, client, Receiver, startApp, waitFor, webhooksEnv } from './helpers';
 
@@ -107,7 +107,7 @@ describe('events and tasks posted in by outside apps', () => {
     const bus = w.busFor('webhooks');
     cleanups.push(() => bus.close());
     const { logger, lines } = keptLogger('webhooks');
-    const own = relayer(w.store, bus, logger, 200);
+    const own = ownRelayer(w.store, bus, logger, 200);
     cleanups.push(() => own.stop());
     const pos = await w.store.addOwnEvent(
       { name: 'event.posted', payload: { client: 'shop', type: 'shop.x', data: { n: 1 } }, tid: 't1' },
