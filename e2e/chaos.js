@@ -346,8 +346,14 @@ async function main() {
     const victim = VICTIMS[random(VICTIMS.length)];
     const app = jlist().find((a) => a.name === victim);
     if (app?.pid) {
-      process.kill(app.pid, 'SIGKILL');
-      kills.set(victim, (kills.get(victim) ?? 0) + 1);
+      try {
+        process.kill(app.pid, 'SIGKILL');
+        kills.set(victim, (kills.get(victim) ?? 0) + 1);
+      } catch (err) {
+        // Gone between the listing and the kill: it exited by itself, which the restart count
+        // below reports with its last fatal log line.
+        if (err.code !== 'ESRCH') throw err;
+      }
     }
     if (Date.now() - started > 10 * 60_000) throw new Error('the replay did not finish within 10 minutes');
   }
@@ -425,10 +431,22 @@ async function main() {
   const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
   const restarts = apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
   const totalKills = [...kills.values()].reduce((s, n) => s + n, 0);
+  // An app that restarted more often than it was killed exited by itself: say which, and why.
+  const selfExits = apps
+    .filter((a) => a.pm2_env.restart_time > (kills.get(a.name) ?? 0))
+    .map((a) => {
+      const n = a.pm2_env.restart_time - (kills.get(a.name) ?? 0);
+      const fatal = readFileSync(outLog(a.name), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"level":60'))
+        .map((l) => l.slice(l.indexOf('{'), l.indexOf('{') + 400));
+      return `${a.name} ${n}${fatal.length > 0 ? ` (last fatal: ${fatal.at(-1)})` : ''}`;
+    });
 
   say('');
   say(`blocks   ${FIRST}-${last} (${last - FIRST + 1}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`);
   say(`kills    ${totalKills}: ${[...kills].map(([k, n]) => `${k} ${n}`).join(', ')}; PM2 restarts ${restarts}`);
+  if (selfExits.length > 0) say(`exits    by themselves: ${selfExits.join('; ')}`);
   say(`new-posts  root posts ${want.posts.length}, announced ${new Set(announced).size}, lost ${postsLost}, duplicates ${postsDup}`);
   say(
     `digest     ops counted ${counted} of ${want.ops} (exactly once: lost ${Math.max(0, want.ops - counted)}, duplicates ${Math.max(0, counted - want.ops)})`,

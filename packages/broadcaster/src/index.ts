@@ -1,5 +1,3 @@
-export type { ActiveInstance } from './active';
-export { becomeActive, STANDBY_POLL_MS } from './active';
 export type { BackfillOptions } from './backfill';
 export { Backfills } from './backfill';
 export type { BroadcasterOptions } from './broadcaster';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 
 import { runApp } from '@steem-bot/bus';
+import { becomeActive } from '@steem-bot/store';
 
-import { becomeActive } from './active';
 import { EXIT_OFF_CHAIN } from './broadcaster';
 import { createBroadcaster } from './create';
 

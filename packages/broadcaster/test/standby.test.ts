@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 import { DevNode } from '@steem-bot/devnode';
-import { Postgres } from '@steem-bot/store';
+import { Postgres, STANDBY_POLL_MS } from '@steem-bot/store';
 
-import { APPLIED_INDEX, positionOf, STANDBY_POLL_MS } from '../src';
+import { APPLIED_INDEX, positionOf } from '../src';
 import { keptLogger, observer, testConfig, waitFor } from './harness';
 
 // Single active broadcaster (STORE=postgres): a standby waits on a PostgreSQL advisory lock and

@@ -1,5 +1,6 @@
 import { AppError, type Config, type Logger } from '@steem-bot/config';
-import { Postgres } from '@steem-bot/store';
+
+import { Postgres } from './postgres';
 
 /** How often a standby asks for the lock: with the time to start, the bound of a takeover. */
 export const STANDBY_POLL_MS = 1_000;
