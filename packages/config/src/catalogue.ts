@@ -124,8 +124,18 @@ export const catalogue = defineCatalogue({
     'signer.custom_json.send': { payload: customJsonAction, reply: actionReply },
     /** An action's state, by the idempotency key it was sent with. */
     'signer.action.get': { payload: z.object({ key: z.string().min(1) }), reply: actionState },
+    /**
+     * The operator's recovery hook for a failed action whose failure may pass (retryable: RC, an
+     * expiry after its last signing): sign it again with a fresh budget (the console's Retry).
+     */
+    'signer.action.retry': { payload: z.object({ action_id: z.string().min(1) }), reply: actionReply },
     /** The accounts the signer holds keys for, with their roles (a bot's start-up check), and whether it is live. */
     'signer.key.list': { payload: z.object({}), reply: keyList },
+    /** Deliver to a disabled endpoint again, from its stored cursor (the console's Enable). */
+    'webhooks.endpoint.enable': {
+      payload: z.object({ client: z.string().min(1), endpoint: z.string().min(1) }),
+      reply: z.object({ client: z.string(), endpoint: z.string(), disabled: z.boolean() }),
+    },
     /** Report the broadcaster's current block, head, LIB, lag and node health. */
     'broadcaster.status.get': {
       payload: z.object({}),
