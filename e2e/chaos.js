@@ -5,14 +5,12 @@
 // have produced its task, and no app may be left errored. The figures are the last lines.
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = require('node:fs');
+const { mkdtempSync, rmSync, writeFileSync, existsSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const { BotStore } = require('@steem-bot/bot');
-const { createIpcBus } = require('@steem-bot/bus');
-const { appliedPosition, catalogue, createLogger, loadConfig } = require('@steem-bot/config');
-const { emailsFor } = require('@steem-bot/bot-watcher');
+const { appliedPosition } = require('@steem-bot/config');
 const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
 const { openDatabase } = require('@steem-bot/store');
 const { addClient, SqliteWebhookStore, storeFile } = require('@steem-bot/webhooks');
@@ -20,101 +18,24 @@ const { createServer } = require('node:http');
 const { Webhook } = require('standardwebhooks');
 
 const { ROOT, ecosystem } = require('../scripts/system');
+const lib = require('./chaos-lib');
 
+const { FIRST, say, sleep, until } = lib;
 const SYNTHETIC = Number(process.env.CHAOS_BLOCKS ?? 5000);
 const INTERVAL_MS = Number(process.env.CHAOS_INTERVAL_MS ?? 10);
 const KILL_EVERY_MS = Number(process.env.CHAOS_KILL_EVERY_MS ?? 3000);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
-const FIRST = 1_000_000;
-const WATCHED = new Set(['alice', 'bob']);
 // The bots that act in this run (the tipper idles: it has no account, the signer holds no key).
 const BOTS = ['new-posts', 'watcher', 'digest'];
 const VICTIMS = ['broadcaster', 'new-posts', 'watcher', 'digest', 'mailer-api', 'mailer-worker', 'clock-1', 'clock-2', 'webhooks'];
-const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
 const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
 // `--rabbitmq` (or CHAOS_BUS=rabbitmq): the same run with the bus on RabbitMQ (TEST_AMQP_URL, a
 // private vhost made and deleted with the local rabbitmqctl), its connections also closed now and then.
 const rabbit = require('./chaos-rabbitmq').setup(process.argv.includes('--rabbitmq') || process.env.CHAOS_BUS === 'rabbitmq');
-const pm2Env = { ...process.env, PM2_HOME: join(dir, 'pm2'), ...rabbit.env };
-const pm2 = (...args) => execFileSync(process.execPath, [PM2, ...args], { env: pm2Env, encoding: 'utf8', cwd: ROOT });
-const jlist = () => JSON.parse(pm2('jlist'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const say = (text) => process.stdout.write(`${text}\n`);
-let rand = SEED || 1;
-const random = (n) => (rand = (rand * 48271) % 2147483647) % n;
-
-async function until(what, timeoutMs, predicate) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(500);
-  }
-}
-
-/**
- * Every email.* event a bus subscriber sees, from the start of the mailer's and the mailer-worker's
- * streams, through their SIGKILLs: `<event> <message id>` -> the positions it arrived at.
- */
-function watchEmailEvents(appEnv) {
-  const config = loadConfig({
-    env: { ...process.env, ...rabbit.env, SOCKET_DIR: appEnv.SOCKET_DIR, DATA_DIR: join(dir, 'chaos-subscriber') },
-  });
-  const bus = createIpcBus('chaos-subscriber', catalogue, config, createLogger({ app: 'chaos-subscriber', level: 'silent' }));
-  const seen = new Map();
-  let gaps = 0;
-  const record = (payload, ctx) => {
-    const key = `${ctx.name} ${payload.id}`;
-    if (!seen.has(key)) seen.set(key, new Set());
-    seen.get(key).add(ctx.pos);
-  };
-  const onGap = () => gaps++;
-  bus.subscribe('mailer', { 'email.queued': record, 'email.cancelled': record }, { from: 0, onGap });
-  bus.subscribe('mailer-worker', { 'email.sent': record, 'email.failed': record, 'email.skipped': record }, { from: 0, onGap });
-  return { seen, gaps: () => gaps, close: () => bus.close() };
-}
-
-/**
- * The outbox promise: each committed message has exactly one email.queued and, once final, exactly
- * one event of its final status; no event without its state change (none for an unknown message or
- * for a status the message does not have), none twice.
- */
-function compareEmailEvents(watch, mailerDb) {
-  const final = { sent: 'email.sent', dead: 'email.failed', skipped: 'email.skipped', cancelled: 'email.cancelled' };
-  const expected = new Set();
-  for (const { id, status } of query(mailerDb, 'SELECT id, status FROM messages')) {
-    expected.add(`email.queued ${id}`);
-    if (final[status]) expected.add(`${final[status]} ${id}`);
-  }
-  const missing = [...expected].filter((k) => !watch.seen.has(k));
-  const invented = [...watch.seen.keys()].filter((k) => !expected.has(k));
-  const twice = [...watch.seen.values()].filter((positions) => positions.size > 1).length;
-  return { expected: expected.size, seen: watch.seen.size, missing, invented, twice, gaps: watch.gaps() };
-}
-
-/** What the replayed range should produce: ops, root posts, watcher emails (by subject). */
-function expectations(node, last) {
-  let ops = 0;
-  const posts = [];
-  const seen = new Set();
-  const emails = new Map();
-  for (let n = FIRST; n <= last; n++) {
-    for (const trx of node.chain.block(n).transactions) {
-      for (const op of trx.operations) {
-        ops++;
-        const [name, v] = condenserOp(op);
-        if (name === 'transfer' || name === 'comment') {
-          for (const { subject } of emailsFor(name, { ...v, block_num: n }, WATCHED)) emails.set(subject, (emails.get(subject) ?? 0) + 1);
-        }
-        if (name !== 'comment' || v.body.startsWith('@@ ')) continue;
-        const key = `${v.author}/${v.permlink}`;
-        if (v.parent_author === '' && !seen.has(key)) posts.push(`new post: https://steemit.com/@${v.author}/${v.permlink}`);
-        seen.add(key);
-      }
-    }
-  }
-  return { ops, posts, emails };
-}
+const host = lib.pm2Host(join(dir, 'pm2'), rabbit.env);
+const { pm2, jlist } = host;
+const random = lib.randomFrom(SEED);
 
 function checkpoint(dataDir, bot) {
   const file = join(dataDir, `bot-${bot}.sqlite`);
@@ -333,7 +254,11 @@ async function main() {
   writeFileSync(join(dir, 'ecosystem.json'), JSON.stringify(system));
   pm2('start', join(dir, 'ecosystem.json'));
   const started = Date.now();
-  const emailEvents = watchEmailEvents(system.apps.find((a) => a.name === 'mailer-api').env);
+  const emailEvents = lib.watchEmailEvents({
+    ...rabbit.env,
+    SOCKET_DIR: system.apps.find((a) => a.name === 'mailer-api').env.SOCKET_DIR,
+    DATA_DIR: join(dir, 'chaos-subscriber'),
+  });
   await webhooksRegister(wh);
   const stopPosting = webhooksPoster(wh);
 
@@ -344,17 +269,7 @@ async function main() {
     await sleep(KILL_EVERY_MS);
     rabbit.chaos();
     const victim = VICTIMS[random(VICTIMS.length)];
-    const app = jlist().find((a) => a.name === victim);
-    if (app?.pid) {
-      try {
-        process.kill(app.pid, 'SIGKILL');
-        kills.set(victim, (kills.get(victim) ?? 0) + 1);
-      } catch (err) {
-        // Gone between the listing and the kill: it exited by itself, which the restart count
-        // below reports with its last fatal log line.
-        if (err.code !== 'ESRCH') throw err;
-      }
-    }
+    if (lib.kill(host, victim)) kills.set(victim, (kills.get(victim) ?? 0) + 1);
     if (Date.now() - started > 10 * 60_000) throw new Error('the replay did not finish within 10 minutes');
   }
   const killsDone = Date.now();
@@ -366,44 +281,15 @@ async function main() {
     return open === 0;
   });
   await sleep(6_000); // ticks of the last seconds reach the digest
-  let events = compareEmailEvents(emailEvents, mailer);
-  for (const deadline = Date.now() + 30_000; events.missing.length > 0 && Date.now() < deadline; await sleep(500)) {
-    events = compareEmailEvents(emailEvents, mailer); // the subscriber may still be catching up
-  }
+  const events = await lib.settleEmailEvents(emailEvents, () => query(mailer, 'SELECT id, status FROM messages'));
   await emailEvents.close();
   const webhooks = await webhooksCheck(wh, node, last, mailer);
 
   // Figures.
-  const want = expectations(node, last);
-  const outLog = (name) => join(pm2Env.PM2_HOME, 'logs', `${name}-out.log`);
-  const announced = readFileSync(outLog('new-posts'), 'utf8')
-    .split('\n')
-    .map((l) => {
-      try {
-        return JSON.parse(l.slice(l.indexOf('{'))).msg; // after PM2's log_date_format prefix
-      } catch {
-        return undefined;
-      }
-    })
-    .filter((m) => typeof m === 'string' && m.startsWith('new post:'));
-  const postsLost = want.posts.filter((p) => !announced.includes(p)).length;
-  const postsDup = announced.length - new Set(announced).size;
-
+  const want = lib.expectations(node, last);
+  const posts = lib.newPostsCheck(host.outLog('new-posts'), want);
   const mails = sink.messages;
-  const watcherMails = mails.filter((m) => m.to.includes('watcher@demo.example.com'));
-  const byId = new Map();
-  for (const m of watcherMails) byId.set(m.headers['x-steem-bot-message'], m.subject);
-  const smtpDup = watcherMails.length - byId.size;
-  const got = new Map();
-  for (const subject of byId.values()) got.set(subject, (got.get(subject) ?? 0) + 1);
-  let emailsWanted = 0;
-  let emailsLost = 0;
-  let emailsExtra = 0;
-  for (const [subject, n] of want.emails) {
-    emailsWanted += n;
-    emailsLost += Math.max(0, n - (got.get(subject) ?? 0));
-    emailsExtra += Math.max(0, (got.get(subject) ?? 0) - n);
-  }
+  const watcher = lib.watcherCheck(mails, want);
 
   const digestDb = join(dataDir, 'bot-digest.sqlite');
   const reported = query(digestDb, 'SELECT key, ops FROM reports');
@@ -413,12 +299,11 @@ async function main() {
     ticks.push(`day:chaos-digest@${new Date(t).toISOString()}`);
   const reportKeys = new Set(reported.map((r) => r.key));
   const ticksLost = ticks.filter((k) => !reportKeys.has(k)).length;
-  const digestMails = mails.filter((m) => m.to.includes('digest@demo.example.com'));
-  const digestDup = digestMails.length - new Set(digestMails.map((m) => m.headers['x-steem-bot-message'])).size;
+  const digestDup = lib.digestDuplicates(mails).dup;
   const tickRows = query(join(dataDir, 'clock.sqlite'), 'SELECT state, COUNT(*) AS n FROM ticks GROUP BY state');
 
   // The operator's screen, as a script reads it.
-  const status = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: pm2Env, encoding: 'utf8' }));
+  const status = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: host.env, encoding: 'utf8' }));
   const apps = jlist();
   const statusOk =
     status.apps.length === apps.length &&
@@ -431,47 +316,29 @@ async function main() {
   const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
   const restarts = apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
   const totalKills = [...kills.values()].reduce((s, n) => s + n, 0);
-  // An app that restarted more often than it was killed exited by itself: say which, and why.
-  const selfExits = apps
-    .filter((a) => a.pm2_env.restart_time > (kills.get(a.name) ?? 0))
-    .map((a) => {
-      const n = a.pm2_env.restart_time - (kills.get(a.name) ?? 0);
-      const fatal = readFileSync(outLog(a.name), 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('"level":60'))
-        .map((l) => l.slice(l.indexOf('{'), l.indexOf('{') + 400));
-      return `${a.name} ${n}${fatal.length > 0 ? ` (last fatal: ${fatal.at(-1)})` : ''}`;
-    });
+  const selfExits = lib.selfExits(host, apps, kills);
 
   say('');
   say(`blocks   ${FIRST}-${last} (${last - FIRST + 1}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`);
   say(`kills    ${totalKills}: ${[...kills].map(([k, n]) => `${k} ${n}`).join(', ')}; PM2 restarts ${restarts}`);
   if (selfExits.length > 0) say(`exits    by themselves: ${selfExits.join('; ')}`);
-  say(`new-posts  root posts ${want.posts.length}, announced ${new Set(announced).size}, lost ${postsLost}, duplicates ${postsDup}`);
+  say(posts.line);
   say(
     `digest     ops counted ${counted} of ${want.ops} (exactly once: lost ${Math.max(0, want.ops - counted)}, duplicates ${Math.max(0, counted - want.ops)})`,
   );
-  say(
-    `watcher    emails wanted ${emailsWanted}, received ${byId.size}, lost ${emailsLost}, duplicate requests ${emailsExtra}, duplicate SMTP deliveries ${smtpDup}`,
-  );
+  say(watcher.line);
   say(
     `clock      ticks in the window ${ticks.length}, without their task ${ticksLost}; claims ${tickRows.map((r) => `${r.state} ${r.n}`).join(', ')}; duplicate digest emails ${digestDup}`,
   );
-  say(
-    `email.*    events expected ${events.expected}, seen ${events.seen}, missing ${events.missing.length}, without their state change ${events.invented.length}, seen twice ${events.twice}, gaps ${events.gaps}` +
-      (events.missing.length + events.invented.length > 0
-        ? ` (e.g. ${[...events.missing, ...events.invented].slice(0, 3).join('; ')})`
-        : ''),
-  );
+  say(lib.emailEventsLine(events));
   say(`pm2        ${apps.length} apps, ${notOnline.length === 0 ? 'all online' : `not online: ${notOnline.join(', ')}`}`);
   say(
     `status     ${statusOk ? 'agrees' : `DISAGREES: ${JSON.stringify({ broadcaster: status.broadcaster, bots: status.bots })}`} (broadcaster at ${status.broadcaster.current_block}, bots at ${status.bots.map((b) => `${b.name} ${b.block ?? 'idle'}`).join(', ')})`,
   );
-  const eventsWrong = events.missing.length + events.invented.length + events.twice + events.gaps;
   for (const line of webhooks.lines) say(line);
   const failed =
     webhooks.failed ||
-    postsLost + emailsLost + ticksLost + Math.abs(want.ops - counted) + emailsExtra + notOnline.length + eventsWrong > 0 ||
+    posts.lost + watcher.lost + ticksLost + Math.abs(want.ops - counted) + watcher.extra + notOnline.length + lib.eventsWrong(events) > 0 ||
     !statusOk;
   if (rabbit.on) say(`rabbitmq   bus on RabbitMQ (vhost ${rabbit.vhost}), all connections closed ${rabbit.closes} times`);
   say(failed ? 'CHAOS: FAILED' : 'CHAOS: PASSED (0 lost)');

@@ -488,6 +488,9 @@ class AmqpServer implements TransportServer {
 
   /** Publish to the stream and wait for the broker's confirms (all of them, or an error). */
   private async publishRecords(records: readonly StreamRecord[]): Promise<void> {
+    // Nothing to confirm: waiting would wait for a callback that never comes (a block whose
+    // events are all in the stream already, republished after a restart, hung here for good).
+    if (records.length === 0) return;
     const bodies = records.map((r) => Buffer.from(JSON.stringify(r)));
     for (const [i, b] of bodies.entries()) {
       if (b.length > this.o.maxMessageBytes) {

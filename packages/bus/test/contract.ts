@@ -82,6 +82,17 @@ export function transportContract(setup: () => ContractSetup): void {
     expect(alpha.head).toBe(6);
   });
 
+  test('an empty batch (a block whose events are all in the stream already) resolves at once and appends nothing', async () => {
+    const alpha = bus('alpha');
+    await alpha.serve({ floor: 0 });
+    await alpha.publish('tick.happened', { n: 1 }, { position: 1 });
+    const hung = new Promise((resolve) => setTimeout(() => resolve('no answer in 3 s'), 3_000).unref());
+    await expect(Promise.race([alpha.publishBatch([]).then(() => 'appended'), hung])).resolves.toBe('appended');
+    expect(alpha.head).toBe(1);
+    await alpha.publish('tick.happened', { n: 2 }, { position: 2 });
+    expect(alpha.head).toBe(2);
+  });
+
   test('tasks are acknowledged with the reply, deduplicated by idempotency key, and carry the TID', async () => {
     const alpha = bus('alpha');
     const client = bus('client');

@@ -7,6 +7,8 @@ export interface ChainOptions {
   blocks: ApiBlock[];
   /** How many synthetic blocks follow the real ones. */
   synthetic: number;
+  /** Empty blocks after the synthetic ones (default 0): the chain goes on without ops of its own. */
+  emptyTail?: number;
   seed: number;
   opsPerBlock: readonly [number, number];
   /** One new block every this many ms; 0 = every block available at once. */
@@ -24,6 +26,8 @@ const CACHE = 4096;
 export class Chain {
   readonly first: number;
   readonly last: number;
+  /** The last block with ops of its own; after it come `emptyTail` empty blocks (and included transactions). */
+  readonly lastWithOps: number;
   private readonly real: ApiBlock[];
   private readonly synthetic: SyntheticBlocks;
   private readonly cache = new Map<string, ApiBlock>();
@@ -37,7 +41,8 @@ export class Chain {
     this.real = options.blocks;
     const lastReal = this.real[this.real.length - 1] as ApiBlock;
     this.first = Number.parseInt((this.real[0] as ApiBlock).block_id.slice(0, 8), 16);
-    this.last = this.first + this.real.length - 1 + options.synthetic;
+    this.lastWithOps = this.first + this.real.length - 1 + options.synthetic;
+    this.last = this.lastWithOps + (options.emptyTail ?? 0);
     this.synthetic = new SyntheticBlocks({ seed: options.seed, opsPerBlock: options.opsPerBlock }, lastReal, this.real);
     this.startedAt = options.now();
   }
@@ -106,6 +111,8 @@ export class Chain {
       this.synthetic.block(
         num,
         num - 1 < this.first + this.real.length ? (this.real[index - 1] as ApiBlock).block_id : this.synthetic.id(num - 1),
+        '',
+        num > this.lastWithOps,
       ),
     );
   }

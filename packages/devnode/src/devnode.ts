@@ -16,6 +16,11 @@ export interface DevNodeOptions {
   intervalMs?: number;
   /** Synthetic blocks after the 1,000 real ones (default 0). */
   synthetic?: number;
+  /**
+   * Empty blocks after the synthetic ones (default 0): the chain goes on with no ops of its own,
+   * so transactions broadcast after the last block with ops still get a block.
+   */
+  emptyTail?: number;
   /** Seed of the synthetic chain and of fault rates (default 1). */
   seed?: number;
   /** Ops per synthetic block (default [50, 200]). */
@@ -60,6 +65,7 @@ export class DevNode {
     this.chain = new Chain({
       blocks: loadRealBlocks(),
       synthetic: options.synthetic ?? 0,
+      emptyTail: options.emptyTail ?? 0,
       seed: options.seed ?? 1,
       opsPerBlock: options.opsPerBlock ?? [50, 200],
       intervalMs: options.intervalMs ?? 3000,

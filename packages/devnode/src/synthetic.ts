@@ -91,13 +91,13 @@ export class SyntheticBlocks {
     return blockId(num, sha1(branch, this.options.seed, num));
   }
 
-  /** Block `num` (> the last real one); `branch` names an alternative fork of the same height. */
-  block(num: number, previous: string, branch = ''): ApiBlock {
+  /** Block `num` (> the last real one); `branch` names an alternative fork of the same height; `empty`: no ops. */
+  block(num: number, previous: string, branch = '', empty = false): ApiBlock {
     const lastNum = Number.parseInt(this.lastReal.block_id.slice(0, 8), 16);
     const hash = sha1(branch, this.options.seed, num);
     const rand = prng(Number.parseInt(hash.slice(0, 8), 16));
     const [min, max] = this.options.opsPerBlock;
-    const count = min + Math.floor(rand() * (max - min + 1));
+    const count = empty ? 0 : min + Math.floor(rand() * (max - min + 1));
     const time = Date.parse(`${this.lastReal.timestamp}Z`) + (num - lastNum) * 3000;
     const expiration = new Date(time + 600_000).toISOString().slice(0, 19);
     const transactions: ApiTransaction[] = [];

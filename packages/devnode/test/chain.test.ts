@@ -27,6 +27,23 @@ describe('chain time and synthetic continuation', () => {
     }
   });
 
+  test('an empty tail: after the synthetic blocks the chain goes on, chained, with no ops of its own', async () => {
+    const node = await DevNode.start({ intervalMs: 0, synthetic: 5, emptyTail: 4, seed: 3, opsPerBlock: [5, 5] });
+    try {
+      expect(node.chain.lastWithOps).toBe(1_001_004);
+      expect(node.chain.last).toBe(1_001_008);
+      expect(node.chain.block(1_001_004)?.transactions.flatMap((t) => t.operations)).toHaveLength(5);
+      for (let n = 1_001_005; n <= 1_001_008; n++) {
+        const block = node.chain.block(n);
+        expect(block?.transactions).toEqual([]);
+        expect(block?.previous).toBe(node.chain.block(n - 1)?.block_id);
+      }
+      expect(node.chain.block(1_001_009)).toBeNull();
+    } finally {
+      await node.stop();
+    }
+  });
+
   test('synthetic blocks are deterministic, chained by previous, numbered by their ids, with the op mix', async () => {
     const a = await DevNode.start({ intervalMs: 0, synthetic: 50, seed: 7, opsPerBlock: [50, 200] });
     const b = await DevNode.start({ intervalMs: 0, synthetic: 50, seed: 7, opsPerBlock: [50, 200] });
