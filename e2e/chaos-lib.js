@@ -166,7 +166,11 @@ function newPostsCheck(logFile, want) {
     .filter((m) => typeof m === 'string' && m.startsWith('new post:'));
   const lost = want.posts.filter((p) => !announced.includes(p)).length;
   const dup = announced.length - new Set(announced).size;
-  return { lost, dup, line: `new-posts  root posts ${want.posts.length}, announced ${new Set(announced).size}, lost ${lost}, duplicates ${dup}` };
+  return {
+    lost,
+    dup,
+    line: `new-posts  root posts ${want.posts.length}, announced ${new Set(announced).size}, lost ${lost}, duplicates ${dup}`,
+  };
 }
 
 /** The watcher's emails at the SMTP sink against the ones wanted (each once, by subject). */

@@ -303,7 +303,9 @@ async function main() {
   const tickRows = query(join(dataDir, 'clock.sqlite'), 'SELECT state, COUNT(*) AS n FROM ticks GROUP BY state');
 
   // The operator's screen, as a script reads it.
-  const status = JSON.parse(execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: host.env, encoding: 'utf8' }));
+  const status = JSON.parse(
+    execFileSync(process.execPath, [join(ROOT, 'scripts/status.js'), '--json'], { env: host.env, encoding: 'utf8' }),
+  );
   const apps = jlist();
   const statusOk =
     status.apps.length === apps.length &&
