@@ -89,7 +89,7 @@ function watchEmailEvents(env) {
   const onGap = () => gaps++;
   bus.subscribe('mailer', { 'email.queued': record, 'email.cancelled': record }, { from: 0, onGap });
   bus.subscribe('mailer-worker', { 'email.sent': record, 'email.failed': record, 'email.skipped': record }, { from: 0, onGap });
-  return { seen, gaps: () => gaps, close: () => bus.close() };
+  return { bus, seen, gaps: () => gaps, close: () => bus.close() };
 }
 
 /**

@@ -84,4 +84,15 @@ function ecosystem(o) {
   return { apps: [...tools, ...projectApps(env)] };
 }
 
-module.exports = { ROOT, ecosystem };
+/**
+ * The apps of each host when the system runs on two machines (STORE=postgres and
+ * BUS_TRANSPORT=rabbitmq): `pm2 start pm2.json --only <the list, comma-separated>` on each. The
+ * broadcaster runs on both: one streams, the other waits as its standby. `npm run test:two-hosts`
+ * runs exactly these.
+ */
+const HOST_ROLES = {
+  a: ['broadcaster', 'mailer-api', 'clock-1', 'new-posts', 'watcher'],
+  b: ['broadcaster', 'mailer-worker', 'clock-2', 'digest', 'tipper', 'signer'],
+};
+
+module.exports = { HOST_ROLES, ROOT, ecosystem };

@@ -1,0 +1,341 @@
+#!/usr/bin/env node
+// `npm run test:two-hosts`: the system split across two "hosts" (two PM2 instances, each with its
+// own PM2_HOME, DATA_DIR and SOCKET_DIR, sharing no file), which share only RabbitMQ (a private
+// vhost of TEST_AMQP_URL) and PostgreSQL (a private database on TEST_DATABASE_URL's server).
+// Host A: broadcaster, mailer-api, clock-1, new-posts, watcher. Host B: mailer-worker, clock-2,
+// digest, tipper, signer (live, against the devnode) and a standby broadcaster. The devnode and
+// the SMTP sink stand for the outside world (a Steem node and a mail server) and run here.
+// 3,000 blocks are replayed while random apps on both hosts are SIGKILLed, the broker's
+// connections closed and the database's connections terminated; part way, all of host A is
+// stopped for 30 s and started again. Then every op must have been handled by every bot, every
+// email sent once, every clock tick fired once and every tipper payment be on chain once.
+'use strict';
+const { randomBytes } = require('node:crypto');
+const { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const { tmpdir } = require('node:os');
+const { join } = require('node:path');
+
+const { BotStore } = require('@steem-bot/bot');
+const { actionFor } = require('@steem-bot/bot-tipper');
+const { appliedPosition } = require('@steem-bot/config');
+const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
+const { Client } = require('pg');
+
+const { HOST_ROLES, ecosystem } = require('../scripts/system');
+const lib = require('./chaos-lib');
+
+const { FIRST, say, sleep, until } = lib;
+const SYNTHETIC = Number(process.env.TWO_HOSTS_BLOCKS ?? 2000); // after the 1,000 real ones: 3,000 blocks
+const INTERVAL_MS = 10;
+const KILL_EVERY_MS = 3000;
+const OUTAGE_MS = 30_000;
+const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
+/** devnode's documented test WIF: every devnode account holds it. */
+const DEVNODE_TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
+const TIPPER = { account: 'alice', mode: 'pay', amount: '0.001 STEEM' };
+const BOT_HOST = { 'new-posts': 'a', watcher: 'a', digest: 'b', tipper: 'b' };
+
+const amqp = process.env.TEST_AMQP_URL;
+const pgUrl = process.env.TEST_DATABASE_URL;
+if (!amqp || !pgUrl) {
+  say('two-hosts: TEST_AMQP_URL and TEST_DATABASE_URL must name a RabbitMQ and a PostgreSQL server');
+  process.exit(1);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'two-hosts-'));
+const rabbit = require('./chaos-rabbitmq').setup(true);
+const database = `two_hosts_${process.pid}_${randomBytes(3).toString('hex')}`;
+const databaseUrl = (() => {
+  const u = new URL(pgUrl);
+  u.pathname = `/${database}`;
+  return u.toString();
+})();
+const random = lib.randomFrom(SEED);
+
+/** A client of the run's database (or of the server's own, to create and drop it). */
+async function sql(text, params = [], url = databaseUrl) {
+  const client = new Client({ connectionString: url, options: '-c search_path=steembot' });
+  await client.connect();
+  try {
+    return (await client.query(text, params)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+function host(name, system) {
+  const h = lib.pm2Host(join(dir, name, 'pm2'));
+  const apps = system.apps.filter((a) => HOST_ROLES[name].includes(a.name));
+  const file = join(dir, name, 'ecosystem.json');
+  mkdirSync(join(dir, name), { recursive: true });
+  writeFileSync(file, JSON.stringify({ apps }));
+  return { ...h, name, apps, file, dataDir: apps[0].env.DATA_DIR, start: () => h.pm2('start', file) };
+}
+
+function botCheckpoint(hosts, bot) {
+  const file = join(hosts[BOT_HOST[bot]].dataDir, `bot-${bot}.sqlite`);
+  if (!existsSync(file)) return null;
+  const store = new BotStore(file);
+  try {
+    return store.checkpoint();
+  } finally {
+    store.close();
+  }
+}
+
+/** The tipper's payments the replayed range calls for (memo -> 0), one per first mention of @alice in a post. */
+function tipperExpectations(node, last) {
+  const memos = new Map();
+  const seen = new Set();
+  for (let n = FIRST; n <= last; n++)
+    for (const trx of node.chain.block(n).transactions)
+      for (const op of trx.operations) {
+        const [name, v] = condenserOp(op);
+        if (name !== 'comment') continue;
+        const key = `${v.author}/${v.permlink}`;
+        const action = actionFor(v, TIPPER);
+        if (action && !seen.has(key)) memos.set(action.pay.memo, 0);
+        seen.add(key);
+      }
+  return memos;
+}
+
+/** Counts the tipper's payments on chain (from alice, with a tipper memo); the last block holding one. */
+function tipperOnChain(node, memos) {
+  const got = new Map([...memos.keys()].map((m) => [m, 0]));
+  let lastBlock = FIRST;
+  for (let n = FIRST; n <= node.chain.head(); n++)
+    for (const trx of node.chain.block(n).transactions)
+      for (const op of trx.operations) {
+        const [name, v] = condenserOp(op);
+        if (name === 'transfer' && v.from === TIPPER.account && v.memo.startsWith('Thanks for mentioning')) {
+          got.set(v.memo, (got.get(v.memo) ?? 0) + 1);
+          lastBlock = n;
+        }
+      }
+  return { got, lastBlock };
+}
+
+async function main() {
+  say(
+    `two-hosts: seed ${SEED}, ${1000 + SYNTHETIC} blocks, one every ${INTERVAL_MS} ms, a SIGKILL every ${KILL_EVERY_MS} ms, host A stopped for ${OUTAGE_MS / 1000} s`,
+  );
+  await sql(`CREATE DATABASE ${database}`, [], pgUrl);
+  const node = await DevNode.start({
+    intervalMs: INTERVAL_MS,
+    initialBlocks: 1000,
+    synthetic: SYNTHETIC,
+    // The chain goes on (empty) so that payments signed after the last replayed block get a block.
+    emptyTail: 100_000,
+    opsPerBlock: [5, 20],
+    libDistance: 0,
+    seed: 7,
+  });
+  const target = node.chain.lastWithOps;
+  const sink = await SmtpSink.start({ dir: join(dir, 'smtp-sink') });
+  const keysFile = join(dir, 'signer.keys.json');
+  writeFileSync(keysFile, JSON.stringify({ alice: { posting: DEVNODE_TEST_KEY, active: DEVNODE_TEST_KEY } }), { mode: 0o600 });
+  chmodSync(keysFile, 0o600);
+  const schedules = join(dir, 'schedules.json');
+  writeFileSync(
+    schedules,
+    JSON.stringify({
+      schedules: [{ id: 'chaos-digest', cron: '*/2 * * * * *', task: 'digest.report.send', overlap: 'allow', expiry_ms: 300_000 }],
+    }),
+  );
+  const system = (name) =>
+    ecosystem({
+      dir: join(dir, name),
+      devnodePort: Number(new URL(node.url).port),
+      smtpPort: sink.port,
+      mailerPort: 0,
+      webhooksPort: 0,
+      schedules,
+      env: {
+        LOG_FORMAT: 'json',
+        STORE: 'postgres',
+        DATABASE_URL: databaseUrl,
+        ...rabbit.env,
+        MAILER_RETRY_BASE_MS: '500',
+        MAILER_RETRY_MAX_MS: '5000',
+        MAILER_LEASE_MS: '4000',
+        MAILER_MAX_ATTEMPTS: '50',
+        CLOCK_CLAIM_STALE_MS: '3000',
+        BUS_TASK_TIMEOUT_MS: '2000',
+        BOT_RETRY_BASE_MS: '200',
+        SIGNER_LIVE: '1',
+        SIGNER_KEYS_FILE: keysFile,
+        TIPPER_ACCOUNT: TIPPER.account,
+        TIPPER_MODE: TIPPER.mode,
+        TIPPER_AMOUNT: TIPPER.amount,
+      },
+    });
+  const hosts = { a: host('a', system('a')), b: host('b', system('b')) };
+  // The bots have run before: they resume just before the first replayed block.
+  for (const [bot, h] of Object.entries(BOT_HOST)) {
+    mkdirSync(hosts[h].dataDir, { recursive: true, mode: 0o700 });
+    const store = new BotStore(join(hosts[h].dataDir, `bot-${bot}.sqlite`));
+    store.saveCheckpoint(appliedPosition(FIRST - 1));
+    store.close();
+  }
+  hosts.a.start();
+  hosts.b.start();
+  const started = Date.now();
+  const emailEvents = lib.watchEmailEvents({ ...rabbit.env, DATA_DIR: join(dir, 'subscriber') });
+
+  const kills = { a: new Map(), b: new Map() };
+  let terminated = 0;
+  let outage;
+  const bots = Object.keys(BOT_HOST);
+  const progress = () => Math.min(...bots.map((b) => botCheckpoint(hosts, b) ?? 0));
+  const chaosRound = async (names) => {
+    await sleep(KILL_EVERY_MS);
+    for (const h of names) {
+      // An app PM2 gave up on (exit 78: a configuration error) will not come back: stop here.
+      const stopped = hosts[h].jlist().filter((a) => ['stopped', 'errored'].includes(a.pm2_env.status));
+      if (stopped.length > 0) throw new Error(`host ${h}: ${stopped.map((a) => `${a.name} ${a.pm2_env.status}`).join(', ')}; see ${hosts[h].outLog('')}`);
+    }
+    rabbit.chaos();
+    if (random(3) === 0) {
+      const rows = await sql(
+        'SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [database],
+      );
+      terminated += rows[0].n;
+    }
+    const h = names[random(names.length)];
+    const victim = HOST_ROLES[h][random(HOST_ROLES[h].length)];
+    if (lib.kill(hosts[h], victim)) kills[h].set(victim, (kills[h].get(victim) ?? 0) + 1);
+  };
+  while (progress() < appliedPosition(target)) {
+    if (!outage && progress() >= appliedPosition(FIRST + 1200)) {
+      // All of host A goes away (its broadcaster too: B's standby takes over), B carries on.
+      const at = { digest: botCheckpoint(hosts, 'digest'), time: Date.now() };
+      hosts.a.pm2('stop', 'all');
+      say(`host A stopped at block ${Math.floor(progress() / 1e6)}`);
+      for (const end = Date.now() + OUTAGE_MS; Date.now() < end; ) await chaosRound(['b']);
+      outage = { digestBlocks: Math.floor((botCheckpoint(hosts, 'digest') - at.digest) / 1e6), ms: Date.now() - at.time };
+      hosts.a.pm2('start', hosts.a.file);
+      say(`host A started again after ${Math.round(outage.ms / 1000)} s; meanwhile the digest on B handled ${outage.digestBlocks} blocks`);
+    }
+    await chaosRound(['a', 'b']);
+    if (Date.now() - started > 12 * 60_000) throw new Error('the replay did not finish within 12 minutes');
+  }
+  const killsDone = Date.now();
+  say(`replay done in ${Math.round((killsDone - started) / 1000)} s; letting the payments, the mail and the clock settle`);
+
+  // Every payment the mentions call for reaches a block; then every bot handles the blocks up to it.
+  const memos = tipperExpectations(node, target);
+  let onChain = tipperOnChain(node, memos);
+  await until('every tipper payment on chain', 180_000, () => {
+    onChain = tipperOnChain(node, memos);
+    return [...onChain.got.values()].every((n) => n > 0);
+  }).catch(() => undefined);
+  const settled = Math.max(target, onChain.lastBlock);
+  await until('the bots to handle the blocks of the payments', 120_000, () => progress() >= appliedPosition(settled));
+  await until('every queued email to be sent', 120_000, async () => {
+    const rows = await sql("SELECT COUNT(*)::int AS n FROM messages WHERE status NOT IN ('sent', 'dead', 'skipped', 'cancelled')");
+    return rows[0].n === 0;
+  });
+  await sleep(6_000); // ticks of the last seconds reach the digest
+  // The rest of the digest's counts, in one last report (no op comes after `settled`).
+  const final = await emailEvents.bus.send('digest.report.send', { period: 'final' }, { idempotencyKey: `two-hosts-final-${SEED}` });
+  await until('every queued email to be sent', 120_000, async () => {
+    const rows = await sql("SELECT COUNT(*)::int AS n FROM messages WHERE status NOT IN ('sent', 'dead', 'skipped', 'cancelled')");
+    return rows[0].n === 0;
+  });
+  const events = await lib.settleEmailEvents(emailEvents, () => sql('SELECT id, status FROM messages'));
+  await emailEvents.close();
+
+  // Figures.
+  const want = lib.expectations(node, settled);
+  const posts = lib.newPostsCheck(hosts.a.outLog('new-posts'), want);
+  const mails = sink.messages;
+  const watcher = lib.watcherCheck(mails, want);
+  const digest = lib.digestDuplicates(mails);
+  const reports = new Map(digest.mails.map((m) => [m.headers['x-steem-bot-message'], Number(/: (\d+) ops$/.exec(m.subject)?.[1])]));
+  const counted = [...reports.values()].reduce((s, n) => s + n, 0);
+  const tickRows = await sql("SELECT tick_time::text AS t, state FROM clock_ticks WHERE schedule_id = 'chaos-digest'");
+  const acked = tickRows.filter((r) => r.state === 'acked').length;
+  const wanted = [];
+  for (let t = Math.ceil((started + 8_000) / 2000) * 2000; t <= killsDone; t += 2000) wanted.push(String(t));
+  const ackedTimes = new Set(tickRows.filter((r) => r.state === 'acked').map((r) => r.t));
+  const ticksLost = wanted.filter((t) => !ackedTimes.has(t)).length;
+  const reportsWithoutTick = reports.size - 1 - acked; // the last one is the final report
+  const payments = [...onChain.got.values()];
+  const paymentsLost = payments.filter((n) => n === 0).length;
+  const paymentsTwice = payments.filter((n) => n > 1).length;
+  const signer = await sql('SELECT state, COUNT(*)::int AS n FROM actions GROUP BY state ORDER BY state').catch(() => []);
+
+  const lines = [];
+  const failures = [];
+  let restarts = 0;
+  let killed = 0;
+  for (const h of Object.values(hosts)) {
+    const apps = h.jlist();
+    restarts += apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
+    killed += [...kills[h.name].values()].reduce((s, n) => s + n, 0);
+    const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
+    if (notOnline.length > 0) failures.push(`host ${h.name} not online: ${notOnline.join(', ')}`);
+    const exits = lib.selfExits(h, apps, kills[h.name]);
+    lines.push(
+      `host ${h.name.toUpperCase()}   ${apps.length} apps ${notOnline.length === 0 ? 'online' : `(not online: ${notOnline.join(', ')})`}; kills ${[...kills[h.name]].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` +
+        (exits.length > 0 ? `; exits by themselves: ${exits.join('; ')}` : ''),
+    );
+  }
+  say('');
+  say(`blocks   ${FIRST}-${settled} (${settled - FIRST + 1}, ops up to ${target}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`);
+  say(`chaos    ${killed} SIGKILLs (PM2 restarts ${restarts}), broker connections closed ${rabbit.closes} times, ${terminated} database connections terminated`);
+  for (const l of lines) say(l);
+  say(`outage   host A down ${Math.round(outage.ms / 1000)} s; the digest on host B handled ${outage.digestBlocks} blocks meanwhile`);
+  say(posts.line);
+  say(
+    `digest     ops counted ${counted} of ${want.ops} in ${reports.size} reports (exactly once: lost ${Math.max(0, want.ops - counted)}, duplicates ${Math.max(0, counted - want.ops)}); the final one ${final.ops}`,
+  );
+  say(watcher.line);
+  say(
+    `clock      ticks in the window ${wanted.length}, not acknowledged ${ticksLost}; ticks acknowledged ${acked}, digest reports for them ${reports.size - 1}; duplicate digest emails ${digest.dup}`,
+  );
+  say(lib.emailEventsLine(events));
+  say(
+    `tipper     payments wanted ${memos.size}, on chain ${payments.filter((n) => n > 0).length}, lost ${paymentsLost}, twice ${paymentsTwice}; signer actions ${signer.map((r) => `${r.state} ${r.n}`).join(', ')}`,
+  );
+  const failed =
+    failures.length > 0 ||
+    posts.lost + posts.dup + watcher.lost + watcher.extra + ticksLost + Math.abs(reportsWithoutTick) + digest.dup + lib.eventsWrong(events) > 0 ||
+    counted !== want.ops ||
+    paymentsLost + paymentsTwice > 0;
+  for (const f of failures) say(f);
+  say(failed ? 'TWO HOSTS: FAILED' : 'TWO HOSTS: PASSED (0 lost)');
+  return { failed, node, sink, hosts };
+}
+
+let running;
+main()
+  .then(async (r) => {
+    running = r;
+    for (const h of Object.values(r.hosts)) h.pm2('kill');
+    await r.node.stop();
+    await r.sink.stop();
+    await cleanup();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(r.failed ? 1 : 0);
+  })
+  .catch(async (err) => {
+    process.stderr.write(`two-hosts: ${err.stack ?? err}\n(left for inspection: ${dir})\n`);
+    for (const name of ['a', 'b']) {
+      try {
+        lib.pm2Host(join(dir, name, 'pm2')).pm2('kill');
+      } catch {
+        // not started
+      }
+    }
+    await cleanup();
+    process.exit(1);
+  });
+
+async function cleanup() {
+  rabbit.cleanup();
+  await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`, [], pgUrl).catch((err) => say(`two-hosts: could not drop ${database}: ${err.message}`));
+  return running;
+}
