@@ -16,7 +16,7 @@ import {
   withTid,
 } from '@steem-bot/config';
 
-import { actionRequest, isLoopback, runAction, tokenMatches } from './actions';
+import { type ActionRequest, actionRequest, isLoopback, runAction, tokenMatches } from './actions';
 import { StatusMetrics } from './metrics';
 import type { Pm2App } from './pm2';
 import { collectStatus, type SystemStatus } from './status';
@@ -24,8 +24,9 @@ import { isTid, traceTid } from './trace';
 
 export interface ConsoleOptions {
   config: Pick<
-    Config<'console' | 'clock'>,
+    Config<'console' | 'clock' | 'store'>,
     | 'DATA_DIR'
+    | 'STORE'
     | 'CLOCK_SCHEDULES'
     | 'BUS_TRANSPORT'
     | 'BUS_AMQP_URLS'
@@ -180,7 +181,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
         ),
       );
     const action = parsed.data;
-    const what = `${action.action} ${'bot' in action ? `${action.bot} dead letter #${action.id}` : `message ${action.id}`}`;
+    const what = describe(action);
     await withTid(newTid(), async () => {
       try {
         const reply = await runAction(o.bus, action);
@@ -261,6 +262,13 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       await collecting?.catch(() => undefined);
     },
   };
+}
+
+/** What an action does, for the log line. */
+function describe(a: ActionRequest): string {
+  if (a.action === 'enable') return `enable webhook endpoint ${a.client}/${a.endpoint}`;
+  if (a.action === 'retry-action') return `retry signer action ${a.id}`;
+  return `${a.action} ${'bot' in a ? `${a.bot} dead letter #${a.id}` : `message ${a.id}`}`;
 }
 
 function sampleOf(s: SystemStatus): Sample {
