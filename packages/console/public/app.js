@@ -267,6 +267,16 @@
     for (const smp of history)
       for (const [name, lag] of Object.entries(smp.bots)) if (lag !== null) (lags[name] = lags[name] || []).push([smp.t, lag]);
     for (const [name, pts] of Object.entries(lags)) out.push(chart(`${name}: lag in blocks, last hour`, pts));
+    const handled = {};
+    for (let i = 1; i < history.length; i++) {
+      const [a, c] = [history[i - 1], history[i]];
+      for (const [name, block] of Object.entries(c.botBlocks || {})) {
+        const before = a.botBlocks ? a.botBlocks[name] : null;
+        if (block !== null && before !== null && before !== undefined && c.t > a.t)
+          (handled[name] = handled[name] || []).push([c.t, ((block - before) * 60000) / (c.t - a.t)]);
+      }
+    }
+    for (const [name, pts] of Object.entries(handled)) out.push(chart(`${name}: blocks handled per minute, last hour`, pts));
     for (const b of s.bots) {
       out.push(h('h3', {}, `Dead letters of ${b.name}`));
       out.push(

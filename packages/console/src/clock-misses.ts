@@ -14,17 +14,40 @@ export interface ClockFigures {
 
 /** A tick not claimed this long after its time counts as missed. */
 export const MISS_GRACE_MS = 60_000;
-/** Pattern steps examined per schedule per call, so a dense schedule long down stays cheap. */
-const STEP_CAP = 20_000;
+/** Pattern steps walked per gap of an irregular pattern (a regular one is counted by arithmetic). */
+const STEP_CAP = 10_000;
 
-// Per store file and schedule: the newest tick already examined and the misses before it, so each
+// Per store file and schedule: the newest tick already counted and the figures up to it, so each
 // collection reads only the ticks claimed since (the first one reads what the store keeps).
-const memo = new Map<string, { upTo: number; missed: number }>();
+const memo = new Map<string, ClockFigures & { upTo: number } & Shape>();
 
-/** Pattern ticks strictly between `from` and `to` (at most `cap`). */
-function between(s: Schedule, from: number, to: number, cap: number): number {
+/** The pattern's shortest interval between ticks, and its period when every interval is the same. */
+interface Shape {
+  minGap: number;
+  period: number | null;
+}
+
+/** The intervals of the pattern's 200 ticks after `from`. */
+function shapeOf(s: Schedule, from: number): Shape {
+  const gaps = new Set<number>();
+  let prev = s.pattern.nextRun(new Date(from));
+  for (let i = 0; prev && i < 200; i++) {
+    const next = s.pattern.nextRun(prev);
+    if (!next) break;
+    gaps.add(next.getTime() - prev.getTime());
+    prev = next;
+  }
+  const minGap = gaps.size === 0 ? Number.POSITIVE_INFINITY : Math.min(...gaps);
+  return { minGap, period: gaps.size === 1 ? minGap : null };
+}
+
+/** Pattern ticks strictly after `from` (a tick) and before `to`. */
+function between(s: Schedule, shape: Shape, from: number, to: number): number {
+  if (to <= from) return 0;
+  // Every `period` ms (every second, minute, hour; a day in UTC): no walk needed.
+  if (shape.period !== null) return Math.max(0, Math.floor((to - 1 - from) / shape.period));
   let n = 0;
-  for (let next = s.pattern.nextRun(new Date(from)); next && next.getTime() < to && n < cap; next = s.pattern.nextRun(next)) n++;
+  for (let next = s.pattern.nextRun(new Date(from)); next && next.getTime() < to && n < STEP_CAP; next = s.pattern.nextRun(next)) n++;
   return n;
 }
 
@@ -32,38 +55,45 @@ function between(s: Schedule, from: number, to: number, cap: number): number {
  * Fires, overlap skips and misses of each schedule, read from the clock's SQLite store (read-only).
  * A miss is a tick of the schedule's pattern after its first stored tick that no clock claimed
  * within MISS_GRACE_MS (a catch-up fire of `missed: once` claims the tick, so it is no miss).
+ * Counted incrementally: only pairs of stored ticks further apart than the pattern's shortest
+ * interval are walked, so a long-kept dense schedule costs one indexed scan at the first call.
  */
 export function readClockFigures(file: string, schedules: readonly Schedule[], now: number): Record<string, ClockFigures> | undefined {
   return readOnly(file, (db) => {
     const out: Record<string, ClockFigures> = {};
-    const counts = db.prepare(
-      "SELECT COALESCE(SUM(state <> 'skipped'), 0) AS fires, COALESCE(SUM(state = 'skipped'), 0) AS skipped FROM ticks WHERE schedule_id = ?",
-    );
     const first = db.prepare('SELECT MIN(tick_time) AS t FROM ticks WHERE schedule_id = ?');
-    const since = db.prepare('SELECT tick_time FROM ticks WHERE schedule_id = ? AND tick_time > ? ORDER BY tick_time');
+    const counts = db.prepare(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(state = 'skipped'), 0) AS skipped, MAX(tick_time) AS last
+       FROM ticks WHERE schedule_id = ? AND tick_time > ?`,
+    );
+    const gaps = db.prepare(
+      `SELECT prev, t FROM (
+         SELECT tick_time AS t, LAG(tick_time) OVER (ORDER BY tick_time) AS prev FROM ticks WHERE schedule_id = ? AND tick_time >= ?
+       ) WHERE prev IS NOT NULL AND t - prev > ?`,
+    );
     for (const s of schedules) {
-      const key = `${file}\0${s.id}\0${s.cron}`;
+      const key = `${file}\0${s.id}\0${s.cron}\0${s.timezone}`;
       let state = memo.get(key);
       if (!state) {
         const t = (first.get(s.id) as { t: number | null }).t;
-        if (t !== null) memo.set(key, (state = { upTo: t, missed: 0 }));
+        if (t === null) {
+          out[s.id] = { fires: 0, skipped: 0, missed: 0 };
+          continue;
+        }
+        // The first tick counts as new: the range starts just before it.
+        memo.set(key, (state = { upTo: t - 1, fires: 0, skipped: 0, missed: 0, ...shapeOf(s, t - 1) }));
       }
-      const c = counts.get(s.id) as { fires: number; skipped: number };
-      if (!state) {
-        out[s.id] = { fires: c.fires, skipped: c.skipped, missed: 0 };
-        continue;
-      }
-      let budget = STEP_CAP;
-      for (const { tick_time: t } of since.iterate(s.id, state.upTo) as Iterable<{ tick_time: number }>) {
-        if (budget <= 0) break;
-        const n = between(s, state.upTo, t, budget);
-        budget -= n + 1;
-        state.missed += n;
-        state.upTo = t;
+      const c = counts.get(s.id, state.upTo) as { n: number; skipped: number; last: number | null };
+      if (c.last !== null) {
+        for (const g of gaps.iterate(s.id, state.upTo, state.minGap) as Iterable<{ prev: number; t: number }>)
+          state.missed += between(s, state, g.prev, g.t);
+        state.fires += c.n - c.skipped;
+        state.skipped += c.skipped;
+        state.upTo = c.last;
       }
       // Ticks due since the newest stored one and not claimed within the grace: missed so far.
-      const pending = budget > 0 ? between(s, state.upTo, now - MISS_GRACE_MS, budget) : 0;
-      out[s.id] = { fires: c.fires, skipped: c.skipped, missed: state.missed + pending };
+      const pending = between(s, state, state.upTo, now - MISS_GRACE_MS);
+      out[s.id] = { fires: state.fires, skipped: state.skipped, missed: state.missed + pending };
     }
     return out;
   });

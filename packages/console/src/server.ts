@@ -75,6 +75,8 @@ export interface Sample {
   t: number;
   block: number | null;
   bots: Record<string, number | null>;
+  /** Each bot's checkpoint block (the blocks it handled per minute, charted). */
+  botBlocks?: Record<string, number | null>;
   subscribers: Record<string, number>;
 }
 
@@ -276,6 +278,7 @@ function sampleOf(s: SystemStatus): Sample {
     t: Date.parse(s.at),
     block: 'error' in s.broadcaster ? null : s.broadcaster.current_block,
     bots: Object.fromEntries(s.bots.map((b) => [b.name, b.lag_blocks])),
+    botBlocks: Object.fromEntries(s.bots.map((b) => [b.name, b.block])),
     subscribers:
       'error' in s.streams ? {} : Object.fromEntries(s.streams.flatMap((st) => st.subscribers.map((c, i) => [`${st.app}#${i}`, c.lag]))),
   };

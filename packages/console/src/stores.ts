@@ -87,6 +87,10 @@ export interface MailerView {
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
+/** How long a computed send latency histogram is reused. */
+const LATENCY_TTL_MS = 15_000;
+const latencies = new Map<string, { at: number; h: StoredHistogram }>();
+
 export function readMailer(file: string, now: number): MailerView | undefined {
   return readOnly(file, (db) => {
     const counts = Object.fromEntries(
@@ -108,16 +112,21 @@ export function readMailer(file: string, now: number): MailerView | undefined {
           )
           .all() as Array<Omit<MessageView, 'next_attempt_at'> & { next_attempt_at: number }>
       ).map((m) => ({ ...m, next_attempt_at: iso(m.next_attempt_at) as string }));
-    const latency = db
-      .prepare(`SELECT ${histogramColumns('(finished_at - MAX(created_at, send_at))', MAIL_LATENCY_LE)} FROM messages WHERE status = 'sent'`)
-      .get() as Record<string, number | null>;
+    // A scan of every sent message kept: done at most every LATENCY_TTL_MS (the page collects every 2 s).
+    let latency = latencies.get(file);
+    if (!latency || now - latency.at >= LATENCY_TTL_MS || now < latency.at) {
+      const row = db
+        .prepare(`SELECT ${histogramColumns('(finished_at - MAX(created_at, send_at))', MAIL_LATENCY_LE)} FROM messages WHERE status = 'sent'`)
+        .get() as Record<string, number | null>;
+      latencies.set(file, (latency = { at: now, h: histogramOf(row, MAIL_LATENCY_LE) }));
+    }
     return {
       counts,
       oldest_due: iso(oldest.t),
       next_due: iso(next.t),
       dead: list("status = 'dead'"),
       pending: list(due),
-      send_latency: histogramOf(latency, MAIL_LATENCY_LE),
+      send_latency: latency.h,
     };
   });
 }
