@@ -345,6 +345,11 @@ test('clock figures: fires, overlap skips, and ticks no clock claimed (within a 
     // A late catch-up fire of 10:07 claims it: no longer missed.
     await store.claim('every-minute', at('10:07'), 'clock-2', 'tid-late');
     expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 4, skipped: 1, missed: 3 } });
+    // An irregular pattern (minutes 0 and 20: gaps of 20 and 40 min) is walked tick by tick.
+    const [twice] = parseSchedules(JSON.stringify({ schedules: [{ id: 'twice', cron: '0 0,20 * * * *', task: 'digest.report.send' }] }));
+    for (const t of ['09:00', '09:20', '10:00', '11:00']) await store.claim('twice', at(t), 'clock-1', `tid-twice-${t}`);
+    // 10:20 missed; 11:20 too by 11:30; a 40-minute gap (09:20 -> 10:00) misses nothing.
+    expect(readClockFigures(file, [twice!], at('11:30'))).toEqual({ twice: { fires: 4, skipped: 0, missed: 2 } });
     await store.close();
   } finally {
     cleanup();
