@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { BotStore } from '@steem-bot/bot';
 import { projectRoot } from '@steem-bot/config';
 import { MailStore } from '@steem-bot/mailer';
+import { SignerStore } from '@steem-bot/signer';
 import { openDatabase } from '@steem-bot/store';
 import { addClient, SqliteWebhookStore, storeFile } from '@steem-bot/webhooks';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -324,6 +325,32 @@ maybe('console in a browser, with the apps under PM2', () => {
       await store.close();
     }
   });
+
+  test("failed chain actions are listed, Retry only where retryable; with no signer running, the page says the task got no answer", async () => {
+    const store = new SignerStore(join(dataDir, 'signer.sqlite'));
+    const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
+    const record = (key: string, memo: string) =>
+      store.record({ key, kind: 'transfer', account: 'alice', role: 'active', op: op(memo), tid: `tid-${memo}` }, Date.now());
+    const a = record('tipper:1000004000001:0', 'browser-a');
+    const b = record('tipper:1000004000002:0', 'browser-b');
+    store.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, Date.now());
+    store.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, Date.now());
+    store.close();
+    await page.goto(`${url}/#signer`);
+    const retryable = page.locator(`tr[data-failed="${a.id}"]`);
+    const final = page.locator(`tr[data-failed="${b.id}"]`);
+    await retryable.waitFor({ timeout: 15_000 });
+    expect(await retryable.textContent()).toContain('RC too low');
+    expect(await final.textContent()).toContain('not retryable');
+    expect(await final.getByRole('button').count()).toBe(0);
+    await page.fill('#token', TOKEN);
+    await retryable.getByRole('button', { name: 'Retry' }).click();
+    await page.locator('#notice:not(.ok)', { hasText: /retry-action refused: .*signer.* \(ERR_BUS_[A-Z_]+\)/ }).waitFor({ timeout: 15_000 });
+    // Chromium logs the refusal's 5xx as a console error: this one is the answer the test asked for.
+    const refusal = problems.findIndex((p) => /status of 50\d/.test(p));
+    expect(refusal).toBeGreaterThanOrEqual(0);
+    problems.splice(refusal, 1);
+  }, 30_000);
 
   test('the page fits 390 px without sideways scrolling and is keyboard reachable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
