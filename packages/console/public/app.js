@@ -603,6 +603,8 @@
     $('token-form').addEventListener('submit', (e) => e.preventDefault());
     $('trace-form').addEventListener('submit', trace);
     window.addEventListener('hashchange', () => {
+      // An action's answer belongs to the view it was taken in.
+      $('notice').hidden = true;
       render();
       $('main').focus();
     });

@@ -309,7 +309,11 @@ maybe('console in a browser, with the apps under PM2', () => {
       await addClient(store, 'shop');
       const spec = { url: 'https://example.com/hook', events: ['transfer'], filter: { to: 'nobody-here' }, description: '', disabled: false };
       const { row } = await store.upsertEndpoint('shop', 'orders', spec, 'whsec_test', Date.now());
-      await store.disable(row.seq, 'the receiver answered 410 Gone', Date.now());
+      const at = Date.now();
+      const tried = { type: 'transfer', position: 1_000_007_000_002, webhook_id: 'msg_broadcaster_1000007000002', response: null };
+      await store.logDelivery(row.seq, { ...tried, at: at - 60_000, status: null, error: 'connect ECONNREFUSED', duration_ms: 3 });
+      await store.logDelivery(row.seq, { ...tried, at, status: 410, error: 'HTTP 410', duration_ms: 41 });
+      await store.disable(row.seq, 'the receiver answered 410 Gone', at);
       await page.goto(`${url}/#webhooks`);
       const tr = page.locator('tr[data-endpoint="shop/orders"]');
       await tr.locator('.state', { hasText: 'disabled' }).waitFor({ timeout: 15_000 });
