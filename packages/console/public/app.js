@@ -113,7 +113,7 @@
         body: JSON.stringify(body),
       });
       const reply = await res.json();
-      if (res.ok) notice(`${body.action} ${body.bot ? `${body.bot} #${body.id}` : body.id}: done (${JSON.stringify(reply.reply)})`, true);
+      if (res.ok) notice(`${body.action} ${target(body)}: done (${JSON.stringify(reply.reply)})`, true);
       else notice(`${body.action} refused: ${reply.error.message} (${reply.error.code})`);
     } catch (err) {
       notice(`${body.action} failed: ${err.message}`);
@@ -121,13 +121,14 @@
       button.disabled = false;
     }
   }
+  const target = (body) => (body.bot ? `${body.bot} #${body.id}` : body.client ? `${body.client}/${body.endpoint}` : body.id);
   const actionButton = (label, body, secondary) =>
     h(
       'button',
       {
         type: 'button',
         class: secondary ? 'secondary' : null,
-        'data-key': `${body.action}:${body.bot || ''}:${body.id}`,
+        'data-key': `${body.action}:${target(body)}`,
         onclick: (e) => act(body, e.currentTarget),
       },
       label,
@@ -139,7 +140,7 @@
       h('h2', { id: 'apps-h' }, 'Apps'),
       table(
         'PM2 state of every app',
-        ['App', 'State', 'Restarts', 'Memory', 'Uptime', 'PID'],
+        ['App', 'State', 'Restarts', 'Memory', 'Uptime', 'PID', 'Runs on'],
         s.apps.map((a) =>
           h(
             'tr',
@@ -150,6 +151,7 @@
             h('td', { class: 'num' }, mb(a.memory_bytes)),
             h('td', {}, dur(a.uptime_ms)),
             h('td', { class: 'num' }, fmt(a.pid)),
+            h('td', {}, `${a.host} · ${a.transport} · ${a.store}`),
           ),
         ),
         'PM2 runs no apps (npm start, or npm run demo).',
@@ -245,7 +247,7 @@
     out.push(
       table(
         'Each bot’s checkpoint and lag',
-        ['Bot', 'Block', 'Lag (blocks)', 'Dead letters'],
+        ['Bot', 'Block', 'Lag (blocks)', 'Dead letters', 'Dead-lettered ever'],
         s.bots.map((b) =>
           h(
             'tr',
@@ -254,6 +256,7 @@
             h('td', { class: 'num' }, fmt(b.block)),
             h('td', { class: 'num' }, fmt(b.lag_blocks)),
             h('td', { class: 'num' }, b.dead_letters),
+            h('td', { class: 'num' }, fmt(b.dead_letters_total)),
           ),
         ),
         'No bot yet.',
@@ -264,6 +267,16 @@
     for (const smp of history)
       for (const [name, lag] of Object.entries(smp.bots)) if (lag !== null) (lags[name] = lags[name] || []).push([smp.t, lag]);
     for (const [name, pts] of Object.entries(lags)) out.push(chart(`${name}: lag in blocks, last hour`, pts));
+    const handled = {};
+    for (let i = 1; i < history.length; i++) {
+      const [a, c] = [history[i - 1], history[i]];
+      for (const [name, block] of Object.entries(c.botBlocks || {})) {
+        const before = a.botBlocks ? a.botBlocks[name] : null;
+        if (block !== null && before !== null && before !== undefined && c.t > a.t)
+          (handled[name] = handled[name] || []).push([c.t, ((block - before) * 60000) / (c.t - a.t)]);
+      }
+    }
+    for (const [name, pts] of Object.entries(handled)) out.push(chart(`${name}: blocks handled per minute, last hour`, pts));
     for (const b of s.bots) {
       out.push(h('h3', {}, `Dead letters of ${b.name}`));
       out.push(
@@ -314,6 +327,11 @@
           'Next due',
           m.next_due ? new Date(m.next_due).toLocaleTimeString('en-GB') : '–',
           m.oldest_due ? `oldest due ${m.oldest_due}` : null,
+        ),
+        card(
+          'Mean send latency',
+          m.send_latency.count ? dur(Math.round((m.send_latency.sum / m.send_latency.count) * 1000)) : '–',
+          `over ${fmt(m.send_latency.count)} sent`,
         ),
       ),
     );
@@ -391,6 +409,26 @@
         'None.',
       ),
     );
+    out.push(
+      table(
+        'Failed actions (Retry where the signer allows it)',
+        ['Kind', 'Account', 'Key', 'Reason', 'TID', 'Failed at', 'Actions'],
+        s.signer.failed.map((f) =>
+          h(
+            'tr',
+            { 'data-failed': f.id },
+            h('td', {}, f.kind),
+            h('td', {}, f.account),
+            h('td', {}, h('code', {}, f.key)),
+            h('td', { class: 'err' }, f.reason || '–'),
+            h('td', {}, h('code', {}, f.tid)),
+            h('td', {}, f.failed_at),
+            h('td', {}, f.retryable ? actionButton('Retry', { action: 'retry-action', id: f.id }) : 'not retryable'),
+          ),
+        ),
+        'No failed action.',
+      ),
+    );
     return out;
   }
   function webhooks(s) {
@@ -399,15 +437,21 @@
     out.push(
       table(
         'Endpoints',
-        ['Client', 'Endpoint', 'URL', 'State', 'Deliveries'],
-        s.webhooks.map((e) =>
-          h(
+        ['Client', 'Endpoint', 'URL', 'State', 'Deliveries', 'Last try', 'Actions'],
+        s.webhooks.map((e) => {
+          const last = e.last[0];
+          return h(
             'tr',
-            {},
+            { 'data-endpoint': `${e.client}/${e.id}` },
             h('td', {}, e.client),
             h('td', {}, e.id),
             h('td', {}, h('code', {}, e.url)),
-            h('td', {}, state(e.disabled ? 'disabled' : 'enabled'), e.disabled_reason ? ` (${e.disabled_reason})` : ''),
+            h(
+              'td',
+              {},
+              state(e.disabled ? 'disabled' : e.attempts > 0 ? 'retrying' : 'enabled'),
+              e.disabled_reason ? ` (${e.disabled_reason})` : e.attempts > 0 ? ` (${e.attempts} failed tries since ${e.failing_since})` : '',
+            ),
             h(
               'td',
               {},
@@ -415,8 +459,14 @@
                 .map(([k, n]) => `${k} ${n}`)
                 .join(', ') || '–',
             ),
-          ),
-        ),
+            h(
+              'td',
+              { class: last && last.error ? 'err' : null },
+              last ? `${last.at} ${last.type} ${last.position}: ${last.status ?? 'no answer'}${last.error ? ` (${last.error})` : ''}` : '–',
+            ),
+            h('td', {}, e.disabled ? actionButton('Enable', { action: 'enable', client: e.client, endpoint: e.id }) : '–'),
+          );
+        }),
         'No endpoint registered.',
       ),
     );
@@ -428,8 +478,19 @@
     out.push(
       table(
         'Schedules',
-        ['Schedule', 'Task', 'Next fire'],
-        s.clock.map((c) => h('tr', {}, h('th', { scope: 'row' }, c.id), h('td', {}, h('code', {}, c.task)), h('td', {}, c.next || '–'))),
+        ['Schedule', 'Task', 'Next fire', 'Fired', 'Skipped (overlap)', 'Missed'],
+        s.clock.map((c) =>
+          h(
+            'tr',
+            { 'data-schedule': c.id },
+            h('th', { scope: 'row' }, c.id),
+            h('td', {}, h('code', {}, c.task)),
+            h('td', {}, c.next || '–'),
+            h('td', { class: 'num' }, fmt(c.figures && c.figures.fires)),
+            h('td', { class: 'num' }, fmt(c.figures && c.figures.skipped)),
+            h('td', { class: 'num' }, fmt(c.figures && c.figures.missed)),
+          ),
+        ),
         'No schedule.',
       ),
     );
@@ -542,6 +603,8 @@
     $('token-form').addEventListener('submit', (e) => e.preventDefault());
     $('trace-form').addEventListener('submit', trace);
     window.addEventListener('hashchange', () => {
+      // An action's answer belongs to the view it was taken in.
+      $('notice').hidden = true;
       render();
       $('main').focus();
     });

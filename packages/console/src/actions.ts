@@ -10,11 +10,21 @@ export const actionRequest = z.discriminatedUnion('action', [
   z.object({ action: z.literal('discard'), bot: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/), id: z.number().int().positive() }),
   z.object({ action: z.literal('retry'), id: z.string().min(1).max(100) }),
   z.object({ action: z.literal('cancel'), id: z.string().min(1).max(100) }),
+  /** Enable a disabled webhook endpoint (webhooks.endpoint.enable). */
+  z.object({ action: z.literal('enable'), client: z.string().min(1).max(64), endpoint: z.string().min(1).max(64) }),
+  /** Retry a failed chain action (signer.action.retry); `id` is its action id. */
+  z.object({ action: z.literal('retry-action'), id: z.string().min(1).max(100) }),
 ]);
 export type ActionRequest = z.infer<typeof actionRequest>;
 
 /** The owning app's task an action goes through. */
-export function taskOf(request: ActionRequest): { name: TaskName<Catalogue>; payload: { id: number } | { id: string } } {
+export function taskOf(request: ActionRequest): {
+  name: TaskName<Catalogue>;
+  payload: { id: number } | { id: string } | { client: string; endpoint: string } | { action_id: string };
+} {
+  if (request.action === 'enable')
+    return { name: 'webhooks.endpoint.enable', payload: { client: request.client, endpoint: request.endpoint } };
+  if (request.action === 'retry-action') return { name: 'signer.action.retry', payload: { action_id: request.id } };
   if (request.action === 'retry' || request.action === 'cancel')
     return { name: `mailer.email.${request.action}`, payload: { id: request.id } };
   const name = `${request.bot}.deadletter.${request.action}`;

@@ -63,14 +63,22 @@ export function formatStatus(status: SystemStatus): string {
           .map(([k, n]) => `${k} ${n}`)
           .join('  ')}`,
       );
+  const retryable = s?.failed.filter((f) => f.retryable).length ?? 0;
+  if (s && s.failed.length > 0) out.push(`  failed: ${s.failed.length} shown, ${retryable} retryable (the console's Retry)`);
   out.push('', 'WEBHOOKS');
   if (!status.webhooks || status.webhooks.length === 0) out.push('  no endpoints');
   else
     for (const e of status.webhooks)
-      out.push(`  ${e.client}/${e.id}  ${e.disabled ? `disabled (${e.disabled_reason ?? '?'})` : 'enabled'}  ${e.url}`);
+      out.push(
+        `  ${e.client}/${e.id}  ${e.disabled ? `disabled (${e.disabled_reason ?? '?'})` : e.attempts > 0 ? `retrying (${e.attempts} failed tries)` : 'enabled'}  ${e.url}`,
+      );
   out.push('', 'CLOCK');
   if ('error' in status.clock) out.push(`  ${status.clock.error}`);
-  else for (const c of status.clock) out.push(`  ${c.id.padEnd(20)} ${c.task.padEnd(24)} next ${c.next}`);
+  else
+    for (const c of status.clock)
+      out.push(
+        `  ${c.id.padEnd(20)} ${c.task.padEnd(24)} next ${c.next}${c.figures ? `  fired ${c.figures.fires}  skipped ${c.figures.skipped}  missed ${c.figures.missed}` : ''}`,
+      );
   for (const t of status.ticks?.recent.slice(0, 3) ?? []) out.push(`    ${t.tick}  ${t.schedule}  ${t.state} (${t.owner})`);
   return `${out.join('\n')}\n`;
 }

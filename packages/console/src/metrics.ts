@@ -1,5 +1,6 @@
 import { Gauge, Registry } from 'prom-client';
 
+import { StoredHistogramMetric } from './histogram';
 import type { SystemStatus } from './status';
 
 /** The series /metrics exposes, each set from the status collected for the scrape. */
@@ -21,13 +22,23 @@ export const METRIC_NAMES = [
   'steembot_stream_subscriber_lag_events',
   'steembot_bot_lag_blocks',
   'steembot_bot_dead_letters',
+  'steembot_bot_dead_letters_total',
+  'steembot_bot_checkpoint_block',
   'steembot_mailer_messages',
+  'steembot_mailer_send_latency_seconds',
   'steembot_signer_actions',
   'steembot_webhooks_endpoint_enabled',
   'steembot_webhooks_deliveries_total',
+  'steembot_webhooks_delivery_duration_seconds',
+  'steembot_webhooks_endpoint_failed_attempts',
   'steembot_clock_next_fire_timestamp_seconds',
   'steembot_clock_ticks_total',
+  'steembot_clock_fires_total',
+  'steembot_clock_misses_total',
 ] as const;
+
+type HistogramName = 'steembot_mailer_send_latency_seconds' | 'steembot_webhooks_delivery_duration_seconds';
+type GaugeName = Exclude<(typeof METRIC_NAMES)[number], HistogramName>;
 
 const NODE_STATES = ['healthy', 'open', 'stale', 'suspect'] as const;
 
@@ -38,7 +49,8 @@ const NODE_STATES = ['healthy', 'open', 'stale', 'suspect'] as const;
  */
 export class StatusMetrics {
   readonly registry = new Registry();
-  private readonly g: Record<(typeof METRIC_NAMES)[number], Gauge>;
+  private readonly g: Record<GaugeName, Gauge>;
+  private readonly h: Record<HistogramName, StoredHistogramMetric>;
 
   constructor() {
     const gauge = (name: string, help: string, labelNames: string[] = []): Gauge =>
@@ -65,6 +77,16 @@ export class StatusMetrics {
       ),
       steembot_bot_lag_blocks: gauge('steembot_bot_lag_blocks', "Blocks between the broadcaster's head and the bot's checkpoint.", ['bot']),
       steembot_bot_dead_letters: gauge('steembot_bot_dead_letters', 'Dead letters waiting for an operator.', ['bot']),
+      steembot_bot_dead_letters_total: gauge(
+        'steembot_bot_dead_letters_total',
+        "Ops dead-lettered (their handler failed every try) since the bot's store was created.",
+        ['bot'],
+      ),
+      steembot_bot_checkpoint_block: gauge(
+        'steembot_bot_checkpoint_block',
+        'Block of the last op the bot fully handled (its rate is the blocks handled per second).',
+        ['bot'],
+      ),
       steembot_mailer_messages: gauge('steembot_mailer_messages', 'Messages in the mailer store, by status.', ['status']),
       steembot_signer_actions: gauge('steembot_signer_actions', 'Chain actions in the signer store, by account and state.', [
         'account',
@@ -79,6 +101,11 @@ export class StatusMetrics {
         'Deliveries kept in the webhooks store, by outcome.',
         ['client', 'endpoint', 'outcome'],
       ),
+      steembot_webhooks_endpoint_failed_attempts: gauge(
+        'steembot_webhooks_endpoint_failed_attempts',
+        'Failed tries of the event an endpoint is on (0 while it flows).',
+        ['client', 'endpoint'],
+      ),
       steembot_clock_next_fire_timestamp_seconds: gauge('steembot_clock_next_fire_timestamp_seconds', 'When a schedule fires next.', [
         'schedule',
         'task',
@@ -88,12 +115,34 @@ export class StatusMetrics {
         'Ticks the clock store keeps (CLOCK_KEEP_DAYS), by schedule and state.',
         ['schedule', 'state'],
       ),
+      steembot_clock_fires_total: gauge('steembot_clock_fires_total', 'Ticks a clock fired, as the clock store keeps them.', ['schedule']),
+      steembot_clock_misses_total: gauge(
+        'steembot_clock_misses_total',
+        'Ticks not fired: reason "overlap" (the previous run not acknowledged yet), "down" (no clock claimed it within a minute).',
+        ['schedule', 'reason'],
+      ),
+    };
+    const histogram = (name: HistogramName, help: string): StoredHistogramMetric => {
+      const metric = new StoredHistogramMetric(name, help);
+      this.registry.registerMetric(metric.asMetric());
+      return metric;
+    };
+    this.h = {
+      steembot_mailer_send_latency_seconds: histogram(
+        'steembot_mailer_send_latency_seconds',
+        'Seconds from queued (or due, when sent later on purpose) to sent, over the sent messages the mailer store keeps.',
+      ),
+      steembot_webhooks_delivery_duration_seconds: histogram(
+        'steembot_webhooks_delivery_duration_seconds',
+        'Seconds one delivery try took (request to answer), over the tries the webhooks store keeps.',
+      ),
     };
   }
 
   /** Replace every series with what `status` says (series of vanished apps disappear). */
   update(status: SystemStatus): void {
     for (const g of Object.values(this.g)) g.reset();
+    for (const h of Object.values(this.h)) h.reset();
     const g = this.g;
     for (const a of status.apps) {
       g.steembot_app_up.set({ app: a.name }, a.status === 'online' ? 1 : 0);
@@ -124,18 +173,28 @@ export class StatusMetrics {
     for (const bot of status.bots) {
       if (bot.lag_blocks !== null) g.steembot_bot_lag_blocks.set({ bot: bot.name }, bot.lag_blocks);
       g.steembot_bot_dead_letters.set({ bot: bot.name }, bot.dead_letters);
+      g.steembot_bot_dead_letters_total.set({ bot: bot.name }, bot.dead_letters_total);
+      if (bot.block !== null) g.steembot_bot_checkpoint_block.set({ bot: bot.name }, bot.block);
     }
     for (const [s, n] of Object.entries(status.mailer?.counts ?? {})) g.steembot_mailer_messages.set({ status: s }, n);
+    if (status.mailer) this.h.steembot_mailer_send_latency_seconds.set({}, status.mailer.send_latency);
     for (const [account, states] of Object.entries(status.signer?.actions ?? {}))
       for (const [state, n] of Object.entries(states)) g.steembot_signer_actions.set({ account, state }, n);
     for (const e of status.webhooks ?? []) {
       g.steembot_webhooks_endpoint_enabled.set({ client: e.client, endpoint: e.id }, e.disabled ? 0 : 1);
+      g.steembot_webhooks_endpoint_failed_attempts.set({ client: e.client, endpoint: e.id }, e.attempts);
+      this.h.steembot_webhooks_delivery_duration_seconds.set({ client: e.client, endpoint: e.id }, e.duration);
       for (const [outcome, n] of Object.entries(e.deliveries))
         g.steembot_webhooks_deliveries_total.set({ client: e.client, endpoint: e.id, outcome }, n);
     }
     if (!('error' in status.clock))
-      for (const c of status.clock)
+      for (const c of status.clock) {
         if (c.next !== null) g.steembot_clock_next_fire_timestamp_seconds.set({ schedule: c.id, task: c.task }, Date.parse(c.next) / 1000);
+        if (!c.figures) continue;
+        g.steembot_clock_fires_total.set({ schedule: c.id }, c.figures.fires);
+        g.steembot_clock_misses_total.set({ schedule: c.id, reason: 'overlap' }, c.figures.skipped);
+        g.steembot_clock_misses_total.set({ schedule: c.id, reason: 'down' }, c.figures.missed);
+      }
     for (const [schedule, states] of Object.entries(status.ticks?.counts ?? {}))
       for (const [state, n] of Object.entries(states)) g.steembot_clock_ticks_total.set({ schedule, state }, n);
   }

@@ -16,7 +16,7 @@ import {
   withTid,
 } from '@steem-bot/config';
 
-import { actionRequest, isLoopback, runAction, tokenMatches } from './actions';
+import { type ActionRequest, actionRequest, isLoopback, runAction, tokenMatches } from './actions';
 import { StatusMetrics } from './metrics';
 import type { Pm2App } from './pm2';
 import { collectStatus, type SystemStatus } from './status';
@@ -24,8 +24,9 @@ import { isTid, traceTid } from './trace';
 
 export interface ConsoleOptions {
   config: Pick<
-    Config<'console' | 'clock'>,
+    Config<'console' | 'clock' | 'store'>,
     | 'DATA_DIR'
+    | 'STORE'
     | 'CLOCK_SCHEDULES'
     | 'BUS_TRANSPORT'
     | 'BUS_AMQP_URLS'
@@ -74,6 +75,8 @@ export interface Sample {
   t: number;
   block: number | null;
   bots: Record<string, number | null>;
+  /** Each bot's checkpoint block (the blocks it handled per minute, charted). */
+  botBlocks?: Record<string, number | null>;
   subscribers: Record<string, number>;
 }
 
@@ -180,7 +183,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
         ),
       );
     const action = parsed.data;
-    const what = `${action.action} ${'bot' in action ? `${action.bot} dead letter #${action.id}` : `message ${action.id}`}`;
+    const what = describe(action);
     await withTid(newTid(), async () => {
       try {
         const reply = await runAction(o.bus, action);
@@ -263,11 +266,19 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   };
 }
 
+/** What an action does, for the log line. */
+function describe(a: ActionRequest): string {
+  if (a.action === 'enable') return `enable webhook endpoint ${a.client}/${a.endpoint}`;
+  if (a.action === 'retry-action') return `retry signer action ${a.id}`;
+  return `${a.action} ${'bot' in a ? `${a.bot} dead letter #${a.id}` : `message ${a.id}`}`;
+}
+
 function sampleOf(s: SystemStatus): Sample {
   return {
     t: Date.parse(s.at),
     block: 'error' in s.broadcaster ? null : s.broadcaster.current_block,
     bots: Object.fromEntries(s.bots.map((b) => [b.name, b.lag_blocks])),
+    botBlocks: Object.fromEntries(s.bots.map((b) => [b.name, b.block])),
     subscribers:
       'error' in s.streams ? {} : Object.fromEntries(s.streams.flatMap((st) => st.subscribers.map((c, i) => [`${st.app}#${i}`, c.lag]))),
   };

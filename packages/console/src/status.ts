@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 import type { Bus } from '@steem-bot/bus';
@@ -5,6 +6,7 @@ import { readAmqpStreams, readStreams, type StreamStatus } from '@steem-bot/bus'
 import { loadSchedules } from '@steem-bot/clock';
 import { blockOfPosition, type Catalogue, catalogue, type Config, createLogger, type TaskReply } from '@steem-bot/config';
 
+import { type ClockFigures, readClockFigures } from './clock-misses';
 import type { Pm2App } from './pm2';
 import {
   botNamesOnDisk,
@@ -30,6 +32,10 @@ export interface AppStatus {
   /** Milliseconds since it came online; null unless online. */
   uptime_ms: number | null;
   pid: number | null;
+  /** Where it runs: the host of the PM2 daemon, its bus transport and its store (from its env, else the console's). */
+  host: string;
+  transport: string;
+  store: string;
 }
 
 export type BroadcasterStatus = TaskReply<Catalogue, 'broadcaster.status.get'>;
@@ -42,6 +48,8 @@ export interface BotStatus {
   /** Blocks behind the broadcaster's head; null when either is unknown. */
   lag_blocks: number | null;
   dead_letters: number;
+  /** Ops dead-lettered since the bot's store was created (replayed and discarded ones too). */
+  dead_letters_total: number;
   dead: DeadLetterView[];
 }
 
@@ -49,6 +57,8 @@ export interface ClockStatus {
   id: string;
   task: string;
   next: string | null;
+  /** Fires, overlap skips and misses from the clock's SQLite store; null without one. */
+  figures: ClockFigures | null;
 }
 
 /** What `npm run status`, `npm run status -- --json`, the console page and /metrics all show. */
@@ -67,7 +77,7 @@ export interface SystemStatus {
 }
 
 export interface CollectOptions {
-  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES' | 'BUS_TRANSPORT' | 'BUS_AMQP_URLS'>;
+  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES' | 'BUS_TRANSPORT' | 'BUS_AMQP_URLS' | 'STORE'>;
   /** A bus to call `broadcaster.status.get` with. */
   bus: Pick<Bus<Catalogue>, 'call'>;
   /** The PM2 apps (empty when PM2 runs none). */
@@ -102,6 +112,9 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     memory_bytes: a.memory,
     uptime_ms: a.status === 'online' && a.since !== null ? Math.max(0, now - a.since) : null,
     pid: a.pid,
+    host: hostname(),
+    transport: String(a.env.BUS_TRANSPORT ?? o.config.BUS_TRANSPORT),
+    store: String(a.env.STORE ?? o.config.STORE),
   }));
 
   let broadcaster: SystemStatus['broadcaster'];
@@ -128,6 +141,7 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
       block,
       lag_blocks: head !== null && block !== null ? Math.max(0, head - block) : null,
       dead_letters: bot?.dead_total ?? 0,
+      dead_letters_total: bot?.dead_ever ?? 0,
       dead: bot?.dead ?? [],
     });
   }
@@ -165,11 +179,13 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     signer: orNull(() => readSigner(join(dataDir, 'signer.sqlite'))),
     webhooks: orNull(() => readWebhooks(join(dataDir, 'webhooks.sqlite'))),
     ticks: orNull(() => readTicks(join(dataDir, 'clock.sqlite'))),
-    clock: attempt(() =>
-      loadSchedules(o.config.CLOCK_SCHEDULES).map((s) => {
+    clock: attempt(() => {
+      const schedules = loadSchedules(o.config.CLOCK_SCHEDULES);
+      const figures = orNull(() => readClockFigures(join(dataDir, 'clock.sqlite'), schedules, now));
+      return schedules.map((s) => {
         const next = s.pattern.nextRun(new Date(now));
-        return { id: s.id, task: s.task, next: next ? next.toISOString() : null };
-      }),
-    ),
+        return { id: s.id, task: s.task, next: next ? next.toISOString() : null, figures: figures?.[s.id] ?? null };
+      });
+    }),
   };
 }

@@ -10,7 +10,7 @@ export interface TraceRecord {
   at: string;
   /** The app whose store holds it. */
   app: string;
-  kind: 'event' | 'dead-letter' | 'email' | 'email-attempt' | 'action' | 'tick';
+  kind: 'event' | 'bot' | 'dead-letter' | 'email' | 'email-attempt' | 'action' | 'tick';
   summary: string;
 }
 
@@ -21,11 +21,22 @@ export const isTid = (tid: string): boolean => TID.test(tid);
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+// A bot's task carries the idempotency key `<bot>:<op position>:<n>` (its n-th email or chain action of that op).
+const BOT_KEY = /^([a-z][a-z0-9-]{0,31}):(\d+):(\d+)$/;
+
+/** The bot's handling of an op, as the task it sent shows it (accepted at `at`); undefined for other keys. */
+function handling(key: string | null, at: number, what: string): TraceRecord | undefined {
+  const m = key === null ? null : BOT_KEY.exec(key);
+  if (!m) return undefined;
+  return { at: iso(at), app: m[1] as string, kind: 'bot', summary: `handled the op at ${m[2]}: sent ${what} #${m[3]} (key ${key})` };
+}
+
 /**
  * Every record under `dataDir` that carries `tid`, in time order: events of every stream (the
- * op, email.*, transaction.*), the bots' dead letters, the mailer's message and its attempts,
- * the signer's action, the clock's tick (events posted to the webhooks app are in its stream). Stores are opened
- * read-only. Not covered: a bot's own tables (their schema is the bot's), webhook deliveries
+ * op, email.*, transaction.*; events posted to the webhooks app are in its stream), the bots'
+ * dead letters, the bot's handling of an op as its email's or action's idempotency key
+ * `<bot>:<position>:<n>` shows it, the mailer's message and its attempts, the signer's action,
+ * the clock's tick. Stores are opened read-only. Not covered: a bot's own tables (their schema is the bot's), webhook deliveries
  * (they are keyed by position, not TID), PostgreSQL stores.
  */
 export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord[] {
@@ -67,6 +78,8 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
       finished_at: number | null;
     }>;
     for (const m of rows) {
+      const bot = handling(m.idem_key, m.created_at, `email ${m.id}`);
+      if (bot) out.push(bot);
       out.push({
         at: iso(m.created_at),
         app: 'mailer',
@@ -89,9 +102,10 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
   });
   readOnly(join(dataDir, 'signer.sqlite'), (db) => {
     for (const r of db
-      .prepare('SELECT id, kind, account, state, trx_id, block_num, reason, created_at FROM actions WHERE tid = ?')
+      .prepare('SELECT id, key, kind, account, state, trx_id, block_num, reason, created_at FROM actions WHERE tid = ?')
       .all(tid) as Array<{
       id: string;
+      key: string;
       kind: string;
       account: string;
       state: string;
@@ -99,13 +113,16 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
       block_num: number | null;
       reason: string | null;
       created_at: number;
-    }>)
+    }>) {
+      const bot = handling(r.key, r.created_at, `${r.kind} action ${r.id}`);
+      if (bot) out.push(bot);
       out.push({
         at: iso(r.created_at),
         app: 'signer',
         kind: 'action',
         summary: `${r.kind} by ${r.account}: ${r.state}${r.trx_id ? ` trx ${r.trx_id}` : ''}${r.block_num ? ` in block ${r.block_num}` : ''}${r.reason ? ` (${r.reason})` : ''}`,
       });
+    }
   });
   readOnly(join(dataDir, 'clock.sqlite'), (db) => {
     for (const r of db.prepare('SELECT schedule_id, tick_time, owner, state, claimed_at FROM ticks WHERE tid = ?').all(tid) as Array<{

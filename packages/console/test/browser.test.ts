@@ -7,13 +7,16 @@ import { join } from 'node:path';
 import { BotStore } from '@steem-bot/bot';
 import { projectRoot } from '@steem-bot/config';
 import { MailStore } from '@steem-bot/mailer';
+import { SignerStore } from '@steem-bot/signer';
+import { openDatabase } from '@steem-bot/store';
+import { addClient, SqliteWebhookStore, storeFile } from '@steem-bot/webhooks';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { type Browser, chromium, type Page } from 'playwright-core';
 
 import { METRIC_NAMES } from '../src/metrics';
 
 // The real page in headless Chromium against real processes under a private PM2: a devnode, its
-// SMTP sink, the broadcaster, the mailer, the watcher bot and the console itself.
+// SMTP sink, the broadcaster, the mailer, the watcher bot, the webhooks app and the console itself.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI) throw new Error(`CI: no chromium at ${CHROMIUM} (.ci/run installs it with apt-get)`);
@@ -77,7 +80,7 @@ maybe('console in a browser, with the apps under PM2', () => {
       webhooksPort: 0,
       schedules,
       withDevnode: true,
-      devnodeArgs: ['--initial-blocks', '50', '--interval-ms', '500', '--synthetic', '100000', '--ops-per-block', '2-5'],
+      devnodeArgs: ['--initial-blocks', '1000', '--interval-ms', '500', '--synthetic', '100000', '--ops-per-block', '2-5'],
       env: {
         LOG_FORMAT: 'json',
         CONSOLE_PORT: String(consolePort),
@@ -86,7 +89,7 @@ maybe('console in a browser, with the apps under PM2', () => {
         PM2_HOME: join(dir, 'pm2'),
       },
     });
-    const wanted = ['devnode', 'smtp-sink', 'broadcaster', 'mailer-api', 'mailer-worker', 'watcher', 'console'];
+    const wanted = ['devnode', 'smtp-sink', 'broadcaster', 'mailer-api', 'mailer-worker', 'watcher', 'webhooks', 'console'];
     system.apps = system.apps.filter((a) => wanted.includes(a.name));
     expect(system.apps.map((a) => a.name).sort()).toEqual([...wanted].sort());
     dataDir = join(dir, 'data');
@@ -260,6 +263,98 @@ maybe('console in a browser, with the apps under PM2', () => {
     expect(kinds[0]).toBe('email');
     expect(kinds).toEqual(expect.arrayContaining(['email', 'email-attempt', 'event']));
   });
+
+  test('the TID trace of one watcher email shows op -> bot -> email, in time order', async () => {
+    // The watcher emails about alice and bob, whom the devnode's synthetic blocks (from 1,001,000,
+    // right after the 1,000 real ones the devnode starts with) pay, reply to and mention.
+    const mail = join(dataDir, 'mailer.sqlite');
+    const found = await until(
+      'a watcher email sent',
+      () => {
+        if (!existsSync(mail)) return undefined;
+        const db = openDatabase(mail, { readonly: true, busyTimeoutMs: 2_000 });
+        try {
+          return db
+            .prepare("SELECT tid, idem_key FROM messages WHERE idem_key LIKE 'watcher:%' AND status = 'sent' ORDER BY seq LIMIT 1")
+            .get() as { tid: string; idem_key: string } | undefined;
+        } finally {
+          db.close();
+        }
+      },
+      60_000,
+    );
+    const position = found.idem_key.split(':')[1] as string;
+    await page.goto(`${url}/#trace`);
+    await page.fill('#tid', found.tid);
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-kind="email-attempt"]', { hasText: 'sent' }).waitFor({ timeout: 10_000 });
+    const rows = await page
+      .locator('#trace-out tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const index = (app: string, kind: string, text: string): number =>
+      rows.findIndex(([, a, k, what]) => a === app && k === kind && (what ?? '').includes(text));
+    const op = index('broadcaster', 'event', ` at ${position}`);
+    const bot = index('watcher', 'bot', `handled the op at ${position}`);
+    const email = index('mailer', 'email', found.idem_key);
+    expect([op, bot, email].every((i) => i >= 0)).toBe(true);
+    expect(op).toBeLessThan(bot);
+    expect(bot).toBeLessThan(email);
+    const times = rows.map(([at]) => at as string);
+    expect(times).toEqual([...times].sort());
+  }, 90_000);
+
+  test('a disabled webhook endpoint is enabled with the button through the webhooks app', async () => {
+    const store = new SqliteWebhookStore(storeFile(dataDir));
+    try {
+      await addClient(store, 'shop');
+      const spec = { url: 'https://example.com/hook', events: ['transfer'], filter: { to: 'nobody-here' }, description: '', disabled: false };
+      const { row } = await store.upsertEndpoint('shop', 'orders', spec, 'whsec_test', Date.now());
+      const at = Date.now();
+      const tried = { type: 'transfer', position: 1_000_007_000_002, webhook_id: 'msg_broadcaster_1000007000002', response: null };
+      await store.logDelivery(row.seq, { ...tried, at: at - 60_000, status: null, error: 'connect ECONNREFUSED', duration_ms: 3 });
+      await store.logDelivery(row.seq, { ...tried, at, status: 410, error: 'HTTP 410', duration_ms: 41 });
+      await store.disable(row.seq, 'the receiver answered 410 Gone', at);
+      await page.goto(`${url}/#webhooks`);
+      const tr = page.locator('tr[data-endpoint="shop/orders"]');
+      await tr.locator('.state', { hasText: 'disabled' }).waitFor({ timeout: 15_000 });
+      if (process.env.CONSOLE_SCREENSHOTS)
+        await page.screenshot({ path: join(process.env.CONSOLE_SCREENSHOTS, 'console-webhooks.png'), fullPage: true });
+      await page.fill('#token', TOKEN);
+      await tr.getByRole('button', { name: 'Enable' }).click();
+      await page.locator('#notice.ok', { hasText: 'enable shop/orders: done' }).waitFor({ timeout: 15_000 });
+      await tr.locator('.state', { hasText: 'enabled' }).waitFor({ timeout: 15_000 });
+      expect(await tr.getByRole('button', { name: 'Enable' }).count()).toBe(0);
+      expect(await store.endpoint('shop', 'orders')).toMatchObject({ disabled: 0, disabled_reason: null });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("failed chain actions are listed, Retry only where retryable; with no signer running, the page says the task got no answer", async () => {
+    const store = new SignerStore(join(dataDir, 'signer.sqlite'));
+    const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
+    const record = (key: string, memo: string) =>
+      store.record({ key, kind: 'transfer', account: 'alice', role: 'active', op: op(memo), tid: `tid-${memo}` }, Date.now());
+    const a = record('tipper:1000004000001:0', 'browser-a');
+    const b = record('tipper:1000004000002:0', 'browser-b');
+    store.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, Date.now());
+    store.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, Date.now());
+    store.close();
+    await page.goto(`${url}/#signer`);
+    const retryable = page.locator(`tr[data-failed="${a.id}"]`);
+    const final = page.locator(`tr[data-failed="${b.id}"]`);
+    await retryable.waitFor({ timeout: 15_000 });
+    expect(await retryable.textContent()).toContain('RC too low');
+    expect(await final.textContent()).toContain('not retryable');
+    expect(await final.getByRole('button').count()).toBe(0);
+    await page.fill('#token', TOKEN);
+    await retryable.getByRole('button', { name: 'Retry' }).click();
+    await page.locator('#notice:not(.ok)', { hasText: /retry-action refused: .*signer.* \(ERR_BUS_[A-Z_]+\)/ }).waitFor({ timeout: 15_000 });
+    // Chromium logs the refusal's 5xx as a console error: this one is the answer the test asked for.
+    const refusal = problems.findIndex((p) => /status of 50\d/.test(p));
+    expect(refusal).toBeGreaterThanOrEqual(0);
+    problems.splice(refusal, 1);
+  }, 30_000);
 
   test('the page fits 390 px without sideways scrolling and is keyboard reachable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });

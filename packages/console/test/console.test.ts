@@ -4,10 +4,14 @@ import { join } from 'node:path';
 
 import { BotStore } from '@steem-bot/bot';
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { clockStoreFile, SqliteClockStore } from '@steem-bot/clock';
-import { type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
+import { clockStoreFile, parseSchedules, SqliteClockStore } from '@steem-bot/clock';
+import { AppError, type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
+import { MailStore } from '@steem-bot/mailer';
+import { SignerStore } from '@steem-bot/signer';
 import { keptLogger, spawnProcess, testSetup } from '@steem-bot/testkit';
+import { addClient, SqliteWebhookStore, startWebhooks, storeFile } from '@steem-bot/webhooks';
 
+import { readClockFigures } from '../src/clock-misses';
 import { StatusMetrics } from '../src/metrics';
 import { type RunningConsole, startConsole } from '../src/server';
 import { collectStatus } from '../src/status';
@@ -30,10 +34,13 @@ describe('console in-process, on the in-memory bus', () => {
   let running: RunningConsole;
   let kept: ReturnType<typeof keptLogger>;
   const replays: number[] = [];
+  const retries: string[] = [];
   const buses: Array<Bus<Catalogue>> = [];
+  let webhooks: Awaited<ReturnType<typeof startWebhooks>>;
+  let failed: { retryable: string; final: string };
 
   beforeAll(async () => {
-    setup = testSetup();
+    setup = testSetup({ WEBHOOKS_PORT: '0' });
     const hub = new MemoryHub();
     kept = keptLogger('console');
     const busFor = (app: string): Bus<Catalogue> => {
@@ -48,6 +55,54 @@ describe('console in-process, on the in-memory bus', () => {
       return { id, state: 'replay' as const };
     });
     await watcher.serve();
+    // The signer's Retry handler is another package's work: this one answers as the catalogue
+    // says, and refuses what is not retryable with the signer's own error.
+    const signer = busFor('signer').handle('signer.action.retry', ({ action_id }) => {
+      retries.push(action_id);
+      if (action_id !== failed.retryable) throw new AppError('ERR_SIGNER_CONFLICT', `action ${action_id} failed for good; send it again`);
+      return { action_id, state: 'pending' as const };
+    });
+    await signer.serve();
+    const signerStore = new SignerStore(join(setup.config.DATA_DIR, 'signer.sqlite'));
+    const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
+    const a = signerStore.record({ key: 'tipper:1000004000001:0', kind: 'transfer', account: 'alice', role: 'active', op: op('a'), tid: 'tid-unit-sign1' }, 1);
+    const b = signerStore.record({ key: 'tipper:1000004000002:0', kind: 'transfer', account: 'alice', role: 'active', op: op('b'), tid: 'tid-unit-sign2' }, 2);
+    signerStore.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, 3);
+    signerStore.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, 4);
+    signerStore.close();
+    failed = { retryable: a.id, final: b.id };
+    // A disabled webhook endpoint with one logged try, enabled later through the real webhooks app.
+    const hooks = new SqliteWebhookStore(storeFile(setup.config.DATA_DIR));
+    await addClient(hooks, 'shop');
+    const spec = { url: 'https://example.com/hook?token=secret', events: ['transfer'], filter: {}, description: '', disabled: false };
+    const { row } = await hooks.upsertEndpoint('shop', 'orders', spec, 'whsec_x', 1);
+    await hooks.logDelivery(row.seq, {
+      at: 2,
+      type: 'transfer',
+      position: 5,
+      webhook_id: 'msg_1',
+      status: 410,
+      error: 'HTTP 410',
+      duration_ms: 30,
+      response: null,
+    });
+    await hooks.disable(row.seq, 'the receiver answered 410 Gone', 3);
+    await hooks.close();
+    webhooks = await startWebhooks({ config: setup.config, logger: kept.logger, bus: busFor('webhooks') });
+    // A message sent 2.5 s after it was queued: the send latency histogram.
+    const mail = new MailStore(join(setup.config.DATA_DIR, 'mailer.sqlite'));
+    const queued = Date.now() - 10_000;
+    mail.enqueue({
+      client: 'bus',
+      key: 'watcher:1000004000001:0',
+      request: { to: ['ops@example.com'], subject: 's', text: 't' } as never,
+      tid: 'tid-unit-mail1',
+      now: queued,
+      domain: 'example.com',
+    });
+    const [claimed] = mail.claimDue('unit', queued + 2_000, 60_000, 1);
+    mail.finish(claimed!.seq, 'unit', 'sent', { status: 'sent', now: queued + 2_500, durationMs: 400, countsAsAttempt: true });
+    mail.close();
     const store = new BotStore(join(setup.config.DATA_DIR, 'bot-watcher.sqlite'));
     store.saveCheckpoint(1_000_005_000_002);
     store.addDeadLetter({
@@ -74,6 +129,7 @@ describe('console in-process, on the in-memory bus', () => {
   });
   afterAll(async () => {
     await running?.stop();
+    await webhooks?.stop();
     for (const bus of buses) await bus.close();
     setup.cleanup();
   });
@@ -129,6 +185,43 @@ describe('console in-process, on the in-memory bus', () => {
     expect(replays).toEqual([7]);
   });
 
+  test("Enable goes through the real webhooks app's task: the endpoint is enabled, the action logged with what and TID", async () => {
+    const before = (await running.status()).webhooks?.find((e) => e.id === 'orders');
+    expect(before).toMatchObject({ client: 'shop', disabled: true, disabled_reason: 'the receiver answered 410 Gone' });
+    // The page never shows an endpoint URL's query (it may hold a credential).
+    expect(before?.url).toBe('https://example.com/hook');
+    expect(before?.last).toEqual([expect.objectContaining({ status: 410, error: 'HTTP 410', duration_ms: 30 })]);
+    const none = await post({ action: 'enable', client: 'shop', endpoint: 'none' });
+    expect([none.status, ((await none.json()) as { error: { message: string } }).error.message]).toEqual([400, 'no endpoint shop/none']);
+    const res = await post({ action: 'enable', client: 'shop', endpoint: 'orders' });
+    expect(await res.json()).toEqual({ ok: true, reply: { client: 'shop', endpoint: 'orders', disabled: false } });
+    const line = kept.lines.find((l) => l.msg === 'console action: enable webhook endpoint shop/orders');
+    expect(line).toMatchObject({ tid: expect.any(String), action: { action: 'enable', client: 'shop', endpoint: 'orders' } });
+    const store = new SqliteWebhookStore(storeFile(setup.config.DATA_DIR));
+    try {
+      expect(await store.endpoint('shop', 'orders')).toMatchObject({ disabled: 0, disabled_reason: null });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("failed signer actions are listed with reason and retryable; Retry sends signer.action.retry, and the signer's refusal is shown as it said it", async () => {
+    const view = (await running.status()).signer;
+    expect(view?.failed).toEqual([
+      expect.objectContaining({ id: failed.final, reason: 'missing active authority', retryable: false, tid: 'tid-unit-sign2' }),
+      expect.objectContaining({ id: failed.retryable, reason: 'RC too low', retryable: true, key: 'tipper:1000004000001:0' }),
+    ]);
+    const ok = await post({ action: 'retry-action', id: failed.retryable });
+    expect(await ok.json()).toEqual({ ok: true, reply: { action_id: failed.retryable, state: 'pending' } });
+    const refused = await post({ action: 'retry-action', id: failed.final });
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toEqual({
+      error: { code: 'ERR_SIGNER_CONFLICT', message: `action ${failed.final} failed for good; send it again` },
+    });
+    expect(retries).toEqual([failed.retryable, failed.final]);
+    expect(kept.lines.some((l) => l.msg === `console action failed: retry signer action ${failed.final}: action ${failed.final} failed for good; send it again`)).toBe(true);
+  });
+
   test('a Host that is not loopback is refused (DNS rebinding); a bad TID is refused', async () => {
     const status = await new Promise<number>((resolve, reject) =>
       request(`${running.url}/api/status`, { headers: { host: 'evil.example:80' } }, (res) => resolve(res.statusCode ?? 0))
@@ -138,6 +231,18 @@ describe('console in-process, on the in-memory bus', () => {
     expect(status).toBe(421);
     const res = await fetch(`${running.url}/api/trace?tid=${encodeURIComponent("x' OR 1=1 --")}`);
     expect(res.status).toBe(400);
+  });
+
+  test("the TID trace shows a bot's email as the bot's handling of the op, then the email and its attempt, in time order", () => {
+    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-mail1').map((r) => [r.app, r.kind, r.summary])).toEqual([
+      ['watcher', 'bot', expect.stringMatching(/^handled the op at 1000004000001: sent email \S+ #0 \(key watcher:1000004000001:0\)$/)],
+      ['mailer', 'email', expect.stringContaining('now sent, 1 attempts')],
+      ['mailer-worker', 'email-attempt', expect.stringContaining(': sent')],
+    ]);
+    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-sign1').map((r) => [r.app, r.kind])).toEqual([
+      ['tipper', 'bot'],
+      ['signer', 'action'],
+    ]);
   });
 
   test('the TID trace finds the dead letter, and the clock tick', () => {
@@ -157,6 +262,17 @@ describe('console in-process, on the in-memory bus', () => {
     expect(text).toContain('steembot_broadcaster_node_state{url="http://127.0.0.1:1",state="healthy"} 1');
     expect(text).toContain('steembot_bot_dead_letters{bot="watcher"} 1');
     expect(text).toContain('steembot_clock_ticks_total{schedule="daily-digest",state="claimed"} 1');
+    expect(text).toContain('steembot_bot_dead_letters_total{bot="watcher"} 1');
+    expect(text).toContain('steembot_bot_checkpoint_block{bot="watcher"} 1000005');
+    // Queued -> sent in 2.5 s (bounds are "at most").
+    expect(text).toContain('steembot_mailer_send_latency_seconds_bucket{le="1"} 0');
+    expect(text).toContain('steembot_mailer_send_latency_seconds_bucket{le="2.5"} 1');
+    expect(text).toContain('steembot_mailer_send_latency_seconds_bucket{le="+Inf"} 1');
+    expect(text).toContain('steembot_mailer_send_latency_seconds_sum 2.5');
+    expect(text).toContain('steembot_webhooks_delivery_duration_seconds_bucket{client="shop",endpoint="orders",le="0.025"} 0');
+    expect(text).toContain('steembot_webhooks_delivery_duration_seconds_bucket{client="shop",endpoint="orders",le="0.05"} 1');
+    expect(text).toContain('steembot_webhooks_delivery_duration_seconds_count{client="shop",endpoint="orders"} 1');
+    expect(text).toContain('steembot_webhooks_deliveries_total{client="shop",endpoint="orders",outcome="failed"} 1');
   });
 });
 
@@ -210,5 +326,32 @@ test('npm run status -- --json prints the object the console collects; the text 
     } finally {
       cleanup();
     }
+  }
+});
+
+test('clock figures: fires, overlap skips, and ticks no clock claimed (within a minute), counted from the ticks table', async () => {
+  const { config, cleanup } = testSetup();
+  try {
+    const [every] = parseSchedules(JSON.stringify({ schedules: [{ id: 'every-minute', cron: '0 * * * * *', task: 'digest.report.send' }] }));
+    const file = clockStoreFile(config.DATA_DIR);
+    const store = new SqliteClockStore(file);
+    const at = (hhmm: string): number => Date.parse(`2026-11-30T${hhmm}:00Z`);
+    for (const t of ['10:00', '10:01', '10:04']) await store.claim('every-minute', at(t), 'clock-1', `tid-${t}`);
+    await store.claim('every-minute', at('10:05'), 'clock-1', 'tid-skip', 'skipped');
+    // 10:02 and 10:03 missed; 10:06 and 10:07 too, by 10:08:30 (10:08 is within its grace minute).
+    const now = at('10:08') + 30_000;
+    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
+    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
+    // A late catch-up fire of 10:07 claims it: no longer missed.
+    await store.claim('every-minute', at('10:07'), 'clock-2', 'tid-late');
+    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 4, skipped: 1, missed: 3 } });
+    // An irregular pattern (minutes 0 and 20: gaps of 20 and 40 min) is walked tick by tick.
+    const [twice] = parseSchedules(JSON.stringify({ schedules: [{ id: 'twice', cron: '0 0,20 * * * *', task: 'digest.report.send' }] }));
+    for (const t of ['09:00', '09:20', '10:00', '11:00']) await store.claim('twice', at(t), 'clock-1', `tid-twice-${t}`);
+    // 10:20 missed; 11:20 too by 11:30; a 40-minute gap (09:20 -> 10:00) misses nothing.
+    expect(readClockFigures(file, [twice!], at('11:30'))).toEqual({ twice: { fires: 4, skipped: 0, missed: 2 } });
+    await store.close();
+  } finally {
+    cleanup();
   }
 });

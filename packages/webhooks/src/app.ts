@@ -5,6 +5,7 @@ import { AppError, type Config } from '@steem-bot/config';
 
 import { createApi } from './api';
 import { Dispatcher } from './dispatcher';
+import { handleOperatorTasks } from './operator';
 import { ownRelayer } from './relay';
 import type { WebhookStore } from './store';
 import { PostgresWebhookStore } from './store-postgres';
@@ -54,6 +55,8 @@ export async function startWebhooks(
     relayOwn,
   });
   await dispatcher.start();
+  // Registered once the dispatcher exists; a task arriving before gets ERR_BUS_NO_HANDLER (retryable).
+  handleOperatorTasks(bus, { store, dispatcher, logger, now });
   // The newest block the broadcaster applied (live): where a new endpoint's chain cursor starts,
   // so that a restart before its first matching op misses nothing.
   let chainHead: number | null = null;

@@ -250,6 +250,16 @@ export class PostgresWebhookStore implements WebhookStore {
     });
   }
 
+  async enable(seq: number, now: number): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE webhooks_endpoints SET disabled = 0, disabled_reason = NULL, updated_at = $1, attempts = 0, next_attempt_at = NULL,
+         failing_since = NULL
+       WHERE seq = $2 AND disabled = 1 RETURNING 1`,
+      [now, seq],
+    );
+    return rows.length === 1;
+  }
+
   async setRetry(seq: number, attempts: number, nextAttemptAt: number | null, failingSince: number | null): Promise<void> {
     await this.db.query('UPDATE webhooks_endpoints SET attempts = $1, next_attempt_at = $2, failing_since = $3 WHERE seq = $4', [
       attempts,

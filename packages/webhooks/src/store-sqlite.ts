@@ -251,6 +251,14 @@ export class SqliteWebhookStore implements WebhookStore {
       .immediate();
   }
 
+  async enable(seq: number, now: number): Promise<boolean> {
+    const changed = this.sql(
+      `UPDATE endpoints SET disabled = 0, disabled_reason = NULL, updated_at = ?, attempts = 0, next_attempt_at = NULL, failing_since = NULL
+       WHERE seq = ? AND disabled = 1`,
+    ).run(now, seq).changes;
+    return changed > 0;
+  }
+
   /** The retry state of the event at the head of the endpoint. */
   async setRetry(seq: number, attempts: number, nextAttemptAt: number | null, failingSince: number | null): Promise<void> {
     this.setRetryNow(seq, attempts, nextAttemptAt, failingSince);

@@ -134,6 +134,11 @@ export interface WebhookStore {
   rotateSecret(seq: number, secret: string, oldUntil: number): Promise<void>;
   /** Disable an endpoint; `event` (endpoint.disabled) goes to the outbox in the same transaction. */
   disable(seq: number, reason: string, now: number, event?: OwnEvent): Promise<void>;
+  /**
+   * Enable a disabled endpoint (the operator's Enable), with its retry state cleared so its held
+   * event is tried at once; false when it was not disabled (nothing changes).
+   */
+  enable(seq: number, now: number): Promise<boolean>;
   /** The retry state of the event at the head of the endpoint. */
   setRetry(seq: number, attempts: number, nextAttemptAt: number | null, failingSince: number | null): Promise<void>;
 

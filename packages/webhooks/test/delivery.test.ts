@@ -280,6 +280,32 @@ describe('deliveries', () => {
     expect(r.got[0]?.body.position).toBe(BLOCK);
   });
 
+  test("the operator's Enable (webhooks.endpoint.enable on the bus) delivers from the stored cursor: the held event first, then the rest, in order", async () => {
+    const { w, chain, app, token } = await setup({ WEBHOOKS_RETRY_SCHEDULE_MS: '10' });
+    let up = false;
+    const r = await receiver(() => (up ? 200 : 503));
+    await register(app, token, 'main', r);
+    await chain.transfer(BLOCK, 'carol', 'alice');
+    await waitFor(async () => (await w.store.endpoint('shop', 'main'))?.disabled === 1, 3_000, 'disabled');
+    await chain.transfer(BLOCK + 1, 'carol', 'alice');
+    const operator = w.busFor('console');
+    cleanups.push(() => operator.close());
+    await operator.serve();
+    const send = (endpoint: string) => operator.send('webhooks.endpoint.enable', { client: 'shop', endpoint }, { attempts: 1 });
+    await expect(send('nope')).rejects.toMatchObject({ code: 'ERR_BUS_INVALID_PAYLOAD', message: expect.stringMatching(/no endpoint shop\/nope/) });
+    up = true;
+    expect(await send('main')).toEqual({ client: 'shop', endpoint: 'main', disabled: false });
+    await waitFor(() => r.got.length === 2, 3_000, 'both delivered after the Enable');
+    expect(r.got.map((g) => g.body.position)).toEqual([BLOCK, BLOCK + 1]);
+    expect(await w.store.endpoint('shop', 'main')).toMatchObject({ disabled: 0, disabled_reason: null, attempts: 0 });
+    expect(app.lines.some((l) => /endpoint shop\/main enabled by the operator/.test(String(l.msg)))).toBe(true);
+    // Enabling it again changes nothing (the runner is not restarted: no second delivery).
+    expect(await send('main')).toEqual({ client: 'shop', endpoint: 'main', disabled: false });
+    await chain.transfer(BLOCK + 2, 'carol', 'alice');
+    await waitFor(() => r.got.length === 3, 3_000, 'the next one');
+    expect(r.unique.map((g) => g.body.position)).toEqual([BLOCK, BLOCK + 1, BLOCK + 2]);
+  });
+
   test('a new endpoint starts after the newest block seen: a restart before its first matching op misses nothing', async () => {
     const w = webhooksEnv();
     cleanups.push(() => w.cleanup());

@@ -123,6 +123,27 @@ describe.each(impls)('WebhookStore conformance: %s', (_name, harness) => {
     expect(await store.pendingOwn()).toEqual([{ pos: (T + 9) * 1000, name: 'endpoint.disabled', payload, tid: 'tid1' }]);
   });
 
+  test("enabling (the operator's Enable) clears the reason and the retry state and keeps the cursors; an enabled endpoint is left as it is", async () => {
+    const store = await open();
+    const { row } = await store.upsertEndpoint('shop', 'pay', spec(), 'whsec_a', T);
+    await store.advance(row.seq, 'broadcaster', CHAIN_POS);
+    await store.setRetry(row.seq, 7, T + 5_000, T - 1);
+    await store.disable(row.seq, '8 tries failed', T + 1);
+    expect(await store.enable(row.seq, T + 2)).toBe(true);
+    expect(await store.endpointBySeq(row.seq)).toMatchObject({
+      disabled: 0,
+      disabled_reason: null,
+      attempts: 0,
+      next_attempt_at: null,
+      failing_since: null,
+      updated_at: T + 2,
+    });
+    expect(await store.cursors(row.seq)).toEqual({ broadcaster: CHAIN_POS });
+    expect(await store.enable(row.seq, T + 3)).toBe(false);
+    expect((await store.endpointBySeq(row.seq))?.updated_at).toBe(T + 2);
+    expect(await store.enable(row.seq + 100, T + 3)).toBe(false);
+  });
+
   test('cursors move only forward, except by a replay, which also clears the retry state; a deleted endpoint takes its cursors and log with it', async () => {
     const store = await open();
     const { row } = await store.upsertEndpoint('shop', 'pay', spec(), 's', T);
