@@ -1,6 +1,6 @@
 export type { CommentInput, CustomJsonInput, Spacing, TransferInput, VoteInput } from './actions';
 export { CHAIN_SPACING, CUSTOM_JSON_PER_BLOCK, MAX_TRANSACTION_SIZE, spacingRule, toAction } from './actions';
-export { startSigner, storeFile } from './app';
+export { openSignerStore, startSigner, storeFile } from './app';
 export type { KeyRole } from './keys';
 export { Keys } from './keys';
 export type { NodeClientOptions } from './node-client';
@@ -9,5 +9,7 @@ export type { Outcome, SignerOptions } from './signer';
 export { actionView, Signer } from './signer';
 export type { Operation, SignedTransaction } from './steem';
 export { signTransaction, transactionId } from './steem';
-export type { Action, ActionKind } from './store';
-export { SignerStore } from './store';
+export type { Action, ActionInput, ActionKind, ActionUpdate, SignedRecord, SignerStore } from './store';
+export { OPEN_STATES } from './store';
+export { ACTION_COLUMNS, PostgresSignerStore } from './store-postgres';
+export { SqliteSignerStore } from './store-sqlite';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DevNode, type FaultSpec } from '@steem-bot/devnode';
 import { keptLogger, waitFor } from '@steem-bot/testkit';
 
-import { Keys, NodeClient, type Outcome, Signer, type SignerOptions, SignerStore } from '../src';
+import { Keys, NodeClient, type Outcome, Signer, type SignerOptions, type SignerStore, SqliteSignerStore } from '../src';
 
 /** The devnode accounts' test key (it guards nothing). */
 export const TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
@@ -55,10 +55,13 @@ export interface Harness {
   until(key: string, states: string[], timeoutMs?: number): Promise<void>;
 }
 
-/** A signer engine in this process: real SQLite file, real HTTP to the devnode, events kept in a list. */
-export function startSigner(node: DevNode, options: Partial<SignerOptions> = {}): Harness {
+/**
+ * A signer engine in this process: real HTTP to the devnode, events kept in a list; its store is
+ * `given` (the caller closes it) or a SQLite file of its own.
+ */
+export function startSigner(node: DevNode, options: Partial<SignerOptions> = {}, given?: SignerStore): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'signer-'));
-  const store = new SignerStore(join(dir, 'signer.sqlite'));
+  const store = given ?? new SqliteSignerStore(join(dir, 'signer.sqlite'));
   const { logger, lines } = keptLogger('signer');
   const events: Outcome[] = [];
   const signer = new Signer({
@@ -89,17 +92,18 @@ export function startSigner(node: DevNode, options: Partial<SignerOptions> = {})
     lines,
     async stop() {
       await signer.stop();
-      store.close();
+      if (!given) await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
     async until(key, states, timeoutMs = 20_000) {
-      const state = (): string => h.store.byKey(key)?.state ?? '';
+      const state = async (): Promise<string> => (await h.store.byKey(key))?.state ?? '';
       try {
-        await waitFor(() => states.includes(state()), timeoutMs, `${key} in ${states.join('/')}`);
+        await waitFor(async () => states.includes(await state()), timeoutMs, `${key} in ${states.join('/')}`);
       } catch (err) {
         // What the signer said, to see why.
         const said = lines.map((l) => `${String(l.level)} ${String(l.msg)}${l.err ? ` ${JSON.stringify(l.err)}` : ''}`).slice(-15);
-        throw new Error(`${(err as Error).message}: now ${state()} (${h.store.byKey(key)?.reason}); log:\n${said.join('\n')}`, {
+        const now = await h.store.byKey(key);
+        throw new Error(`${(err as Error).message}: now ${now?.state} (${now?.reason}); log:\n${said.join('\n')}`, {
           cause: err,
         });
       }

@@ -6,7 +6,7 @@ import { type Catalogue, catalogue } from '@steem-bot/config';
 import type { DevNode } from '@steem-bot/devnode';
 import { keptLogger, type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
 
-import { SignerStore, storeFile } from '../src';
+import { type SignerStore, SqliteSignerStore, storeFile } from '../src';
 import { onChain, OTHER_KEY, startNode, TEST_KEY } from './helpers';
 
 const MAIN = projectRootFile('packages/signer/dist/main.js');
@@ -44,7 +44,7 @@ async function world(faults: Parameters<typeof startNode>[0], vars: Record<strin
     env,
     bus,
     calls,
-    store: () => (store ??= new SignerStore(storeFile(t.config.DATA_DIR))),
+    store: () => (store ??= new SqliteSignerStore(storeFile(t.config.DATA_DIR))),
     async start() {
       const proc = await spawnProcess(MAIN, { env });
       cleanups.push(() => proc.stop());
@@ -76,16 +76,16 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
     }
   })();
   let kills = 0;
-  const confirmed = (): number => w.store().counts().confirmed ?? 0;
+  const confirmed = async (): Promise<number> => (await w.store().counts()).confirmed ?? 0;
   // Kill at random moments (random points of intake, signing, broadcasting, confirming) until done.
-  while (kills < 12 && (kills < 3 || sent < keys.length || confirmed() < keys.length)) {
+  while (kills < 12 && (kills < 3 || sent < keys.length || (await confirmed()) < keys.length)) {
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 1_200));
     await proc.stop('SIGKILL');
     kills++;
     proc = await w.start();
   }
   await sending;
-  await waitFor(() => confirmed() === keys.length, 60_000, `all ${TRANSFERS} confirmed`);
+  await waitFor(async () => (await confirmed()) === keys.length, 60_000, `all ${TRANSFERS} confirmed`);
   const onChainByKey = new Map<string, number>();
   for (const trx of onChain(w.node, (t) => t.ops.some((o) => o.type === 'transfer_operation'))) {
     for (const op of trx.ops) {
@@ -98,10 +98,7 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
   expect(kills).toBeGreaterThanOrEqual(3);
   expect(w.node.stats.faults['accept-reset']).toBeGreaterThan(0);
   // What was measured: kills, reset answers, transactions signed in all (> TRANSFERS only after an expiry).
-  const signedInAll = w
-    .store()
-    .all()
-    .reduce((n, a) => n + a.signed, 0);
+  const signedInAll = (await w.store().all()).reduce((n, a) => n + a.signed, 0);
   process.stdout.write(
     `crash test: ${kills} SIGKILLs, ${w.node.stats.faults['accept-reset']} reset answers, ${signedInAll} transactions signed for ${TRANSFERS} actions\n`,
   );
