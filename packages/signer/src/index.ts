@@ -3,6 +3,8 @@ export { CHAIN_SPACING, CUSTOM_JSON_PER_BLOCK, MAX_TRANSACTION_SIZE, spacingRule
 export { openSignerStore, startSigner, storeFile } from './app';
 export type { KeyRole } from './keys';
 export { Keys } from './keys';
+export type { SignerMigrationCounts } from './migrate-store';
+export { migrateToPostgres } from './migrate-store';
 export type { NodeClientOptions } from './node-client';
 export { NodeClient, NodeUnavailable, RpcRefusal } from './node-client';
 export type { Outcome, SignerOptions } from './signer';

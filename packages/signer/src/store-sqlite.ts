@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-import type { ActionState } from '@steem-bot/config';
+import { type ActionState, AppError } from '@steem-bot/config';
 import { type Database, openDatabase } from '@steem-bot/store';
 
 import type { SignedTransaction } from './steem';
@@ -59,14 +59,30 @@ const MIGRATIONS = [
    );`,
   // The operator's Retry gives a failed action a fresh signing budget, counted from here.
   `ALTER TABLE actions ADD COLUMN signs_base INTEGER NOT NULL DEFAULT 0;`,
+  // Set by migrate-store: this file's actions now live in PostgreSQL, and a signer refuses it.
+  `CREATE TABLE moved (target TEXT NOT NULL, at INTEGER NOT NULL);`,
 ];
 
 /** The embedded store: the signer's SQLite file under DATA_DIR. */
 export class SqliteSignerStore implements SignerStore {
   readonly db: Database;
 
-  constructor(file: string) {
+  /** `readMoved`: open a file migrate-store has moved to PostgreSQL (to read it; a signer never does). */
+  constructor(file: string, options: { readMoved?: boolean } = {}) {
     this.db = openDatabase(file, { migrations: MIGRATIONS });
+    const moved = this.db.prepare('SELECT target, at FROM moved').get() as { target: string; at: number } | undefined;
+    if (moved && !options.readMoved) {
+      this.db.close();
+      throw new AppError(
+        'ERR_CONFIG_INVALID',
+        `${file} was moved to PostgreSQL (${moved.target}) by migrate-store at ${new Date(moved.at).toISOString()}: run the signer with STORE=postgres`,
+      );
+    }
+  }
+
+  /** migrate-store: the actions now live in PostgreSQL (`target` says where, without credentials). */
+  markMoved(target: string, now: number): void {
+    this.db.prepare('INSERT INTO moved (target, at) VALUES (?, ?)').run(target, now);
   }
 
   close(): Promise<void> {

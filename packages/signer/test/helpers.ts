@@ -134,8 +134,8 @@ export interface World {
   /** The processes' store (SQLite under DATA_DIR, or the PostgreSQL schema of STORE=postgres), opened once. */
   store(): Promise<SignerStore>;
   calls: string[];
-  /** A signer process, once ready (`ready: false`: at once, e.g. a standby). */
-  start(options?: { ready?: boolean }): Promise<Proc>;
+  /** A signer process, once ready (`ready: false`: at once, e.g. a standby); `env` overrides the world's. */
+  start(options?: { ready?: boolean; env?: Record<string, string> }): Promise<Proc>;
 }
 
 /** A devnode, a private SOCKET_DIR/DATA_DIR, alice's keys in a 0600 file; `cleanups` undo it all. */
@@ -170,7 +170,7 @@ export async function signerWorld(
           ? PostgresSignerStore.open({ url: DATABASE_URL, schema: DATABASE_SCHEMA })
           : Promise.resolve(new SqliteSignerStore(storeFile(t.config.DATA_DIR)))),
     async start(options = {}) {
-      const proc = await spawnProcess(MAIN, { env, ready: options.ready ?? true });
+      const proc = await spawnProcess(MAIN, { env: { ...env, ...options.env }, ready: options.ready ?? true });
       cleanups.push(() => proc.stop());
       return proc;
     },
