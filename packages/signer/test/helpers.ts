@@ -188,3 +188,28 @@ export function transfersByMemo(node: DevNode, prefix: string): Map<string, numb
   }
   return byMemo;
 }
+
+/**
+ * Send a transfer per key (memo = key), one after the other, each retried until a signer
+ * acknowledges it (there may be none at that moment); `progress.sent` counts the acknowledged.
+ */
+export function sendTransfers(bus: Bus<Catalogue>, keys: string[], paceMs = 0): { sent: number; done: Promise<void> } {
+  const progress = { sent: 0, done: Promise.resolve() };
+  progress.done = (async () => {
+    for (const key of keys) {
+      await bus.send(
+        'signer.transfer.send',
+        { account: 'alice', to: 'carol', amount: '0.001 STEEM', memo: key },
+        { idempotencyKey: key, attempts: 30, timeoutMs: 2_000 },
+      );
+      progress.sent++;
+      if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
+    }
+  })();
+  return progress;
+}
+
+/** Transactions signed for all the actions in `store`, retries included. */
+export async function signedInAll(store: SignerStore): Promise<number> {
+  return (await store.all()).reduce((n, a) => n + a.signed, 0);
+}

@@ -8,7 +8,7 @@ import { Postgres } from '@steem-bot/store';
 import { projectRootFile, spawnProcess, waitFor } from '@steem-bot/testkit';
 
 import { migrateToPostgres, PostgresSignerStore, SqliteSignerStore, storeFile } from '../src';
-import { MAIN, signerWorld, transfersByMemo } from './helpers';
+import { MAIN, sendTransfers, signedInAll, signerWorld, transfersByMemo } from './helpers';
 
 // `npm run signer -- migrate-store`: a single-machine signer's SQLite file moved into PostgreSQL,
 // run as the operator runs it (the compiled CLI), between two real signer processes.
@@ -57,13 +57,7 @@ testPg(
     // 1. The single-machine signer (SQLite), killed with transfers recorded, signed and in flight.
     const onSqlite = await w.start({ env: { STORE: 'sqlite' } });
     const keys = Array.from({ length: TRANSFERS }, (_, i) => `moved-${i}`);
-    for (const key of keys) {
-      await w.bus.send(
-        'signer.transfer.send',
-        { account: 'alice', to: 'carol', amount: '0.001 STEEM', memo: key },
-        { idempotencyKey: key, attempts: 30, timeoutMs: 2_000 },
-      );
-    }
+    await sendTransfers(w.bus, keys).done;
     await onSqlite.stop('SIGKILL');
     const before = new SqliteSignerStore(file);
     const actionsBefore = await before.all();
@@ -102,11 +96,11 @@ testPg(
     await waitFor(async () => ((await pg.counts()).confirmed ?? 0) === TRANSFERS, 60_000, `all ${TRANSFERS} confirmed`);
     const byKey = transfersByMemo(w.node, 'moved-');
     expect(keys.filter((k) => byKey.get(k) !== 1)).toEqual([]);
-    const signedInAll = (await pg.all()).reduce((n, a) => n + a.signed, 0);
-    expect(signedInAll).toBe(transactionsBefore.length + actionsBefore.filter((a) => a.trx === null).length);
+    const signed = await signedInAll(pg);
+    expect(signed).toBe(transactionsBefore.length + actionsBefore.filter((a) => a.trx === null).length);
     process.stdout.write(
       `signer/migrate-store: ${TRANSFERS} actions moved (${inFlight} sent and unconfirmed at the SIGKILL, ${transactionsBefore.length} transactions signed), ` +
-        `${signedInAll} signed in all after the move\n`,
+        `${signed} signed in all after the move\n`,
     );
     // The new seq numbers follow the copied ones.
     const next = await pg.record({ key: 'after', kind: 'transfer', account: 'alice', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' }, 1);

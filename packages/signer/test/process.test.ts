@@ -1,7 +1,7 @@
 import type { FaultSpec } from '@steem-bot/devnode';
 import { spawnProcess, waitFor } from '@steem-bot/testkit';
 
-import { MAIN, OTHER_KEY, signerWorld, TEST_KEY, transfersByMemo } from './helpers';
+import { MAIN, OTHER_KEY, sendTransfers, signedInAll, signerWorld, TEST_KEY, transfersByMemo } from './helpers';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -21,28 +21,17 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
   });
   let proc = await w.start();
   const keys = Array.from({ length: TRANSFERS }, (_, i) => `crash-${i}`);
-  let sent = 0;
-  const sending = (async () => {
-    for (const key of keys) {
-      // A sender retries until the signer acknowledges (it may be dead at that moment).
-      await w.bus.send(
-        'signer.transfer.send',
-        { account: 'alice', to: 'carol', amount: '0.001 STEEM', memo: key },
-        { idempotencyKey: key, attempts: 30, timeoutMs: 2_000 },
-      );
-      sent++;
-    }
-  })();
+  const sending = sendTransfers(w.bus, keys);
   let kills = 0;
   const confirmed = async (): Promise<number> => ((await (await w.store()).counts()).confirmed ?? 0);
   // Kill at random moments (random points of intake, signing, broadcasting, confirming) until done.
-  while (kills < 12 && (kills < 3 || sent < keys.length || (await confirmed()) < keys.length)) {
+  while (kills < 12 && (kills < 3 || sending.sent < keys.length || (await confirmed()) < keys.length)) {
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 1_200));
     await proc.stop('SIGKILL');
     kills++;
     proc = await w.start();
   }
-  await sending;
+  await sending.done;
   await waitFor(async () => (await confirmed()) === keys.length, 60_000, `all ${TRANSFERS} confirmed`);
   const onChainByKey = transfersByMemo(w.node, 'crash-');
   expect(keys.filter((k) => onChainByKey.get(k) !== 1)).toEqual([]);
@@ -50,9 +39,9 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
   expect(kills).toBeGreaterThanOrEqual(3);
   expect(w.node.stats.faults['accept-reset']).toBeGreaterThan(0);
   // What was measured: kills, reset answers, transactions signed in all (> TRANSFERS only after an expiry).
-  const signedInAll = (await (await w.store()).all()).reduce((n, a) => n + a.signed, 0);
+  const signed = await signedInAll(await w.store());
   process.stdout.write(
-    `crash test: ${kills} SIGKILLs, ${w.node.stats.faults['accept-reset']} reset answers, ${signedInAll} transactions signed for ${TRANSFERS} actions\n`,
+    `crash test: ${kills} SIGKILLs, ${w.node.stats.faults['accept-reset']} reset answers, ${signed} transactions signed for ${TRANSFERS} actions\n`,
   );
 }, 240_000);
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 
 import { Postgres, STANDBY_POLL_MS } from '@steem-bot/store';
-import { type Proc, waitFor } from '@steem-bot/testkit';
+import { type Proc, terminateLockHolder, waitFor } from '@steem-bot/testkit';
 
-import { signerWorld, transfersByMemo } from './helpers';
+import { sendTransfers, signedInAll, signerWorld, transfersByMemo } from './helpers';
 
 // Single active signer (STORE=postgres): a standby waits on a PostgreSQL advisory lock and takes
 // over when the active one dies; the holder exits at once if its lock connection is lost.
@@ -54,24 +54,13 @@ testPg(
     const secondReady = readyAt(second);
 
     const keys = Array.from({ length: TRANSFERS }, (_, i) => `standby-${i}`);
-    let sent = 0;
-    const sending = (async () => {
-      for (const key of keys) {
-        // A sender retries until a signer acknowledges (there may be none at that moment).
-        await w.bus.send(
-          'signer.transfer.send',
-          { account: 'alice', to: 'carol', amount: '0.001 STEEM', memo: key },
-          { idempotencyKey: key, attempts: 30, timeoutMs: 2_000 },
-        );
-        sent++;
-        await new Promise((r) => setTimeout(r, 20)); // spread over a few seconds: the kills land mid-run
-      }
-    })();
+    // Spread over a few seconds: the kills land mid-run.
+    const sending = sendTransfers(w.bus, keys, 20);
     const store = await w.store();
     const confirmed = async (): Promise<number> => (await store.counts()).confirmed ?? 0;
 
     // 1. The active one dies (SIGKILL) mid-run: its connection ends with it, the standby gets the lock.
-    await waitFor(() => sent >= TRANSFERS / 3, 30_000, `${TRANSFERS / 3} transfers sent`);
+    await waitFor(() => sending.sent >= TRANSFERS / 3, 30_000, `${TRANSFERS / 3} transfers sent`);
     expect(secondReady()).toBeUndefined(); // a standby: not serving while the lock is held
     await first.stop('SIGKILL');
     const killedAt = Date.now();
@@ -83,28 +72,23 @@ testPg(
     //    at once, since it no longer knows it is the only one, and the standby takes over.
     const third = await w.start({ ready: false });
     const thirdReady = readyAt(third);
-    await waitFor(() => sent >= (2 * TRANSFERS) / 3, 30_000, `${(2 * TRANSFERS) / 3} transfers sent`);
-    const [terminated] = await admin.query<{ n: number }>(
-      `SELECT COUNT(pg_terminate_backend(l.pid))::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'steem-bot/signer' AND a.datname = current_database()
-         AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)`,
-      [`${schema}:signer`],
-    );
+    await waitFor(() => sending.sent >= (2 * TRANSFERS) / 3, 30_000, `${(2 * TRANSFERS) / 3} transfers sent`);
+    const terminated = await terminateLockHolder(admin, schema, 'signer');
     const cutAt = Date.now();
-    expect(terminated?.n).toBe(1);
+    expect(terminated).toBe(1);
     const code = await second.exited;
     const exitMs = Date.now() - cutAt;
     await waitFor(() => thirdReady() !== undefined, 30_000, 'the second standby to take over');
     const takeover2 = (thirdReady() as number) - cutAt;
 
-    await sending;
+    await sending.done;
     await waitFor(async () => (await confirmed()) === TRANSFERS, 60_000, `all ${TRANSFERS} confirmed`);
     const byKey = transfersByMemo(w.node, 'standby-');
-    const signedInAll = (await store.all()).reduce((n, a) => n + a.signed, 0);
+    const signed = await signedInAll(store);
     process.stdout.write(
       `signer/standby: takeover after SIGKILL ${takeover1} ms, after a lost lock connection ${takeover2} ms ` +
         `(the holder exited in ${exitMs} ms); ${confirmedAtKill} of ${TRANSFERS} confirmed at the SIGKILL; bound ${TAKEOVER_BOUND_MS} ms; ${w.node.stats.faults['accept-reset'] ?? 0} answers reset, ` +
-        `${signedInAll} transactions signed for ${TRANSFERS} actions\n`,
+        `${signed} transactions signed for ${TRANSFERS} actions\n`,
     );
     expect(keys.filter((k) => byKey.get(k) !== 1)).toEqual([]);
     expect(byKey.size).toBe(TRANSFERS);
