@@ -145,7 +145,7 @@ describe.each(impls)('signer engine against devnode (real HTTP), store %s', (_na
     const now = Date.now();
     const open = await store.record({ key: 'direct', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' }, now);
     await expect(h.signer.retry(open.id)).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_RETRYABLE', message: expect.stringMatching(/is pending, not failed/) });
-    // A failed, retryable action whose transaction expires an hour from now: it could still land.
+    // A failed, retryable action whose transaction expires only in 2099: it could still land.
     const trx = { ref_block_num: 1, ref_block_prefix: 2, expiration: '2099-01-01T00:00:00', operations: [], extensions: [], signatures: [] };
     const late = await store.record({ key: 'late', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'y' }], tid: 't' }, now);
     expect(await store.signed(late.id, trx, 'trx-late', Date.parse('2099-01-01T00:00:00Z'), now)).toBe(true);
