@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { DevNode } from '@steem-bot/devnode';
 import { Postgres, STANDBY_POLL_MS } from '@steem-bot/store';
+import { terminateLockHolder } from '@steem-bot/testkit';
 
 import { APPLIED_INDEX, positionOf } from '../src';
 import { keptLogger, observer, testConfig, waitFor } from './harness';
@@ -100,16 +101,9 @@ testPg(
     //    at once, since it no longer knows it is the only one, and the standby takes over.
     const third = spawnBroadcaster(env);
     await waitFor(() => blocks.length >= atKill + 300, 30_000, '300 more blocks');
-    // The holder's lock connection: the one session granted the broadcaster's advisory lock (its
-    // key, not any advisory lock: a starting standby briefly holds the migrations' one).
-    const [terminated] = await admin.query<{ n: number }>(
-      `SELECT COUNT(pg_terminate_backend(l.pid))::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'steem-bot/broadcaster' AND a.datname = current_database()
-         AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)`,
-      [`${schema}:broadcaster`],
-    );
+    const terminated = await terminateLockHolder(admin, schema, 'broadcaster');
     const cutAt = Date.now();
-    expect(terminated?.n).toBe(1);
+    expect(terminated).toBe(1);
     const code = await second.exited;
     const exitMs = Date.now() - cutAt;
     const takeover2 = (await third.ready) - cutAt;

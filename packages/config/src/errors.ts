@@ -112,7 +112,12 @@ export const errorCodes = {
   },
   ERR_SIGNER_NO_KEY: { http: 400, retryable: false, doc: 'The signer has no key (of the needed role) for the account of an action.' },
   ERR_SIGNER_CONFLICT: { http: 409, retryable: false, doc: 'An idempotency key was reused for another chain action.' },
-  ERR_SIGNER_NOT_FOUND: { http: 404, retryable: false, doc: 'No chain action has this idempotency key.' },
+  ERR_SIGNER_NOT_FOUND: { http: 404, retryable: false, doc: 'No chain action has this idempotency key (or, for `signer.action.retry`, this id).' },
+  ERR_SIGNER_NOT_RETRYABLE: {
+    http: 409,
+    retryable: false,
+    doc: '`signer.action.retry` of an action not failed, or failed for good; retryable if a transaction of it may still land.',
+  },
 } as const satisfies Record<string, { http: number; retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

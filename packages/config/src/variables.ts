@@ -289,7 +289,7 @@ const webhooks = {
 /** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the broadcaster's lock). */
 const store = {
   STORE: variable(
-    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app and the broadcaster (its single-active-instance lock); the signer and the bots keep SQLite until their stores move.',
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the signer (its store and its single-active-instance lock) and the broadcaster (its lock); the bots keep SQLite until their stores move.',
     'sqlite',
     z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
   ),

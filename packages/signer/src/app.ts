@@ -9,16 +9,26 @@ import { Keys } from './keys';
 import { NodeClient } from './node-client';
 import { actionView, Signer } from './signer';
 import { publicKeyOf } from './steem';
-import { type ActionKind, SignerStore } from './store';
+import type { ActionKind, SignerStore } from './store';
+import { PostgresSignerStore } from './store-postgres';
+import { SqliteSignerStore } from './store-sqlite';
 
 export const storeFile = (dataDir: string): string => join(dataDir, 'signer.sqlite');
 
+/** The configured store: the SQLite file under DATA_DIR, or PostgreSQL with STORE=postgres. */
+export async function openSignerStore(config: Config<'store'>): Promise<SignerStore> {
+  if (config.STORE === 'sqlite') return new SqliteSignerStore(storeFile(config.DATA_DIR));
+  if (!config.DATABASE_URL)
+    throw new AppError('ERR_CONFIG_INVALID', 'STORE=postgres needs DATABASE_URL (postgres://user:pass@host:5432/db)');
+  return PostgresSignerStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA });
+}
+
 /** The signer process (bus app `signer`): intake of the four action tasks, the engine, the status call. */
-export async function startSigner({ config, logger, bus }: AppContext<'chain' | 'signer'>): Promise<RunningApp> {
+export async function startSigner({ config, logger, bus }: AppContext<'chain' | 'signer' | 'store'>): Promise<RunningApp> {
   const keys = loadKeys(config, logger);
   const client = new NodeClient({ nodes: config.STEEM_NODES, timeoutMs: config.SIGNER_RPC_TIMEOUT_MS, logger });
   if (config.SIGNER_LIVE) await checkAuthorities(keys, client, config.SIGNER_ACCOUNT ? 'SIGNER_ACCOUNT' : 'SIGNER_KEYS_FILE');
-  const store = new SignerStore(storeFile(config.DATA_DIR));
+  const store = await openSignerStore(config);
   const signer = new Signer({
     store,
     keys,
@@ -41,15 +51,16 @@ export async function startSigner({ config, logger, bus }: AppContext<'chain' | 
   bus.handle('signer.comment.post', intake('comment'));
   bus.handle('signer.transfer.send', intake('transfer'));
   bus.handle('signer.custom_json.send', intake('custom_json'));
-  bus.handle('signer.action.get', ({ key }) => {
-    const action = store.byKey(key);
+  bus.handle('signer.action.get', async ({ key }) => {
+    const action = await store.byKey(key);
     if (!action) throw new AppError('ERR_SIGNER_NOT_FOUND', `no action has the key "${key}"`);
     return actionView(action);
   });
+  bus.handle('signer.action.retry', ({ action_id }) => signer.retry(action_id));
   bus.handle('signer.key.list', () => ({ live: config.SIGNER_LIVE, accounts: keys.summary() }));
   await bus.serve();
   // The broadcaster's stream confirms as soon as it carries the transaction; lookups are the fallback.
-  const confirm = (p: { trx_id: string; block_num: number }): void => signer.onChainOp(p.trx_id, p.block_num);
+  const confirm = (p: { trx_id: string; block_num: number }): Promise<void> => signer.onChainOp(p.trx_id, p.block_num);
   bus.subscribe('broadcaster', { vote: confirm, comment: confirm, transfer: confirm, custom_json: confirm });
   signer.start();
   logger.info(
@@ -61,7 +72,7 @@ export async function startSigner({ config, logger, bus }: AppContext<'chain' | 
   return {
     async stop() {
       await signer.stop();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -104,16 +104,16 @@ export class Signer {
    * Record an action under its idempotency key (durably, before anything else) and return
    * `{action_id, state}`; the same key again returns the same action.
    */
-  accept(
+  async accept(
     kind: ActionKind,
     payload: VoteInput | CommentInput | TransferInput | CustomJsonInput,
     ctx: { key: string | undefined; tid: string },
-  ): { action_id: string; state: ActionState } {
+  ): Promise<{ action_id: string; state: ActionState }> {
     if (ctx.key === undefined) throw new AppError('ERR_SIGNER_INPUT', `signer ${kind} tasks need an idempotency key`);
     const action = toAction(kind, payload);
     if (!this.options.keys.get(action.account, action.role))
       throw new AppError('ERR_SIGNER_NO_KEY', `the signer has no ${action.role} key for @${action.account}`);
-    const recorded = this.options.store.record({ ...action, key: ctx.key, tid: ctx.tid }, this.now());
+    const recorded = await this.options.store.record({ ...action, key: ctx.key, tid: ctx.tid }, this.now());
     this.wake();
     return { action_id: recorded.id, state: recorded.state };
   }
@@ -130,10 +130,47 @@ export class Signer {
   }
 
   /** The broadcaster streamed an op of transaction `trxId` in block `blockNum`. */
-  onChainOp(trxId: string, blockNum: number): void {
-    const action = this.options.store.openByTrxId(trxId);
+  async onChainOp(trxId: string, blockNum: number): Promise<void> {
+    const action = await this.options.store.openByTrxId(trxId);
     if (!action) return;
-    this.confirm(action, trxId, blockNum, 'the broadcaster streamed it');
+    await this.confirm(action, trxId, blockNum, 'the broadcaster streamed it');
+  }
+
+  /**
+   * The operator's Retry (`signer.action.retry`): a failed, retryable action is signed again with
+   * a fresh budget of SIGNER_MAX_SIGNS. `retryable` is true only once the node said
+   * `expired_irreversible` for its last transaction (and each earlier one was replaced only after
+   * the same answer), so none can still land; the chain's clock is checked too: a transaction of
+   * the action whose expiration is not yet past refuses the retry.
+   */
+  async retry(actionId: string): Promise<{ action_id: string; state: ActionState }> {
+    const before = await this.options.store.byId(actionId);
+    if (before?.state === 'failed' && before.retryable) {
+      const signedFor = await this.options.store.transactions(actionId);
+      const latest = Math.max(0, ...signedFor.map((t) => t.expiration));
+      // The head's time now (not the cached TaPoS: at devnode's speed a second is 30 s of chain time).
+      const props = await this.options.client.call<{ time: string }>('condenser_api.get_dynamic_global_properties', []).catch((err: unknown) => {
+        throw new AppError('ERR_SIGNER_NOT_RETRYABLE', `action ${actionId}: no node answered to check its transactions have expired; try again`, {
+          data: { action_id: actionId, state: before.state },
+          retryable: true,
+          cause: err,
+        });
+      });
+      const chainTime = Date.parse(`${props.time}Z`);
+      if (latest >= chainTime)
+        throw new AppError(
+          'ERR_SIGNER_NOT_RETRYABLE',
+          `action ${actionId}: a transaction signed for it can still be included until ${iso(latest)} (chain time ${iso(chainTime)})`,
+          { data: { action_id: actionId, state: before.state }, retryable: true },
+        );
+    }
+    const action = await this.options.store.retry(actionId, 'retried by the operator: signing again', this.now());
+    this.log.warn(
+      { action: action.id, key: action.key },
+      `action ${action.key} retried by the operator: signed again with a fresh budget of ${this.options.maxSigns}`,
+    );
+    this.wake();
+    return { action_id: action.id, state: action.state };
   }
 
   private async run(): Promise<void> {
@@ -141,22 +178,22 @@ export class Signer {
     await this.ticking;
     this.ticking = undefined;
     if (this.stopped) return;
-    const delay = this.again ? 0 : this.nextDelay();
+    const delay = this.again ? 0 : await this.nextDelay().catch(() => this.options.pollMs);
     this.again = false;
     this.timer = setTimeout(() => void this.run(), delay);
   }
 
   /** Until the earliest next_at, at most pollMs. */
-  private nextDelay(): number {
+  private async nextDelay(): Promise<number> {
     const now = this.now();
     let delay = this.options.pollMs;
-    for (const a of this.options.store.open()) delay = Math.min(delay, Math.max(20, a.next_at - now));
+    for (const a of await this.options.store.open()) delay = Math.min(delay, Math.max(20, a.next_at - now));
     return delay;
   }
 
   private async pass(): Promise<void> {
     await this.publishOutbox();
-    const open = this.options.store.open();
+    const open = await this.options.store.open();
     const queues = new Map<string, Action[]>();
     for (const a of open) if (a.trx === null) queues.set(a.account, [...(queues.get(a.account) ?? []), a]);
     const now = this.now();
@@ -175,9 +212,9 @@ export class Signer {
       if (this.stopped) return;
       const now = this.now();
       if (action.next_at > now) return;
-      const wait = this.spacingWait(action, now);
+      const wait = await this.spacingWait(action, now);
       if (wait > 0) {
-        this.options.store.update(action.id, { next_at: now + wait }, now);
+        await this.options.store.update(action.id, { next_at: now + wait }, now);
         return;
       }
       try {
@@ -193,16 +230,16 @@ export class Signer {
     }
   }
 
-  private spacingWait(action: Action, now: number): number {
+  private async spacingWait(action: Action, now: number): Promise<number> {
     if (action.kind === 'custom_json') {
       // Delayed, not failed: the sixth of a block waits until the first is a block interval old.
       const block = this.spacing.block ?? 3_000;
-      const { count, earliest } = this.options.store.signedSince(action.account, 'custom_json', action.id, now - block);
+      const { count, earliest } = await this.options.store.signedSince(action.account, 'custom_json', action.id, now - block);
       return count >= CUSTOM_JSON_PER_BLOCK && earliest !== null ? earliest + block - now : 0;
     }
     const rule = spacingRule(action.op);
     if (!rule) return 0;
-    const last = this.options.store.lastSigned(action.account, action.kind, action.id, rule === 'vote' ? undefined : rule === 'root');
+    const last = await this.options.store.lastSigned(action.account, action.kind, action.id, rule === 'vote' ? undefined : rule === 'root');
     return last === null ? 0 : last + this.spacing[rule] - now;
   }
 
@@ -213,13 +250,13 @@ export class Signer {
     );
     const mana = Number(res.rc_accounts.find((a) => a.account === action.account)?.rc_manabar.current_mana ?? 0);
     if (mana >= this.options.minRc) return true;
-    this.waitRc(action, `@${action.account} has ${mana} RC, needs ${this.options.minRc}`);
+    await this.waitRc(action, `@${action.account} has ${mana} RC, needs ${this.options.minRc}`);
     return false;
   }
 
-  private waitRc(action: Action, why: string): void {
+  private async waitRc(action: Action, why: string): Promise<void> {
     const now = this.now();
-    this.options.store.update(
+    await this.options.store.update(
       action.id,
       { state: 'waiting-rc', reason: `waiting for resource credits: ${why}`, next_at: now + this.options.rcWaitMs },
       now,
@@ -248,16 +285,20 @@ export class Signer {
         { action: action.id, key: action.key, trx_id: trxId, trx },
         `dry run: would broadcast ${JSON.stringify(trx)} (set SIGNER_LIVE=1 to broadcast)`,
       );
-      this.options.store.finish(action.id, { state: 'dry-run', reason: 'dry run: not broadcast (SIGNER_LIVE=0)' }, now);
+      await this.options.store.finish(action.id, { state: 'dry-run', reason: 'dry run: not broadcast (SIGNER_LIVE=0)' }, now);
       return;
     }
     // On disk before it can be on a node: after a crash the same transaction is rebroadcast.
-    this.options.store.signed(action.id, trx, trxId, Date.parse(`${trx.expiration}Z`), now);
+    if (!(await this.options.store.signed(action.id, trx, trxId, Date.parse(`${trx.expiration}Z`), now))) {
+      // It changed meanwhile (finished, or a transaction already in flight): this one is never broadcast.
+      this.log.warn({ action: action.id, trx_id: trxId }, `${action.key} changed while being signed; ${trxId} dropped unbroadcast`);
+      return;
+    }
     this.log.info(
       { action: action.id, key: action.key, trx_id: trxId, signed: action.signed + 1 },
       `signed ${action.kind} ${action.key} as ${trxId}`,
     );
-    const stored = this.options.store.byId(action.id);
+    const stored = await this.options.store.byId(action.id);
     if (stored) await this.broadcast(stored);
   }
 
@@ -291,7 +332,7 @@ export class Signer {
     const now = (): number => this.now();
     try {
       await this.options.client.call('condenser_api.broadcast_transaction', [trx]);
-      this.options.store.update(
+      await this.options.store.update(
         action.id,
         { state: 'sent', broadcast_at: now(), reason: null, next_at: now() + this.options.pollMs },
         now(),
@@ -300,7 +341,7 @@ export class Signer {
     } catch (err) {
       if (err instanceof NodeUnavailable) {
         // It may have been accepted: the lookup decides, and the same transaction goes again.
-        this.options.store.update(
+        await this.options.store.update(
           action.id,
           { state: 'sent', reason: `broadcast answer lost: ${err.message}`, next_at: now() + this.options.pollMs },
           now(),
@@ -313,7 +354,7 @@ export class Signer {
       }
       if (!(err instanceof RpcRefusal)) throw err;
       if (DUPLICATE.test(err.message)) {
-        this.options.store.update(
+        await this.options.store.update(
           action.id,
           { state: 'sent', broadcast_at: now(), reason: null, next_at: now() + this.options.pollMs },
           now(),
@@ -324,16 +365,16 @@ export class Signer {
         // lookup, then the same transaction again) and take the next TaPoS from them too.
         this.options.client.avoid(err.node, WRONG_FORK_AVOID_MS, `it refused ${action.trx_id}'s TaPoS (another fork?)`);
         this.tapos = undefined;
-        this.options.store.update(action.id, { reason: `TaPoS refused by ${err.node}: ${err.message}`, next_at: now() }, now());
+        await this.options.store.update(action.id, { reason: `TaPoS refused by ${err.node}: ${err.message}`, next_at: now() }, now());
         this.log.warn(
           { action: action.id, trx_id: action.trx_id },
           `${err.node} refused the TaPoS of ${action.trx_id}; moving to another node`,
         );
-      } else if (NO_RC.test(err.message)) this.waitRc(action, err.message);
-      else if (PERMANENT.test(err.message)) this.fail(action, err.message, false);
+      } else if (NO_RC.test(err.message)) await this.waitRc(action, err.message);
+      else if (PERMANENT.test(err.message)) await this.fail(action, err.message, false);
       else {
         // Expired, TaPoS of another fork, a node's own trouble: the lookup decides what comes next.
-        this.options.store.update(action.id, { reason: err.message, next_at: now() + this.options.pollMs }, now());
+        await this.options.store.update(action.id, { reason: err.message, next_at: now() + this.options.pollMs }, now());
         this.log.warn({ action: action.id, trx_id: action.trx_id }, `broadcast of ${action.trx_id} refused: ${err.message}`);
       }
     }
@@ -351,7 +392,7 @@ export class Signer {
       });
     } catch (err) {
       if (!(err instanceof NodeUnavailable) && !(err instanceof RpcRefusal)) throw err;
-      this.options.store.update(action.id, { next_at: this.now() + this.options.pollMs }, this.now());
+      await this.options.store.update(action.id, { next_at: this.now() + this.options.pollMs }, this.now());
       return;
     }
     const now = this.now();
@@ -361,7 +402,7 @@ export class Signer {
       case 'within_reversible_block':
       case 'within_mempool':
       case 'expired_reversible':
-        this.options.store.update(action.id, { next_at: now + this.options.pollMs }, now);
+        await this.options.store.update(action.id, { next_at: now + this.options.pollMs }, now);
         return;
       case 'expired_irreversible':
         return this.resignOrFail(action);
@@ -372,7 +413,7 @@ export class Signer {
         // while it can still be included.
         const tapos = await this.currentTapos().catch(() => undefined);
         if (tapos && tapos.chainTime >= (action.expiration ?? 0)) {
-          this.options.store.update(action.id, { next_at: now + this.options.pollMs }, now);
+          await this.options.store.update(action.id, { next_at: now + this.options.pollMs }, now);
           return;
         }
         if (action.state === 'waiting-rc' && this.options.live && !(await this.hasRc(action).catch(() => false))) return;
@@ -381,10 +422,10 @@ export class Signer {
     }
   }
 
-  private resignOrFail(action: Action): void {
+  private async resignOrFail(action: Action): Promise<void> {
     const now = this.now();
-    if (action.signed < this.options.maxSigns) {
-      this.options.store.update(
+    if (action.signed - action.signs_base < this.options.maxSigns) {
+      await this.options.store.update(
         action.id,
         { state: 'pending', trx: null, reason: `${action.trx_id} expired without inclusion; signing again`, next_at: 0 },
         now,
@@ -396,11 +437,11 @@ export class Signer {
       this.wake();
       return;
     }
-    this.fail(action, `expired: none of the ${action.signed} transactions signed for it was included`, true);
+    await this.fail(action, `expired: none of the ${action.signed} transactions signed for it was included`, true);
   }
 
-  private confirm(action: Action, trxId: string, blockNum: number, how: string): void {
-    if (this.options.store.finish(action.id, { state: 'confirmed', trx_id: trxId, block_num: blockNum }, this.now())) {
+  private async confirm(action: Action, trxId: string, blockNum: number, how: string): Promise<void> {
+    if (await this.options.store.finish(action.id, { state: 'confirmed', trx_id: trxId, block_num: blockNum }, this.now())) {
       this.log.info(
         { action: action.id, key: action.key, trx_id: trxId, block_num: blockNum },
         `confirmed ${action.key}: ${trxId} in block ${blockNum} (${how})`,
@@ -409,8 +450,8 @@ export class Signer {
     }
   }
 
-  private fail(action: Action, reason: string, retryable: boolean): void {
-    if (this.options.store.finish(action.id, { state: 'failed', reason, retryable }, this.now())) {
+  private async fail(action: Action, reason: string, retryable: boolean): Promise<void> {
+    if (await this.options.store.finish(action.id, { state: 'failed', reason, retryable }, this.now())) {
       this.log.error({ action: action.id, key: action.key, retryable }, `action ${action.key} failed: ${reason}`);
       this.wake();
     }
@@ -418,7 +459,7 @@ export class Signer {
 
   /** Publish the outcome of every finished action not yet published (at least once). */
   private async publishOutbox(): Promise<void> {
-    for (const a of this.options.store.unpublished()) {
+    for (const a of await this.options.store.unpublished()) {
       const event: Outcome =
         a.state === 'confirmed'
           ? { name: 'transaction.confirmed', payload: { action_id: a.id, key: a.key, trx_id: a.trx_id ?? '', block_num: a.block_num ?? 0 } }
@@ -428,7 +469,7 @@ export class Signer {
             };
       try {
         await this.options.publish(event);
-        this.options.store.markPublished(a.id);
+        await this.options.store.markPublished(a.id);
       } catch (err) {
         this.log.warn({ err, action: a.id }, `could not publish ${event.name}; will retry`);
         return;

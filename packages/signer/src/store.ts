@@ -1,7 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 import { type ActionState, AppError } from '@steem-bot/config';
-import { type Database, openDatabase } from '@steem-bot/store';
 
 import type { KeyRole } from './keys';
 import type { Operation, SignedTransaction } from './steem';
@@ -23,8 +22,10 @@ export interface Action {
   trx_id: string | null;
   /** Chain time (ms) after which `trx` can no longer be included. */
   expiration: number | null;
-  /** Transactions signed for this action so far. */
+  /** Transactions signed for this action so far (in all, across retries). */
   signed: number;
+  /** `signed` when the operator last retried it: the signing budget counts from there. */
+  signs_base: number;
   signed_at: number | null;
   broadcast_at: number | null;
   block_num: number | null;
@@ -36,229 +37,155 @@ export interface Action {
   created_at: number;
 }
 
-interface Row extends Omit<Action, 'op' | 'trx' | 'retryable' | 'published'> {
-  op: string;
-  trx: string | null;
-  op_hash: string;
-  retryable: number | null;
-  published: number;
+/** What `record` needs. */
+export interface ActionInput {
+  key: string;
+  kind: ActionKind;
+  account: string;
+  role: KeyRole;
+  op: Operation;
+  tid: string;
 }
 
-const MIGRATIONS = [
-  `CREATE TABLE actions (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     id TEXT NOT NULL UNIQUE,
-     key TEXT NOT NULL UNIQUE,
-     kind TEXT NOT NULL,
-     account TEXT NOT NULL,
-     role TEXT NOT NULL,
-     op TEXT NOT NULL,
-     op_hash TEXT NOT NULL,
-     state TEXT NOT NULL,
-     trx TEXT,
-     trx_id TEXT,
-     expiration INTEGER,
-     signed INTEGER NOT NULL DEFAULT 0,
-     signed_at INTEGER,
-     broadcast_at INTEGER,
-     block_num INTEGER,
-     reason TEXT,
-     retryable INTEGER,
-     next_at INTEGER NOT NULL DEFAULT 0,
-     published INTEGER NOT NULL DEFAULT 1,
-     tid TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE INDEX actions_open ON actions(state, account, seq);
-   -- Every transaction ever signed for an action: any of them seen in a block confirms it.
-   CREATE TABLE transactions (
-     trx_id TEXT PRIMARY KEY,
-     action_id TEXT NOT NULL REFERENCES actions(id),
-     trx TEXT NOT NULL,
-     expiration INTEGER NOT NULL,
-     signed_at INTEGER NOT NULL
-   );`,
-];
+/** A final state; its event waits in the outbox until published. */
+export type Outcome =
+  | { state: 'confirmed'; trx_id: string; block_num: number }
+  | { state: 'failed'; reason: string; retryable: boolean }
+  | { state: 'dry-run'; reason: string };
 
-const OPEN: readonly ActionState[] = ['pending', 'waiting-rc', 'sent'];
+/** The working fields of an open action that the engine changes. */
+export type ActionUpdate = Partial<Pick<Action, 'state' | 'broadcast_at' | 'reason' | 'next_at'>> & { trx?: null };
 
-function toAction(row: Row): Action {
-  return {
-    ...row,
-    op: JSON.parse(row.op) as Operation,
-    trx: row.trx === null ? null : (JSON.parse(row.trx) as SignedTransaction),
-    retryable: row.retryable === null ? null : row.retryable === 1,
-    published: row.published === 1,
-  };
+/** A transaction signed for an action (any of them seen in a block confirms it). */
+export interface SignedRecord {
+  trx_id: string;
+  action_id: string;
+  trx: string;
+  expiration: number;
+  signed_at: number;
 }
 
-/** The signer's SQLite file: actions by idempotency key, and the transactions signed for them. */
-export class SignerStore {
-  readonly db: Database;
-
-  constructor(file: string) {
-    this.db = openDatabase(file, { migrations: MIGRATIONS });
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
+/**
+ * The signer's record: actions by idempotency key, and every transaction signed for them. Two
+ * implementations: SQLite (one file under DATA_DIR) and PostgreSQL (STORE=postgres, for a standby
+ * signer on another machine); `test/store.conformance.test.ts` holds both to this contract.
+ * A finished action's event is written with its final state, in the same statement (outbox:
+ * `published` false until the engine has published it).
+ */
+export interface SignerStore {
   /**
    * Record an action under its idempotency key before anything else happens to it. The same key
    * with the same op returns the recorded action; with another op, ERR_SIGNER_CONFLICT.
    */
-  record(input: { key: string; kind: ActionKind; account: string; role: KeyRole; op: Operation; tid: string }, now: number): Action {
-    const op = JSON.stringify(input.op);
-    const hash = createHash('sha256').update(op).digest('hex');
-    return this.db
-      .transaction(() => {
-        const existing = this.db.prepare('SELECT * FROM actions WHERE key = ?').get(input.key) as Row | undefined;
-        if (existing) {
-          if (existing.op_hash !== hash)
-            throw new AppError('ERR_SIGNER_CONFLICT', `idempotency key "${input.key}" was used for another action`);
-          return toAction(existing);
-        }
-        this.db
-          .prepare(
-            `INSERT INTO actions (id, key, kind, account, role, op, op_hash, state, tid, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
-          )
-          .run(randomUUID(), input.key, input.kind, input.account, input.role, op, hash, input.tid, now, now);
-        return toAction(this.db.prepare('SELECT * FROM actions WHERE key = ?').get(input.key) as Row);
-      })
-      .immediate();
-  }
-
-  byKey(key: string): Action | undefined {
-    const row = this.db.prepare('SELECT * FROM actions WHERE key = ?').get(key) as Row | undefined;
-    return row && toAction(row);
-  }
-
-  byId(id: string): Action | undefined {
-    const row = this.db.prepare('SELECT * FROM actions WHERE id = ?').get(id) as Row | undefined;
-    return row && toAction(row);
-  }
-
+  record(input: ActionInput, now: number): Promise<Action>;
+  byKey(key: string): Promise<Action | undefined>;
+  byId(id: string): Promise<Action | undefined>;
   /** The action one of whose transactions has this id, if it is still open. */
-  openByTrxId(trxId: string): Action | undefined {
-    const row = this.db
-      .prepare(
-        `SELECT a.* FROM transactions t JOIN actions a ON a.id = t.action_id
-         WHERE t.trx_id = ? AND a.state IN ('pending', 'waiting-rc', 'sent')`,
-      )
-      .get(trxId) as Row | undefined;
-    return row && toAction(row);
-  }
-
+  openByTrxId(trxId: string): Promise<Action | undefined>;
   /** Open actions in the order they were recorded. */
-  open(): Action[] {
-    return (this.db.prepare(`SELECT * FROM actions WHERE state IN ('pending', 'waiting-rc', 'sent') ORDER BY seq`).all() as Row[]).map(
-      toAction,
-    );
-  }
-
-  /** Finished actions whose event is not published yet (outbox). */
-  unpublished(): Action[] {
-    return (this.db.prepare('SELECT * FROM actions WHERE published = 0 ORDER BY seq').all() as Row[]).map(toAction);
-  }
-
-  markPublished(id: string): void {
-    this.db.prepare('UPDATE actions SET published = 1 WHERE id = ?').run(id);
-  }
-
+  open(): Promise<Action[]>;
+  /** Confirmed or failed actions whose event is not published yet (outbox), in order. */
+  unpublished(): Promise<Action[]>;
+  markPublished(id: string): Promise<void>;
   /** When `account` last signed an action of `kind` (root posts and replies apart), other than `exclude`, for spacing. */
-  lastSigned(account: string, kind: ActionKind, exclude: string, root?: boolean): number | null {
-    const rows = this.db
-      .prepare(
-        `SELECT op, signed_at FROM actions WHERE account = ? AND kind = ? AND id != ? AND signed_at IS NOT NULL
-         ORDER BY signed_at DESC LIMIT 50`,
-      )
-      .all(account, kind, exclude) as Array<{ op: string; signed_at: number }>;
-    const match = rows.find((r) => root === undefined || ((JSON.parse(r.op) as Operation)[1].parent_author === '') === root);
-    return match?.signed_at ?? null;
-  }
-
+  lastSigned(account: string, kind: ActionKind, exclude: string, root?: boolean): Promise<number | null>;
   /** How many actions of `kind` `account` signed since `since` (other than `exclude`), and the earliest of those times. */
-  signedSince(account: string, kind: ActionKind, exclude: string, since: number): { count: number; earliest: number | null } {
-    return this.db
-      .prepare(
-        `SELECT COUNT(*) AS count, MIN(signed_at) AS earliest FROM actions
-         WHERE account = ? AND kind = ? AND id != ? AND signed_at >= ?`,
-      )
-      .get(account, kind, exclude, since) as { count: number; earliest: number | null };
-  }
-
-  /** Store a newly signed transaction (before it is broadcast): state `sent`. */
-  signed(id: string, trx: SignedTransaction, trxId: string, expiration: number, now: number): void {
-    this.db
-      .transaction(() => {
-        this.db
-          .prepare(
-            `UPDATE actions SET state = 'sent', trx = ?, trx_id = ?, expiration = ?, signed = signed + 1, signed_at = ?,
-               broadcast_at = NULL, reason = NULL, next_at = 0, updated_at = ? WHERE id = ?`,
-          )
-          .run(JSON.stringify(trx), trxId, expiration, now, now, id);
-        this.db
-          .prepare('INSERT INTO transactions (trx_id, action_id, trx, expiration, signed_at) VALUES (?, ?, ?, ?, ?)')
-          .run(trxId, id, JSON.stringify(trx), expiration, now);
-      })
-      .immediate();
-  }
-
-  /** Update the working fields of an open action. */
-  update(id: string, fields: Partial<Pick<Action, 'state' | 'broadcast_at' | 'reason' | 'next_at'>> & { trx?: null }, now: number): void {
-    const sets = Object.keys(fields).map((k) => `${k} = @${k}`);
-    this.db
-      .prepare(
-        `UPDATE actions SET ${[...sets, 'updated_at = @now'].join(', ')} WHERE id = @id AND state IN ('pending', 'waiting-rc', 'sent')`,
-      )
-      .run({ ...fields, id, now });
-  }
-
-  /** A final state; the event waits in the outbox (published = 0) until published. */
-  finish(
-    id: string,
-    outcome:
-      | { state: 'confirmed'; trx_id: string; block_num: number }
-      | { state: 'failed'; reason: string; retryable: boolean }
-      | { state: 'dry-run'; reason: string },
-    now: number,
-  ): boolean {
-    const published = outcome.state === 'dry-run' ? 1 : 0;
-    const info = this.db
-      .prepare(
-        `UPDATE actions SET state = @state, trx_id = COALESCE(@trx_id, trx_id), block_num = @block_num, reason = @reason,
-           retryable = @retryable, published = @published, updated_at = @now
-         WHERE id = @id AND state IN ('pending', 'waiting-rc', 'sent')`,
-      )
-      .run({
-        id,
-        now,
-        published,
-        state: outcome.state,
-        trx_id: 'trx_id' in outcome ? outcome.trx_id : null,
-        block_num: 'block_num' in outcome ? outcome.block_num : null,
-        reason: 'reason' in outcome ? outcome.reason : null,
-        retryable: 'retryable' in outcome ? (outcome.retryable ? 1 : 0) : null,
-      });
-    return info.changes === 1;
-  }
-
+  signedSince(account: string, kind: ActionKind, exclude: string, since: number): Promise<{ count: number; earliest: number | null }>;
+  /**
+   * Store a newly signed transaction (before it is broadcast): state `sent`. Only an open action
+   * with no transaction in flight takes one: false (nothing stored) otherwise.
+   */
+  signed(id: string, trx: SignedTransaction, trxId: string, expiration: number, now: number): Promise<boolean>;
+  /** Update the working fields of an open action (a finished one is left as it is). */
+  update(id: string, fields: ActionUpdate, now: number): Promise<void>;
+  /** A final state for an open action; false if it was no longer open. */
+  finish(id: string, outcome: Outcome, now: number): Promise<boolean>;
+  /**
+   * The operator's Retry: a failed, retryable action back to `pending` with a fresh signing
+   * budget (no transaction in flight: the next one is signed anew). ERR_SIGNER_NOT_FOUND for an
+   * unknown id, ERR_SIGNER_NOT_RETRYABLE for an action that is not failed or not retryable.
+   */
+  retry(id: string, reason: string, now: number): Promise<Action>;
+  /** The transactions signed for an action, oldest first. */
+  transactions(actionId: string): Promise<SignedRecord[]>;
   /** Counts by state (status, tests). */
-  counts(): Partial<Record<ActionState, number>> {
-    const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM actions GROUP BY state').all() as Array<{
-      state: ActionState;
-      n: number;
-    }>;
-    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
-  }
-
+  counts(): Promise<Partial<Record<ActionState, number>>>;
   /** Every action (tests, status). */
-  all(): Action[] {
-    return (this.db.prepare('SELECT * FROM actions ORDER BY seq').all() as Row[]).map(toAction);
-  }
+  all(): Promise<Action[]>;
+  close(): Promise<void>;
 }
 
-export { OPEN as OPEN_STATES };
+export const OPEN_STATES: readonly ActionState[] = ['pending', 'waiting-rc', 'sent'];
+/** `state IN (...)` of the open states, for both SQL dialects. */
+export const OPEN_SQL = `(${OPEN_STATES.map((s) => `'${s}'`).join(', ')})`;
+
+/** A stored row: JSON as text, flags as 0/1 (SQLite) or booleans (PostgreSQL). */
+export interface ActionRow extends Omit<Action, 'op' | 'trx' | 'retryable' | 'published'> {
+  op: string;
+  trx: string | null;
+  op_hash: string;
+  retryable: number | boolean | null;
+  published: number | boolean;
+}
+
+export function toAction(row: ActionRow): Action {
+  const { op_hash: _hash, ...rest } = row;
+  return {
+    ...rest,
+    op: JSON.parse(row.op) as Operation,
+    trx: row.trx === null ? null : (JSON.parse(row.trx) as SignedTransaction),
+    retryable: row.retryable === null ? null : Boolean(row.retryable),
+    published: Boolean(row.published),
+  };
+}
+
+/** The op as stored, and the hash that tells a reused key from a repeated task. */
+export function opText(op: Operation): { op: string; hash: string } {
+  const text = JSON.stringify(op);
+  return { op: text, hash: createHash('sha256').update(text).digest('hex') };
+}
+
+/** The recorded action of `key`, or ERR_SIGNER_CONFLICT if it records another op. */
+export function sameAction(existing: ActionRow, key: string, hash: string): Action {
+  if (existing.op_hash !== hash) throw new AppError('ERR_SIGNER_CONFLICT', `idempotency key "${key}" was used for another action`);
+  return toAction(existing);
+}
+
+/** The columns an outcome sets. */
+export function outcomeFields(outcome: Outcome): {
+  state: ActionState;
+  trx_id: string | null;
+  block_num: number | null;
+  reason: string | null;
+  retryable: boolean | null;
+  published: boolean;
+} {
+  return {
+    state: outcome.state,
+    trx_id: 'trx_id' in outcome ? outcome.trx_id : null,
+    block_num: 'block_num' in outcome ? outcome.block_num : null,
+    reason: 'reason' in outcome ? outcome.reason : null,
+    retryable: 'retryable' in outcome ? outcome.retryable : null,
+    // A dry run publishes nothing.
+    published: outcome.state === 'dry-run',
+  };
+}
+
+/** Whether `row` may be retried; the error that says why not. */
+export function checkRetry(row: ActionRow | undefined, id: string): void {
+  if (!row) throw new AppError('ERR_SIGNER_NOT_FOUND', `no action has the id "${id}"`);
+  if (row.state !== 'failed')
+    throw new AppError('ERR_SIGNER_NOT_RETRYABLE', `action ${id} is ${row.state}, not failed: only a failed action is retried`, {
+      data: { action_id: id, state: row.state },
+    });
+  if (!row.retryable)
+    throw new AppError('ERR_SIGNER_NOT_RETRYABLE', `action ${id} failed for good (${row.reason ?? 'no reason'}): signing it again would fail again`, {
+      data: { action_id: id, state: row.state },
+    });
+}
+
+/** The most recent signing time among `rows` (newest first) of a root post or a reply, or of any. */
+export function lastOf(rows: Array<{ op: string; signed_at: number }>, root: boolean | undefined): number | null {
+  const match = rows.find((r) => root === undefined || ((JSON.parse(r.op) as Operation)[1].parent_author === '') === root);
+  return match?.signed_at ?? null;
+}

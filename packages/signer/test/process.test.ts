@@ -1,57 +1,15 @@
-import { chmodSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { FaultSpec } from '@steem-bot/devnode';
+import { spawnProcess, waitFor } from '@steem-bot/testkit';
 
-import { type Bus, createIpcBus } from '@steem-bot/bus';
-import { type Catalogue, catalogue } from '@steem-bot/config';
-import type { DevNode } from '@steem-bot/devnode';
-import { keptLogger, type Proc, projectRootFile, spawnProcess, testSetup, waitFor } from '@steem-bot/testkit';
-
-import { SignerStore, storeFile } from '../src';
-import { onChain, OTHER_KEY, startNode, TEST_KEY } from './helpers';
-
-const MAIN = projectRootFile('packages/signer/dist/main.js');
+import { MAIN, OTHER_KEY, sendTransfers, signedInAll, signerWorld, TEST_KEY, transfersByMemo } from './helpers';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface World {
-  node: DevNode;
-  env: Record<string, string>;
-  bus: Bus<Catalogue>;
-  store: () => SignerStore;
-  calls: string[];
-  start(): Promise<Proc>;
-}
-
-async function world(faults: Parameters<typeof startNode>[0], vars: Record<string, string>, key = TEST_KEY): Promise<World> {
-  const calls: string[] = [];
-  const node = await startNode(faults, (m) => calls.push(m));
-  cleanups.push(() => node.stop());
-  const t = testSetup({ STEEM_NODES: node.url, SIGNER_POLL_MS: '200', SIGNER_RPC_TIMEOUT_MS: '2000', LOG_LEVEL: 'info', ...vars });
-  cleanups.push(t.cleanup);
-  const keysFile = join(t.dir, 'keys.json');
-  writeFileSync(keysFile, JSON.stringify({ alice: { posting: key, active: key } }));
-  chmodSync(keysFile, 0o600);
-  const env = { ...t.env, SIGNER_KEYS_FILE: keysFile };
-  const bus = createIpcBus('signer-client', catalogue, t.config, keptLogger('signer-client', 'error').logger);
-  cleanups.push(() => bus.close());
-  let store: SignerStore | undefined;
-  cleanups.push(() => store?.close());
-  return {
-    node,
-    env,
-    bus,
-    calls,
-    store: () => (store ??= new SignerStore(storeFile(t.config.DATA_DIR))),
-    async start() {
-      const proc = await spawnProcess(MAIN, { env });
-      cleanups.push(() => proc.stop());
-      return proc;
-    },
-  };
-}
+const world = (faults: FaultSpec[], vars: Record<string, string>, key?: string): ReturnType<typeof signerWorld> =>
+  signerWorld(cleanups, faults, vars, key);
 
 const TRANSFERS = 200;
 
@@ -63,47 +21,27 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
   });
   let proc = await w.start();
   const keys = Array.from({ length: TRANSFERS }, (_, i) => `crash-${i}`);
-  let sent = 0;
-  const sending = (async () => {
-    for (const key of keys) {
-      // A sender retries until the signer acknowledges (it may be dead at that moment).
-      await w.bus.send(
-        'signer.transfer.send',
-        { account: 'alice', to: 'carol', amount: '0.001 STEEM', memo: key },
-        { idempotencyKey: key, attempts: 30, timeoutMs: 2_000 },
-      );
-      sent++;
-    }
-  })();
+  const sending = sendTransfers(w.bus, keys);
   let kills = 0;
-  const confirmed = (): number => w.store().counts().confirmed ?? 0;
+  const confirmed = async (): Promise<number> => ((await (await w.store()).counts()).confirmed ?? 0);
   // Kill at random moments (random points of intake, signing, broadcasting, confirming) until done.
-  while (kills < 12 && (kills < 3 || sent < keys.length || confirmed() < keys.length)) {
+  while (kills < 12 && (kills < 3 || sending.sent < keys.length || (await confirmed()) < keys.length)) {
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 1_200));
     await proc.stop('SIGKILL');
     kills++;
     proc = await w.start();
   }
-  await sending;
-  await waitFor(() => confirmed() === keys.length, 60_000, `all ${TRANSFERS} confirmed`);
-  const onChainByKey = new Map<string, number>();
-  for (const trx of onChain(w.node, (t) => t.ops.some((o) => o.type === 'transfer_operation'))) {
-    for (const op of trx.ops) {
-      const memo = String(op.value.memo);
-      if (memo.startsWith('crash-')) onChainByKey.set(memo, (onChainByKey.get(memo) ?? 0) + 1);
-    }
-  }
+  await sending.done;
+  await waitFor(async () => (await confirmed()) === keys.length, 60_000, `all ${TRANSFERS} confirmed`);
+  const onChainByKey = transfersByMemo(w.node, 'crash-');
   expect(keys.filter((k) => onChainByKey.get(k) !== 1)).toEqual([]);
   expect(onChainByKey.size).toBe(TRANSFERS);
   expect(kills).toBeGreaterThanOrEqual(3);
   expect(w.node.stats.faults['accept-reset']).toBeGreaterThan(0);
   // What was measured: kills, reset answers, transactions signed in all (> TRANSFERS only after an expiry).
-  const signedInAll = w
-    .store()
-    .all()
-    .reduce((n, a) => n + a.signed, 0);
+  const signed = await signedInAll(await w.store());
   process.stdout.write(
-    `crash test: ${kills} SIGKILLs, ${w.node.stats.faults['accept-reset']} reset answers, ${signedInAll} transactions signed for ${TRANSFERS} actions\n`,
+    `crash test: ${kills} SIGKILLs, ${w.node.stats.faults['accept-reset']} reset answers, ${signed} transactions signed for ${TRANSFERS} actions\n`,
   );
 }, 240_000);
 
@@ -128,6 +66,12 @@ test('dry run (the default) as a process: the exact transaction in the log, stat
     trx_id: null,
   });
   await expect(w.bus.call('signer.action.get', { key: 'nope' })).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_FOUND' });
+  // Retry over the bus: a dry-run action is not failed; an unknown id is not found.
+  await expect(w.bus.call('signer.action.retry', { action_id: reply.action_id })).rejects.toMatchObject({
+    code: 'ERR_SIGNER_NOT_RETRYABLE',
+    message: expect.stringMatching(/is dry-run, not failed/),
+  });
+  await expect(w.bus.call('signer.action.retry', { action_id: 'nope' })).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_FOUND' });
   await expect(
     w.bus.send('signer.vote.cast', { account: 'zed', author: 'carol', permlink: 'p', weight: 1 }, { idempotencyKey: 'k' }),
   ).rejects.toMatchObject({

@@ -142,4 +142,4 @@ export function projectRootFile(path: string): string {
 export type { SsrfRow } from './ssrf-table';
 export { isHostName, ssrfTable, tableResolver } from './ssrf-table';
 export type { StoreHarness, StoreMakers } from './stores';
-export { storeImplementations } from './stores';
+export { storeImplementations, terminateLockHolder } from './stores';

@@ -79,3 +79,19 @@ export function storeImplementations<S extends Closable>(app: string, make: Stor
   }
   return impls;
 }
+
+/**
+ * Cut the connection holding the single-active-instance lock of app `name` in `schema`
+ * (pg_terminate_backend), as a server restart or a network cut would; how many were cut (1).
+ * Only the session granted that lock's own key counts, not any advisory lock: a starting standby
+ * briefly holds the migrations' one.
+ */
+export async function terminateLockHolder(admin: Postgres, schema: string, name: string): Promise<number> {
+  const [row] = await admin.query<{ n: number }>(
+    `SELECT COUNT(pg_terminate_backend(l.pid))::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $2 AND a.datname = current_database()
+       AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)`,
+    [`${schema}:${name}`, `steem-bot/${name}`],
+  );
+  return row?.n ?? 0;
+}
