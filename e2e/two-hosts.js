@@ -2,9 +2,11 @@
 // `npm run test:two-hosts`: the system split across two "hosts" (two PM2 instances, each with its
 // own PM2_HOME, DATA_DIR and SOCKET_DIR, sharing no file), which share only RabbitMQ (a private
 // vhost of TEST_AMQP_URL) and PostgreSQL (a private database on TEST_DATABASE_URL's server).
-// Host A: broadcaster, mailer-api, clock-1, new-posts, watcher. Host B: mailer-worker, clock-2,
-// digest, tipper, signer (live, against the devnode) and a standby broadcaster. The devnode and
-// the SMTP sink stand for the outside world (a Steem node and a mail server) and run here.
+// Host A: broadcaster, mailer-api, clock-1, new-posts, watcher, signer. Host B: broadcaster,
+// mailer-worker, clock-2, digest, tipper, signer (scripts/system.js HOST_ROLES): the broadcaster
+// and the signer (live, against the devnode) are active on one host, standing by on the other.
+// The devnode and the SMTP sink stand for the outside world (a Steem node and a mail server) and
+// run here, so that they stay up while host A is down.
 // 3,000 blocks are replayed while random apps on both hosts are SIGKILLed, the broker's
 // connections closed and the database's connections terminated; part way, all of host A is
 // stopped for 30 s and started again. Then every op must have been handled by every bot, every
@@ -33,6 +35,8 @@ const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 /** devnode's documented test WIF: every devnode account holds it. */
 const DEVNODE_TEST_KEY = '5JufocMGFc1KCxbsVba9MHyi5XfFd1CCdzXjFKGvsSstRP6e4h3';
 const TIPPER = { account: 'alice', mode: 'pay', amount: '0.001 STEEM' };
+/** The apps on both hosts: one active, the other its standby (waiting on a PostgreSQL lock, not ready). */
+const STANDBY = ['broadcaster', 'signer'];
 const BOT_HOST = { 'new-posts': 'a', watcher: 'a', digest: 'b', tipper: 'b' };
 
 const amqp = process.env.TEST_AMQP_URL;
@@ -193,7 +197,8 @@ async function main() {
     for (const h of names) {
       // An app PM2 gave up on (exit 78: a configuration error) will not come back: stop here.
       const stopped = hosts[h].jlist().filter((a) => ['stopped', 'errored'].includes(a.pm2_env.status));
-      if (stopped.length > 0) throw new Error(`host ${h}: ${stopped.map((a) => `${a.name} ${a.pm2_env.status}`).join(', ')}; see ${hosts[h].outLog('')}`);
+      if (stopped.length > 0)
+        throw new Error(`host ${h}: ${stopped.map((a) => `${a.name} ${a.pm2_env.status}`).join(', ')}; see ${hosts[h].outLog('')}`);
     }
     rabbit.chaos();
     if (random(3) === 0) {
@@ -213,7 +218,7 @@ async function main() {
       const at = { digest: botCheckpoint(hosts, 'digest'), time: Date.now() };
       hosts.a.pm2('stop', 'all');
       say(`host A stopped at block ${Math.floor(progress() / 1e6)}`);
-      for (const end = Date.now() + OUTAGE_MS; Date.now() < end; ) await chaosRound(['b']);
+      for (const end = Date.now() + OUTAGE_MS; Date.now() < end;) await chaosRound(['b']);
       outage = { digestBlocks: Math.floor((botCheckpoint(hosts, 'digest') - at.digest) / 1e6), ms: Date.now() - at.time };
       hosts.a.pm2('start', hosts.a.file);
       say(`host A started again after ${Math.round(outage.ms / 1000)} s; meanwhile the digest on B handled ${outage.digestBlocks} blocks`);
@@ -265,27 +270,44 @@ async function main() {
   const payments = [...onChain.got.values()];
   const paymentsLost = payments.filter((n) => n === 0).length;
   const paymentsTwice = payments.filter((n) => n > 1).length;
-  const signer = await sql('SELECT state, COUNT(*)::int AS n FROM actions GROUP BY state ORDER BY state').catch(() => []);
+  const signer = await sql('SELECT state, COUNT(*)::int AS n FROM signer_actions GROUP BY state ORDER BY state');
 
   const lines = [];
   const failures = [];
   let restarts = 0;
   let killed = 0;
+  const active = new Map(); // an app on both hosts -> its instances online (one; the other a standby, not ready)
   for (const h of Object.values(hosts)) {
     const apps = h.jlist();
     restarts += apps.reduce((s, a) => s + a.pm2_env.restart_time, 0);
     killed += [...kills[h.name].values()].reduce((s, n) => s + n, 0);
-    const notOnline = apps.filter((a) => a.pm2_env.status !== 'online').map((a) => `${a.name}:${a.pm2_env.status}`);
+    const standby = (a) => STANDBY.includes(a.name) && a.pm2_env.status === 'launching';
+    for (const a of apps.filter((x) => STANDBY.includes(x.name) && x.pm2_env.status === 'online'))
+      active.set(a.name, [...(active.get(a.name) ?? []), h.name]);
+    const notOnline = apps.filter((a) => a.pm2_env.status !== 'online' && !standby(a)).map((a) => `${a.name}:${a.pm2_env.status}`);
     if (notOnline.length > 0) failures.push(`host ${h.name} not online: ${notOnline.join(', ')}`);
     const exits = lib.selfExits(h, apps, kills[h.name]);
     lines.push(
-      `host ${h.name.toUpperCase()}   ${apps.length} apps ${notOnline.length === 0 ? 'online' : `(not online: ${notOnline.join(', ')})`}; kills ${[...kills[h.name]].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` +
+      `host ${h.name.toUpperCase()}   ${apps.length} apps ${notOnline.length === 0 ? 'up' : `(not online: ${notOnline.join(', ')})`}, standby ${
+        apps
+          .filter(standby)
+          .map((a) => a.name)
+          .join(', ') || 'none'
+      }; ` +
+        `kills ${[...kills[h.name]].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}` +
         (exits.length > 0 ? `; exits by themselves: ${exits.join('; ')}` : ''),
     );
   }
+  for (const name of STANDBY)
+    if ((active.get(name) ?? []).length !== 1)
+      failures.push(`${name}: active on ${(active.get(name) ?? []).join(' and ') || 'no host'}, not on one`);
   say('');
-  say(`blocks   ${FIRST}-${settled} (${settled - FIRST + 1}, ops up to ${target}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`);
-  say(`chaos    ${killed} SIGKILLs (PM2 restarts ${restarts}), broker connections closed ${rabbit.closes} times, ${terminated} database connections terminated`);
+  say(
+    `blocks   ${FIRST}-${settled} (${settled - FIRST + 1}, ops up to ${target}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`,
+  );
+  say(
+    `chaos    ${killed} SIGKILLs (PM2 restarts ${restarts}), broker connections closed ${rabbit.closes} times, ${terminated} database connections terminated`,
+  );
   for (const l of lines) say(l);
   say(`outage   host A down ${Math.round(outage.ms / 1000)} s; the digest on host B handled ${outage.digestBlocks} blocks meanwhile`);
   say(posts.line);
@@ -302,7 +324,15 @@ async function main() {
   );
   const failed =
     failures.length > 0 ||
-    posts.lost + posts.dup + watcher.lost + watcher.extra + ticksLost + Math.abs(reportsWithoutTick) + digest.dup + lib.eventsWrong(events) > 0 ||
+    posts.lost +
+      posts.dup +
+      watcher.lost +
+      watcher.extra +
+      ticksLost +
+      Math.abs(reportsWithoutTick) +
+      digest.dup +
+      lib.eventsWrong(events) >
+      0 ||
     counted !== want.ops ||
     paymentsLost + paymentsTwice > 0;
   for (const f of failures) say(f);
@@ -336,6 +366,8 @@ main()
 
 async function cleanup() {
   rabbit.cleanup();
-  await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`, [], pgUrl).catch((err) => say(`two-hosts: could not drop ${database}: ${err.message}`));
+  await sql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`, [], pgUrl).catch((err) =>
+    say(`two-hosts: could not drop ${database}: ${err.message}`),
+  );
   return running;
 }

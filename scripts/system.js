@@ -87,11 +87,12 @@ function ecosystem(o) {
 /**
  * The apps of each host when the system runs on two machines (STORE=postgres and
  * BUS_TRANSPORT=rabbitmq): `pm2 start pm2.json --only <the list, comma-separated>` on each. The
- * broadcaster runs on both: one streams, the other waits as its standby. `npm run test:two-hosts`
+ * broadcaster and the signer run on both: one acts, the other waits as its standby (each host then
+ * needs the signer's keys). `npm run test:two-hosts`
  * runs exactly these.
  */
 const HOST_ROLES = {
-  a: ['broadcaster', 'mailer-api', 'clock-1', 'new-posts', 'watcher'],
+  a: ['broadcaster', 'mailer-api', 'clock-1', 'new-posts', 'watcher', 'signer'],
   b: ['broadcaster', 'mailer-worker', 'clock-2', 'digest', 'tipper', 'signer'],
 };
 
