@@ -66,7 +66,14 @@ function selfExits(host, apps, kills) {
       const fatal = readFileSync(host.outLog(a.name), 'utf8')
         .split('\n')
         .filter((l) => l.includes('"level":60'))
-        .map((l) => l.slice(l.indexOf('{'), l.indexOf('{') + 400));
+        .map((l) => {
+          try {
+            const line = JSON.parse(l.slice(l.indexOf('{')));
+            return `${line.msg}${line.err?.message ? `: ${line.err.message}` : ''}`.slice(0, 200);
+          } catch {
+            return l.slice(0, 200);
+          }
+        });
       return `${a.name} ${n}${fatal.length > 0 ? ` (last fatal: ${fatal.at(-1)})` : ''}`;
     });
 }
