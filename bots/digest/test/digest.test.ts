@@ -47,9 +47,9 @@ describe('digest', () => {
   test('an op delivered twice is counted once', async () => {
     bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com' });
     await bot.publish('vote', { voter: 'x', author: 'a', permlink: 'p', weight: 1 }, { block: 3, index: 0 });
-    const handler = digest.definition.on.vote as (op: unknown, ctx: unknown) => void;
-    handler({}, { db: bot.running.store.db, name: 'vote', position: 3_000_000 });
-    expect(bot.running.store.db.prepare('SELECT n FROM op_counts WHERE type = ?').pluck().get('vote')).toBe(1);
+    const handler = digest.definition.on.vote as (op: unknown, ctx: unknown) => Promise<void>;
+    await handler({}, { kv: bot.running.store, name: 'vote', position: 3_000_000 });
+    expect(await bot.running.store.get('counts')).toMatchObject({ position: 3_000_000, types: { vote: 1 } });
   });
 
   test('without DIGEST_EMAIL it idles with one line saying what to set; an invalid one is a config error', async () => {

@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelay } from '@steem-bot/bus';
 import { AppError, type Logger, withTid } from '@steem-bot/config';
 
+import type { CheckpointWriter } from './checkpoint';
 import { withDeadline } from './deadline';
 import { describe } from './describe';
 import { Dispatcher } from './dispatcher';
@@ -37,6 +38,8 @@ export interface OpRunnerOptions {
   retry: { attempts: number; baseMs: number; maxMs: number };
   timeoutMs: number;
   store: BotStore;
+  /** Where the contiguous prefix of finished ops is checkpointed. */
+  checkpoints: CheckpointWriter;
   logger: Logger;
 }
 
@@ -49,7 +52,7 @@ export class OpRunner {
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly o: OpRunnerOptions) {
-    this.dispatcher = new Dispatcher(o.concurrency?.limit ?? 1, (position) => o.store.saveCheckpoint(position));
+    this.dispatcher = new Dispatcher(o.concurrency?.limit ?? 1, (position) => o.checkpoints.save(position));
   }
 
   /** Hand an op in (in position order); resolves once it is queued. */
@@ -71,7 +74,14 @@ export class OpRunner {
       try {
         const failure = await this.run(name, payload, position, tid, threw);
         if (failure) {
-          const id = o.store.addDeadLetter({ position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts });
+          const id = await o.store.addDeadLetter({
+            position,
+            name,
+            payload,
+            tid,
+            error: describe(failure.error),
+            attempts: failure.attempts,
+          });
           withTid(tid, () =>
             o.logger.error(
               { err: failure.error, pos: position, deadLetter: id },
@@ -143,9 +153,10 @@ export class OpRunner {
     }
   };
 
-  /** Stop retrying and wait for the handlers in flight. */
+  /** Stop retrying, wait for the handlers in flight, and write the last checkpoint. */
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.dispatcher.idle();
+    await this.o.checkpoints.flush();
   }
 }
