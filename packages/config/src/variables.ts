@@ -286,10 +286,10 @@ const webhooks = {
   WEBHOOKS_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '262144', positiveInt),
 } as const satisfies Record<string, VariableDef>;
 
-/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the broadcaster's lock). */
+/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the broadcaster's lock, the bots). */
 const store = {
   STORE: variable(
-    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app and the broadcaster (its single-active-instance lock); the signer and the bots keep SQLite until their stores move.',
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the broadcaster (its single-active-instance lock) and the bots (their stores and single-active-instance locks); the signer keeps SQLite until its store moves.',
     'sqlite',
     z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
   ),
