@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 
 import { loadConfigOrExit } from '@steem-bot/config';
 
+import { importLegacyState } from './legacy';
 import { migrateBotStore } from './migrate';
 import { botStoreFile, openBotStore } from './open-store';
 import type { BotStore } from './store';
@@ -31,6 +32,7 @@ async function main(argv: string[]): Promise<void> {
       fail('migrate-store copies into PostgreSQL: set STORE=postgres and DATABASE_URL', 78);
     if (!existsSync(file)) fail(`no ${file}: nothing to migrate (DATA_DIR is where the bot ran)`);
     const source = new SqliteBotStore(file);
+    importLegacyState(source.file, name); // a file from before ctx.kv: its own tables become its state first
     const target = await PostgresBotStore.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, bot: name });
     try {
       const n = await migrateBotStore(source, target);
@@ -81,4 +83,4 @@ async function run(store: BotStore, command: string, name: string, id: string | 
   }
 }
 
-void main(process.argv.slice(2));
+main(process.argv.slice(2)).catch((err: unknown) => fail(`${(err as Error).message ?? String(err)}`));

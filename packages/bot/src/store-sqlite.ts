@@ -6,7 +6,7 @@ type DeadRow = Omit<DeadLetter, 'payload'> & { payload: string };
 
 // Step 1 is the file format of the first bots (kept: their files open as they are); step 2 adds
 // the bot's own state, which replaced the tables bots used to create themselves.
-const MIGRATIONS = [
+export const MIGRATIONS = [
   `CREATE TABLE checkpoint (
      id INTEGER PRIMARY KEY CHECK (id = 1),
      position INTEGER NOT NULL,
