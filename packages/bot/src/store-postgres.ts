@@ -1,7 +1,7 @@
 import type { Logger } from '@steem-bot/config';
 import { Postgres } from '@steem-bot/store';
 
-import { type BotStore, checkKey, type DeadLetter, type Json, type NewDeadLetter, toJson, updateOne } from './store';
+import { type BotStore, checkKey, type DeadLetter, type Json, type NewDeadLetter, planUpdate, toJson, updateOne } from './store';
 
 // The database's clock, in ms: bots on several hosts stamp rows alike.
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
@@ -36,6 +36,8 @@ const MIGRATIONS = [
    )`,
 ];
 
+const UPSERT_STATE = `INSERT INTO bot_state (bot, key, value, updated_at) VALUES ($1, $2, $3::jsonb, ${NOW_MS})
+  ON CONFLICT (bot, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`;
 const LETTER = 'id, position, name, payload, tid, error, attempts, created_at, state, replayed_at';
 
 /** The distributed store of one bot: its rows in the shared `bot_*` tables. */
@@ -132,11 +134,7 @@ export class PostgresBotStore implements BotStore {
 
   async set(key: string, value: Json): Promise<void> {
     checkKey(key);
-    await this.db.query(
-      `INSERT INTO bot_state (bot, key, value, updated_at) VALUES ($1, $2, $3::jsonb, ${NOW_MS})
-       ON CONFLICT (bot, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
-      [this.bot, key, toJson(key, value)],
-    );
+    await this.db.query(UPSERT_STATE, [this.bot, key, toJson(key, value)]);
   }
 
   async delete(key: string): Promise<boolean> {
@@ -167,21 +165,10 @@ export class PostgresBotStore implements BotStore {
         keys,
       ]);
       const current = Object.fromEntries(rows.map((r) => [r.key, r.value])) as Partial<Record<K, Json>>;
-      const after = { ...current };
-      for (const [key, value] of Object.entries(fn(structuredClone(current))) as Array<[K, Json | undefined]>) {
-        if (!keys.includes(key)) throw new Error(`state update wrote key ${key}, which it did not name`);
-        if (value === undefined) {
-          await c.query('DELETE FROM bot_state WHERE bot = $1 AND key = $2', [this.bot, key]);
-          delete after[key];
-        } else {
-          const text = toJson(key, value);
-          await c.query(
-            `INSERT INTO bot_state (bot, key, value, updated_at) VALUES ($1, $2, $3::jsonb, ${NOW_MS})
-             ON CONFLICT (bot, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
-            [this.bot, key, text],
-          );
-          after[key] = JSON.parse(text) as Json;
-        }
+      const { writes, removes, after } = planUpdate(keys, current, fn);
+      for (const key of removes) await c.query('DELETE FROM bot_state WHERE bot = $1 AND key = $2', [this.bot, key]);
+      for (const [key, text] of writes) {
+        await c.query(UPSERT_STATE, [this.bot, key, text]);
       }
       return after;
     });

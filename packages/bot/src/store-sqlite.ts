@@ -1,6 +1,6 @@
 import { type Database, openDatabase } from '@steem-bot/store';
 
-import { type BotStore, checkKey, type DeadLetter, type Json, type NewDeadLetter, toJson, updateOne } from './store';
+import { type BotStore, checkKey, type DeadLetter, type Json, type NewDeadLetter, planUpdate, toJson, updateOne } from './store';
 
 type DeadRow = Omit<DeadLetter, 'payload'> & { payload: string };
 
@@ -126,18 +126,9 @@ export class SqliteBotFile {
           const value = this.get(key);
           if (value !== undefined) current[key] = value;
         }
-        const after = { ...current };
-        for (const [key, value] of Object.entries(fn(structuredClone(current))) as Array<[K, Json | undefined]>) {
-          if (!keys.includes(key)) throw new Error(`state update wrote key ${key}, which it did not name`);
-          if (value === undefined) {
-            this.delete(key);
-            delete after[key];
-          } else {
-            const text = toJson(key, value);
-            this.write(key, text);
-            after[key] = JSON.parse(text) as Json;
-          }
-        }
+        const { writes, removes, after } = planUpdate(keys, current, fn);
+        for (const key of removes) this.delete(key);
+        for (const [key, text] of writes) this.write(key, text);
         return after;
       })
       .immediate();

@@ -94,6 +94,30 @@ export async function updateOne<T extends Json>(
   return after[key] as T | undefined;
 }
 
+/**
+ * What an `updateMany` function asks for, checked: the values to write (as JSON text), the keys to
+ * remove, and the values after. `fn` gets its own copy of `current`.
+ */
+export function planUpdate<K extends string>(
+  keys: readonly K[],
+  current: Partial<Record<K, Json>>,
+  fn: (current: Partial<Record<K, Json>>) => Partial<Record<K, Json | undefined>>,
+): { writes: Array<[K, string]>; removes: K[]; after: Partial<Record<K, Json>> } {
+  const plan = { writes: [] as Array<[K, string]>, removes: [] as K[], after: { ...current } };
+  for (const [key, value] of Object.entries(fn(structuredClone(current))) as Array<[K, Json | undefined]>) {
+    if (!keys.includes(key)) throw new AppError('ERR_BOT_STATE', `a state update wrote key ${key}, which it did not name`);
+    if (value === undefined) {
+      plan.removes.push(key);
+      delete plan.after[key];
+    } else {
+      const text = toJson(key, value);
+      plan.writes.push([key, text]);
+      plan.after[key] = JSON.parse(text) as Json;
+    }
+  }
+  return plan;
+}
+
 /** A state key: a non-empty string of at most 512 characters. */
 export function checkKey(key: string): void {
   if (typeof key !== 'string' || key.length === 0 || key.length > 512)
