@@ -13,13 +13,10 @@ export const digestVariables = {
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', undefined, emailAddress),
 };
 
-/** The counts since the last digest, with the position of the last op counted. */
-type Counts = {
-  position: number;
-  since: number;
-  types: { [type: string]: number };
-  authors: { [author: string]: number };
-};
+/** The counts per type since the last digest, with the position of the last op counted. */
+type Counts = { position: number; since: number; types: { [type: string]: number } };
+/** Comments per author since the last digest, in one of AUTHOR_SHARDS keys. */
+type Authors = { [author: string]: number };
 
 /** A digest as sent: kept per task key, so a retried task re-sends the same one. */
 type Report = { subject: string; body: string; ops: number };
@@ -27,31 +24,47 @@ type Report = { subject: string; body: string; ops: number };
 const COUNTS = 'counts';
 const REPORTS = 'report:';
 const KEEP_REPORTS_MS = 30 * 86_400_000;
+// Authors are spread over a fixed set of keys: a count rewrites one small value, not all of a
+// day's authors, and the report still knows every key to read and reset. (packages/bot/src/legacy.ts
+// shards the same way.)
+const AUTHOR_SHARDS = 32;
+const SHARDS = Array.from({ length: AUTHOR_SHARDS }, (_, i) => `authors:${i}`);
 
-const fresh = (): Counts => ({ position: -1, since: Date.now(), types: {}, authors: {} });
+/** The key of `author`'s count. */
+function authorShard(author: string): string {
+  let h = 0;
+  for (let i = 0; i < author.length; i++) h = (h * 31 + author.charCodeAt(i)) >>> 0;
+  return SHARDS[h % AUTHOR_SHARDS] as string;
+}
+
+const fresh = (): Counts => ({ position: -1, since: Date.now(), types: {} });
 
 /**
  * Counts ops per type and comment authors; on its daily `digest.report.send` task (from the
  * clock) emails the counts since the last digest. Counting is exactly-once: the counts keep the
- * position they counted up to and move with it in one atomic update, so a replayed op is not
- * counted twice.
+ * position they counted up to and move with it (and the author's count) in one atomic update,
+ * so a replayed op is not counted twice.
  */
 async function count(op: Record<string, unknown>, { kv, name, position }: OpContext<OpName, DigestState>): Promise<void> {
-  await kv.update<Counts>(COUNTS, (current) => {
-    // `current` is the update's own copy: changed in place, not copied again per op.
-    const counts = current ?? fresh();
-    if (counts.position >= position) return counts; // counted before (a redelivery)
+  const author = name === 'comment' && typeof op.author === 'string' ? op.author : undefined;
+  const shard = author === undefined ? undefined : authorShard(author);
+  await kv.updateMany(shard === undefined ? [COUNTS] : [COUNTS, shard], (current) => {
+    // `current` is the update's own copy: changed in place.
+    const counts = (current[COUNTS] as Counts | undefined) ?? fresh();
+    if (counts.position >= position) return {}; // counted before (a redelivery)
     counts.position = position;
     counts.types[name] = (counts.types[name] ?? 0) + 1;
-    if (name === 'comment' && typeof op.author === 'string') counts.authors[op.author] = (counts.authors[op.author] ?? 0) + 1;
-    return counts;
+    if (shard === undefined || author === undefined) return { [COUNTS]: counts };
+    const authors = (current[shard] as Authors | undefined) ?? {};
+    authors[author] = (authors[author] ?? 0) + 1;
+    return { [COUNTS]: counts, [shard]: authors };
   });
 }
 
-/** The digest of `counts`. */
-function report(period: string, counts: Counts): Report {
+/** The digest of `counts` and `authors`. */
+function report(period: string, counts: Counts, authorCounts: Authors): Report {
   const types = Object.entries(counts.types).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
-  const authors = Object.entries(counts.authors)
+  const authors = Object.entries(authorCounts)
     .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
     .slice(0, TOP_AUTHORS);
   const ops = types.reduce((sum, [, n]) => sum + n, 0);
@@ -81,10 +94,12 @@ export const digest = createBot({
       // One report per task key: a retried task re-sends the same report, never a second one.
       // The report and the reset of the counts are one atomic update.
       const key = `${REPORTS}${period}:${taskKey ?? tid}`;
-      const after = await kv.updateMany([key, COUNTS], (current) => {
+      const after = await kv.updateMany([key, COUNTS, ...SHARDS], (current) => {
         if (current[key] !== undefined) return {};
         const counts = (current[COUNTS] as Counts | undefined) ?? fresh();
-        return { [key]: report(period, counts), [COUNTS]: { ...fresh(), position: counts.position } };
+        const authors = Object.assign({}, ...SHARDS.map((shard) => current[shard] ?? {})) as Authors;
+        const reset = Object.fromEntries(SHARDS.map((shard) => [shard, undefined]));
+        return { ...reset, [key]: report(period, counts, authors), [COUNTS]: { ...fresh(), position: counts.position } };
       });
       const sent = after[key] as Report;
       await kv.prune(REPORTS, KEEP_REPORTS_MS);

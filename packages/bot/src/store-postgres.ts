@@ -166,9 +166,15 @@ export class PostgresBotStore implements BotStore {
       ]);
       const current = Object.fromEntries(rows.map((r) => [r.key, r.value])) as Partial<Record<K, Json>>;
       const { writes, removes, after } = planUpdate(keys, current, fn);
-      for (const key of removes) await c.query('DELETE FROM bot_state WHERE bot = $1 AND key = $2', [this.bot, key]);
-      for (const [key, text] of writes) {
-        await c.query(UPSERT_STATE, [this.bot, key, text]);
+      // One statement each for the removals and the writes: a round trip counts more than rows.
+      if (removes.length > 0) await c.query('DELETE FROM bot_state WHERE bot = $1 AND key = ANY($2::text[])', [this.bot, removes]);
+      if (writes.length > 0) {
+        await c.query(
+          `INSERT INTO bot_state (bot, key, value, updated_at)
+           SELECT $1, k, v::jsonb, ${NOW_MS} FROM unnest($2::text[], $3::text[]) AS w(k, v)
+           ON CONFLICT (bot, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
+          [this.bot, writes.map(([k]) => k), writes.map(([, v]) => v)],
+        );
       }
       return after;
     });

@@ -50,12 +50,10 @@ test("a shipped bot's file from before ctx.kv opens as it is: checkpoint and dea
   const digest = await open('digest');
   expect(await digest.checkpoint()).toBe(6_000_000_000_000);
   expect(await digest.deadLetters()).toMatchObject([{ position: 5, payload: { a: 1 }, state: 'dead' }]);
-  expect(await digest.get('counts')).toEqual({
-    position: 5_000_000_000_002,
-    since: 1_700_000_000_000,
-    types: { vote: 7, comment: 3 },
-    authors: { alice: 2, bob: 1 },
-  });
+  expect(await digest.get('counts')).toEqual({ position: 5_000_000_000_002, since: 1_700_000_000_000, types: { vote: 7, comment: 3 } });
+  // Authors in the digest's 32 keys (bots/digest checks it reads them where they are put).
+  const shards = await Promise.all(Array.from({ length: 32 }, (_, i) => digest.get(`authors:${i}`)));
+  expect(Object.assign({}, ...shards.filter(Boolean))).toEqual({ alice: 2, bob: 1 });
   expect(await digest.get('report:day:daily:2026-11-23')).toEqual({ subject: 'Steem day digest: 4 ops', body: 'body', ops: 4 });
   await digest.close();
 
