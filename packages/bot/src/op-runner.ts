@@ -10,10 +10,17 @@ import { Dispatcher } from './dispatcher';
 import type { BotStore } from './store';
 
 /**
- * The bus is down (a broker unreachable too) or the receiver restarting: not the op's fault, so
- * such failures never dead-letter an op; the bot keeps retrying at the longest delay.
+ * The bus is down (a broker unreachable too), the receiver restarting, or the bot's own store
+ * (PostgreSQL) unreachable: not the op's fault, so such failures never dead-letter an op; the bot
+ * keeps retrying at the longest delay.
  */
-export const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED', 'ERR_BUS_UNAVAILABLE']);
+export const TRANSIENT = new Set([
+  'ERR_BUS_TIMEOUT',
+  'ERR_BUS_NO_HANDLER',
+  'ERR_BUS_CLOSED',
+  'ERR_BUS_UNAVAILABLE',
+  'ERR_BOT_STORE_UNAVAILABLE',
+]);
 
 /** The bot is stopping: a try waiting for its next attempt gives up without counting as a failure. */
 export class Stopped extends Error {}
@@ -74,14 +81,8 @@ export class OpRunner {
       try {
         const failure = await this.run(name, payload, position, tid, threw);
         if (failure) {
-          const id = await o.store.addDeadLetter({
-            position,
-            name,
-            payload,
-            tid,
-            error: describe(failure.error),
-            attempts: failure.attempts,
-          });
+          const letter = { position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts };
+          const id = await this.untilStored(() => o.store.addDeadLetter(letter), tid);
           withTid(tid, () =>
             o.logger.error(
               { err: failure.error, pos: position, deadLetter: id },
@@ -152,6 +153,23 @@ export class OpRunner {
       }
     }
   };
+
+  /**
+   * Write to the store, trying again (at the longest delay) while it fails: a dead letter that
+   * could not be written keeps its position open, so the checkpoint waits for it.
+   */
+  private async untilStored<T>(write: () => Promise<T>, tid: string): Promise<T> {
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (this.stopping.signal.aborted) throw new Stopped();
+        const wait = this.o.retry.maxMs;
+        withTid(tid, () => this.o.logger.warn({ err }, `dead letter not written; trying again in ${wait} ms`));
+        await delay(wait, undefined, { signal: this.stopping.signal }).catch(() => Promise.reject(new Stopped()));
+      }
+    }
+  }
 
   /** Stop retrying, wait for the handlers in flight, and write the last checkpoint. */
   async stop(): Promise<void> {

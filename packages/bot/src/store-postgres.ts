@@ -1,5 +1,5 @@
-import type { Logger } from '@steem-bot/config';
-import { Postgres } from '@steem-bot/store';
+import { AppError, type Logger } from '@steem-bot/config';
+import { type PoolClient, Postgres, type QueryResultRow } from '@steem-bot/store';
 
 import { type BotStore, checkKey, type DeadLetter, type Json, type NewDeadLetter, planUpdate, toJson, updateOne } from './store';
 
@@ -40,6 +40,26 @@ const UPSERT_STATE = `INSERT INTO bot_state (bot, key, value, updated_at) VALUES
   ON CONFLICT (bot, key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`;
 const LETTER = 'id, position, name, payload, tid, error, attempts, created_at, state, replayed_at';
 
+// Errors that say PostgreSQL is out of reach (SQLSTATE classes 08 connection, 53 resources, 57P
+// shutdown; socket errors; a connection that ended), not that a statement or the bot is wrong.
+const SOCKET_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const LOST = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i;
+
+/** Run `work`; an unreachable PostgreSQL becomes ERR_BOT_STORE_UNAVAILABLE (retried, never dead-lettered). */
+async function reachable<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const out =
+      typeof code === 'string' ? SOCKET_ERRORS.has(code) || /^(08|53|57P)/.test(code) : err instanceof Error && LOST.test(err.message);
+    if (!out) throw err;
+    throw new AppError('ERR_BOT_STORE_UNAVAILABLE', `the bot's PostgreSQL store is out of reach: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
 /** The distributed store of one bot: its rows in the shared `bot_*` tables. */
 export class PostgresBotStore implements BotStore {
   private constructor(
@@ -61,12 +81,12 @@ export class PostgresBotStore implements BotStore {
   }
 
   async checkpoint(): Promise<number | null> {
-    const [row] = await this.db.query<{ position: number }>('SELECT position FROM bot_checkpoints WHERE bot = $1', [this.bot]);
+    const [row] = await this.query<{ position: number }>('SELECT position FROM bot_checkpoints WHERE bot = $1', [this.bot]);
     return row?.position ?? null;
   }
 
   async saveCheckpoint(position: number): Promise<void> {
-    await this.db.query(
+    await this.query(
       `INSERT INTO bot_checkpoints (bot, position, updated_at) VALUES ($1, $2, ${NOW_MS})
        ON CONFLICT (bot) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
        WHERE EXCLUDED.position > bot_checkpoints.position`,
@@ -75,7 +95,7 @@ export class PostgresBotStore implements BotStore {
   }
 
   async addDeadLetter(letter: NewDeadLetter): Promise<number> {
-    const [row] = await this.db.query<{ id: number }>(
+    const [row] = await this.query<{ id: number }>(
       `INSERT INTO bot_dead_letters (bot, position, name, payload, tid, error, attempts, created_at)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, ${NOW_MS}) RETURNING id`,
       [this.bot, letter.position, letter.name, JSON.stringify(letter.payload), letter.tid, letter.error, letter.attempts],
@@ -85,17 +105,17 @@ export class PostgresBotStore implements BotStore {
 
   deadLetters(state?: DeadLetter['state']): Promise<DeadLetter[]> {
     return state === undefined
-      ? this.db.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 ORDER BY id`, [this.bot])
-      : this.db.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 AND state = $2 ORDER BY id`, [this.bot, state]);
+      ? this.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 ORDER BY id`, [this.bot])
+      : this.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 AND state = $2 ORDER BY id`, [this.bot, state]);
   }
 
   async deadLetter(id: number): Promise<DeadLetter | undefined> {
-    const [row] = await this.db.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 AND id = $2`, [this.bot, id]);
+    const [row] = await this.query<DeadLetter>(`SELECT ${LETTER} FROM bot_dead_letters WHERE bot = $1 AND id = $2`, [this.bot, id]);
     return row;
   }
 
   async requestReplay(id: number): Promise<boolean> {
-    const rows = await this.db.query(
+    const rows = await this.query(
       "UPDATE bot_dead_letters SET state = 'replay' WHERE bot = $1 AND id = $2 AND state = 'dead' RETURNING 1",
       [this.bot, id],
     );
@@ -103,7 +123,7 @@ export class PostgresBotStore implements BotStore {
   }
 
   async discardDeadLetter(id: number): Promise<DeadLetter | undefined> {
-    const [row] = await this.db.query<DeadLetter>(
+    const [row] = await this.query<DeadLetter>(
       `DELETE FROM bot_dead_letters WHERE bot = $1 AND id = $2 AND state = 'dead' RETURNING ${LETTER}`,
       [this.bot, id],
     );
@@ -111,14 +131,11 @@ export class PostgresBotStore implements BotStore {
   }
 
   async replaySucceeded(id: number): Promise<void> {
-    await this.db.query(`UPDATE bot_dead_letters SET state = 'replayed', replayed_at = ${NOW_MS} WHERE bot = $1 AND id = $2`, [
-      this.bot,
-      id,
-    ]);
+    await this.query(`UPDATE bot_dead_letters SET state = 'replayed', replayed_at = ${NOW_MS} WHERE bot = $1 AND id = $2`, [this.bot, id]);
   }
 
   async replayFailed(id: number, error: string, attempts: number): Promise<void> {
-    await this.db.query("UPDATE bot_dead_letters SET state = 'dead', error = $3, attempts = attempts + $4 WHERE bot = $1 AND id = $2", [
+    await this.query("UPDATE bot_dead_letters SET state = 'dead', error = $3, attempts = attempts + $4 WHERE bot = $1 AND id = $2", [
       this.bot,
       id,
       error,
@@ -128,18 +145,18 @@ export class PostgresBotStore implements BotStore {
 
   async get<T extends Json = Json>(key: string): Promise<T | undefined> {
     checkKey(key);
-    const [row] = await this.db.query<{ value: T }>('SELECT value FROM bot_state WHERE bot = $1 AND key = $2', [this.bot, key]);
+    const [row] = await this.query<{ value: T }>('SELECT value FROM bot_state WHERE bot = $1 AND key = $2', [this.bot, key]);
     return row?.value;
   }
 
   async set(key: string, value: Json): Promise<void> {
     checkKey(key);
-    await this.db.query(UPSERT_STATE, [this.bot, key, toJson(key, value)]);
+    await this.query(UPSERT_STATE, [this.bot, key, toJson(key, value)]);
   }
 
   async delete(key: string): Promise<boolean> {
     checkKey(key);
-    return (await this.db.query('DELETE FROM bot_state WHERE bot = $1 AND key = $2 RETURNING 1', [this.bot, key])).length === 1;
+    return (await this.query('DELETE FROM bot_state WHERE bot = $1 AND key = $2 RETURNING 1', [this.bot, key])).length === 1;
   }
 
   update<T extends Json = Json>(key: string, fn: (current: T | undefined) => T | undefined): Promise<T | undefined> {
@@ -151,7 +168,7 @@ export class PostgresBotStore implements BotStore {
     fn: (current: Partial<Record<K, Json>>) => Partial<Record<K, Json | undefined>>,
   ): Promise<Partial<Record<K, Json>>> {
     keys.forEach(checkKey);
-    return this.db.transaction(async (c) => {
+    return this.transaction(async (c) => {
       // A transaction lock per key (absent keys too, which no row lock could cover), taken in one
       // order so that two updates never deadlock. The two-key form keeps them apart from the
       // single-key advisory locks (migrations, the active instance).
@@ -181,7 +198,7 @@ export class PostgresBotStore implements BotStore {
   }
 
   async prune(prefix: string, olderThanMs: number): Promise<number> {
-    const rows = await this.db.query(
+    const rows = await this.query(
       `DELETE FROM bot_state WHERE bot = $1 AND starts_with(key, $2) AND updated_at < ${NOW_MS} - $3 RETURNING 1`,
       [this.bot, prefix, olderThanMs],
     );
@@ -190,5 +207,13 @@ export class PostgresBotStore implements BotStore {
 
   close(): Promise<void> {
     return this.db.close();
+  }
+
+  private query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    return reachable(() => this.db.query<R>(text, values));
+  }
+
+  private transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    return reachable(() => this.db.transaction(fn));
   }
 }

@@ -49,6 +49,28 @@ describe('bot SDK (in-memory bus)', () => {
     expect(handled).toEqual(['post-10-0', 'post-10-2', 'post-10-1']);
   });
 
+  test('its store out of reach (ERR_BOT_STORE_UNAVAILABLE) does not dead-letter an op: retried until it is back', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '1', BOT_RETRY_BASE_MS: '5', BOT_RETRY_MAX_MS: '20' });
+    cleanup = env.cleanup;
+    let outage = 3;
+    const handled: number[] = [];
+    const bot = createBot({
+      name: 'outage',
+      on: {
+        vote(_op, { position }) {
+          if (outage-- > 0) throw new AppError('ERR_BOT_STORE_UNAVAILABLE', "the bot's PostgreSQL store is out of reach: ECONNREFUSED");
+          handled.push(position);
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('outage') });
+    await running.subscription.ready;
+    await env.publishVote(15, 0);
+    await waitFor(() => running?.checkpoint() === positionOf(15, 0), 5_000, 'the checkpoint');
+    expect(handled).toEqual([positionOf(15, 0)]);
+    expect(await running.store.deadLetters()).toEqual([]);
+  });
+
   test('a restarted bot resumes after its checkpoint: nothing missed, nothing repeated', async () => {
     const env = await memorySetup();
     cleanup = env.cleanup;

@@ -60,6 +60,11 @@ export const errorCodes = {
     retryable: false,
     doc: "A bot's state (`ctx.kv`) got a key that is not a string of 1 to 512 characters, or a value JSON cannot carry.",
   },
+  ERR_BOT_STORE_UNAVAILABLE: {
+    http: 503,
+    retryable: true,
+    doc: "A bot's PostgreSQL store is out of reach (refused, reset, ended): the op is retried at the longest delay, never dead-lettered.",
+  },
   ERR_BOT_NOT_FOUND: {
     http: 404,
     retryable: false,
