@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { connect,createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 import { Postgres } from '@steem-bot/store';
+import { keptLogger, waitFor } from '@steem-bot/testkit';
 
 import { PostgresBotStore } from '../src';
+import { CheckpointWriter } from '../src/checkpoint';
 
 // PostgreSQL out of reach: the store says so with ERR_BOT_STORE_UNAVAILABLE (which the bot retries
 // and never dead-letters), not with a driver error; once it is back, the store works again.
@@ -62,6 +64,39 @@ testPg('PostgreSQL cut off: ERR_BOT_STORE_UNAVAILABLE (retryable) from reads and
       }),
     ).rejects.toThrow('mine');
     expect(await store.update<number>('n', (n) => (n ?? 0) + 1)).toBe(2);
+  } finally {
+    await store.close();
+    await link.close();
+    const admin = await Postgres.open({ url: url as string, schema, name: 'admin', poolSize: 1 });
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.close();
+  }
+});
+
+testPg('the checkpoint while PostgreSQL is cut off: one warning, then written by itself once it is back, never backwards', async () => {
+  const schema = `sbt_botout_${process.pid}_${randomBytes(3).toString('hex')}`;
+  const link = await proxy(new URL(url as string));
+  const store = await PostgresBotStore.open({ url: link.url, schema, bot: 'watcher' });
+  const { logger, lines } = keptLogger('watcher', 'info');
+  try {
+    const writer = new CheckpointWriter(store, null, logger, 100);
+    writer.save(10);
+    await writer.flush();
+    expect(writer.position).toBe(10);
+    await link.cut();
+    for (const p of [11, 12, 13]) writer.save(p);
+    await waitFor(() => lines.some((l) => String(l.msg).startsWith('checkpoint')), 5_000, 'the warning');
+    writer.save(14);
+    await new Promise((r) => setTimeout(r, 350)); // a few retries while it is still cut off
+    expect(writer.position).toBe(10);
+    expect(lines.filter((l) => String(l.msg).includes('not saved'))).toHaveLength(1);
+    await link.restore();
+    await waitFor(() => writer.position === 14, 5_000, 'the checkpoint written after the outage'); // no new save needed
+    expect(await store.checkpoint()).toBe(14);
+    expect(lines.some((l) => l.msg === 'checkpoint 14 saved again')).toBe(true);
+    writer.save(12); // never backwards
+    await writer.flush();
+    expect(await store.checkpoint()).toBe(14);
   } finally {
     await store.close();
     await link.close();
