@@ -311,9 +311,9 @@ async function idleBot<V extends VariableDefs, S>(
   const names = missing.length === 1 ? `${missing[0]} is` : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are`;
   const docs = missing.map((name) => `${name}: ${def.variables?.[name]?.doc ?? ''}`).join(' ');
   logger.warn(`idle, handling nothing, until ${names} set in .env or the environment (then: npx pm2 restart ${def.name}). ${docs}`);
+  const position = await store.checkpoint();
   // Nothing else holds the event loop open: no subscription, no tasks.
   const keepAlive = setInterval(() => undefined, 1 << 30);
-  const position = await store.checkpoint();
   return {
     subscription: { position: null, ready: Promise.resolve(), close: () => undefined },
     store,
