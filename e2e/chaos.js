@@ -292,8 +292,12 @@ async function main() {
   const watcher = lib.watcherCheck(mails, want);
 
   const digestDb = join(dataDir, 'bot-digest.sqlite');
-  const reported = query(digestDb, 'SELECT key, ops FROM reports');
-  const counted = reported.reduce((s, r) => s + r.ops, 0) + query(digestDb, 'SELECT COALESCE(SUM(n), 0) AS n FROM op_counts')[0].n;
+  // The digest's state (ctx.kv): one `report:<key>` per report sent, `counts` since the last one.
+  const digestState = (where) =>
+    query(digestDb, `SELECT key, value FROM state WHERE ${where}`).map((r) => ({ key: r.key, ...JSON.parse(r.value) }));
+  const reported = digestState("key LIKE 'report:%'").map((r) => ({ ...r, key: r.key.slice('report:'.length) }));
+  const counts = digestState("key = 'counts'")[0]?.types ?? {};
+  const counted = reported.reduce((s, r) => s + r.ops, 0) + Object.values(counts).reduce((s, n) => s + n, 0);
   const ticks = [];
   for (let t = Math.ceil((started + 8_000) / 2000) * 2000; t <= killsDone; t += 2000)
     ticks.push(`day:chaos-digest@${new Date(t).toISOString()}`);

@@ -13,11 +13,11 @@
 // email sent once, every clock tick fired once and every tipper payment be on chain once.
 'use strict';
 const { randomBytes } = require('node:crypto');
-const { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
 
-const { BotStore } = require('@steem-bot/bot');
+const { PostgresBotStore } = require('@steem-bot/bot');
 const { actionFor } = require('@steem-bot/bot-tipper');
 const { appliedPosition } = require('@steem-bot/config');
 const { condenserOp, DevNode, SmtpSink } = require('@steem-bot/devnode');
@@ -76,15 +76,10 @@ function host(name, system) {
   return { ...h, name, apps, file, dataDir: apps[0].env.DATA_DIR, start: () => h.pm2('start', file) };
 }
 
-function botCheckpoint(hosts, bot) {
-  const file = join(hosts[BOT_HOST[bot]].dataDir, `bot-${bot}.sqlite`);
-  if (!existsSync(file)) return null;
-  const store = new BotStore(file);
-  try {
-    return store.checkpoint();
-  } finally {
-    store.close();
-  }
+/** The bots' checkpoints, in PostgreSQL with STORE=postgres: bot -> position. */
+async function botCheckpoints() {
+  const rows = await sql('SELECT bot, position::text AS position FROM bot_checkpoints').catch(() => []); // none before the first bot started
+  return new Map(rows.map((r) => [r.bot, Number(r.position)]));
 }
 
 /** The tipper's payments the replayed range calls for (memo -> 0), one per first mention of @alice in a post. */
@@ -176,11 +171,10 @@ async function main() {
     });
   const hosts = { a: host('a', system('a')), b: host('b', system('b')) };
   // The bots have run before: they resume just before the first replayed block.
-  for (const [bot, h] of Object.entries(BOT_HOST)) {
-    mkdirSync(hosts[h].dataDir, { recursive: true, mode: 0o700 });
-    const store = new BotStore(join(hosts[h].dataDir, `bot-${bot}.sqlite`));
-    store.saveCheckpoint(appliedPosition(FIRST - 1));
-    store.close();
+  for (const bot of Object.keys(BOT_HOST)) {
+    const store = await PostgresBotStore.open({ url: databaseUrl, schema: 'steembot', bot });
+    await store.saveCheckpoint(appliedPosition(FIRST - 1));
+    await store.close();
   }
   hosts.a.start();
   hosts.b.start();
@@ -191,7 +185,10 @@ async function main() {
   let terminated = 0;
   let outage;
   const bots = Object.keys(BOT_HOST);
-  const progress = () => Math.min(...bots.map((b) => botCheckpoint(hosts, b) ?? 0));
+  const progress = async () => {
+    const at = await botCheckpoints();
+    return Math.min(...bots.map((b) => at.get(b) ?? 0));
+  };
   const chaosRound = async (names, spare = []) => {
     await sleep(KILL_EVERY_MS);
     for (const h of names) {
@@ -213,16 +210,16 @@ async function main() {
     const victim = victims[random(victims.length)];
     if (lib.kill(hosts[h], victim)) kills[h].set(victim, (kills[h].get(victim) ?? 0) + 1);
   };
-  while (progress() < appliedPosition(target)) {
-    if (!outage && progress() >= appliedPosition(FIRST + 1200)) {
+  while ((await progress()) < appliedPosition(target)) {
+    if (!outage && (await progress()) >= appliedPosition(FIRST + 1200)) {
       // All of host A goes away (its broadcaster and signer too: B's standbys take over), B carries
       // on. Its clock is spared meanwhile: with no clock running a tick is skipped by design
       // (`missed: skip`); the test is that one clock fires every tick while the other host is away.
-      const at = { digest: botCheckpoint(hosts, 'digest'), time: Date.now() };
+      const at = { digest: (await botCheckpoints()).get('digest'), time: Date.now() };
       hosts.a.pm2('stop', 'all');
-      say(`host A stopped at block ${Math.floor(progress() / 1e6)}`);
+      say(`host A stopped at block ${Math.floor((await progress()) / 1e6)}`);
       for (const end = Date.now() + OUTAGE_MS; Date.now() < end;) await chaosRound(['b'], ['clock-2']);
-      outage = { digestBlocks: Math.floor((botCheckpoint(hosts, 'digest') - at.digest) / 1e6), ms: Date.now() - at.time };
+      outage = { digestBlocks: Math.floor(((await botCheckpoints()).get('digest') - at.digest) / 1e6), ms: Date.now() - at.time };
       hosts.a.pm2('start', hosts.a.file);
       say(`host A started again after ${Math.round(outage.ms / 1000)} s; meanwhile the digest on B handled ${outage.digestBlocks} blocks`);
     }
@@ -240,7 +237,7 @@ async function main() {
     return [...onChain.got.values()].every((n) => n > 0);
   }).catch(() => undefined);
   const settled = Math.max(target, onChain.lastBlock);
-  await until('the bots to handle the blocks of the payments', 120_000, () => progress() >= appliedPosition(settled));
+  await until('the bots to handle the blocks of the payments', 120_000, async () => (await progress()) >= appliedPosition(settled));
   await until('every queued email to be sent', 120_000, async () => {
     const rows = await sql("SELECT COUNT(*)::int AS n FROM messages WHERE status NOT IN ('sent', 'dead', 'skipped', 'cancelled')");
     return rows[0].n === 0;

@@ -95,7 +95,8 @@ export const ${camel} = createBot({
   variables: ${camel}Variables,
   // The accounts it acts for: checked with the signer (the only holder of keys) at start-up.
   accounts: (vars) => [vars.${upper}_ACCOUNT],
-  // What setup returns is \`ctx.state\` in every handler (no module variables).
+  // What setup returns is \`ctx.state\` in every handler (no module variables). What must outlive a
+  // restart goes in \`ctx.kv\`: JSON values by key in the bot's store (get, set, an atomic update).
   setup: ({ vars }) => ({ account: vars.${upper}_ACCOUNT, weight: 100 }),
   // A handler that awaits I/O passes \`ctx.signal\` on: it is aborted at BOT_HANDLER_TIMEOUT_MS.
   on: {

@@ -13,78 +13,99 @@ export const digestVariables = {
   DIGEST_EMAIL: variable('Where the digest bot sends its digest.', undefined, emailAddress),
 };
 
+/** The counts per type since the last digest, with the position of the last op counted. */
+type Counts = { position: number; since: number; types: { [type: string]: number } };
+/** Comments per author since the last digest, in one of AUTHOR_SHARDS keys. */
+type Authors = { [author: string]: number };
+
+/** A digest as sent: kept per task key, so a retried task re-sends the same one. */
+type Report = { subject: string; body: string; ops: number };
+
+const COUNTS = 'counts';
+const REPORTS = 'report:';
+const KEEP_REPORTS_MS = 30 * 86_400_000;
+// Authors are spread over a fixed set of keys: a count rewrites one small value, not all of a
+// day's authors, and the report still knows every key to read and reset. (packages/bot/src/legacy.ts
+// shards the same way.)
+const AUTHOR_SHARDS = 32;
+const SHARDS = Array.from({ length: AUTHOR_SHARDS }, (_, i) => `authors:${i}`);
+
+/** The key of `author`'s count. */
+function authorShard(author: string): string {
+  let h = 0;
+  for (let i = 0; i < author.length; i++) h = (h * 31 + author.charCodeAt(i)) >>> 0;
+  return SHARDS[h % AUTHOR_SHARDS] as string;
+}
+
+const fresh = (): Counts => ({ position: -1, since: Date.now(), types: {} });
+
 /**
  * Counts ops per type and comment authors; on its daily `digest.report.send` task (from the
- * clock) emails the counts since the last digest. Counting is exactly-once: each count moves
- * with the position it counted, in one transaction, so a replayed op is not counted twice.
+ * clock) emails the counts since the last digest. Counting is exactly-once: the counts keep the
+ * position they counted up to and move with it (and the author's count) in one atomic update,
+ * so a replayed op is not counted twice.
  */
-function count(op: Record<string, unknown>, { db, name, position }: OpContext<OpName, DigestState>): void {
-  db.transaction(() => {
-    const counted = db.prepare('UPDATE digest_state SET position = ? WHERE id = 1 AND position < ?').run(position, position);
-    if (counted.changes === 0) return;
-    db.prepare('INSERT INTO op_counts (type, n) VALUES (?, 1) ON CONFLICT (type) DO UPDATE SET n = n + 1').run(name);
-    if (name === 'comment' && typeof op.author === 'string') {
-      db.prepare('INSERT INTO author_counts (author, n) VALUES (?, 1) ON CONFLICT (author) DO UPDATE SET n = n + 1').run(op.author);
-    }
-  })();
+async function count(op: Record<string, unknown>, { kv, name, position }: OpContext<OpName, DigestState>): Promise<void> {
+  const author = name === 'comment' && typeof op.author === 'string' ? op.author : undefined;
+  const shard = author === undefined ? undefined : authorShard(author);
+  await kv.updateMany(shard === undefined ? [COUNTS] : [COUNTS, shard], (current) => {
+    // `current` is the update's own copy: changed in place.
+    const counts = (current[COUNTS] as Counts | undefined) ?? fresh();
+    if (counts.position >= position) return {}; // counted before (a redelivery)
+    counts.position = position;
+    counts.types[name] = (counts.types[name] ?? 0) + 1;
+    if (shard === undefined || author === undefined) return { [COUNTS]: counts };
+    const authors = (current[shard] as Authors | undefined) ?? {};
+    authors[author] = (authors[author] ?? 0) + 1;
+    return { [COUNTS]: counts, [shard]: authors };
+  });
+}
+
+/** The digest of `counts` and `authors`. */
+function report(period: string, counts: Counts, authorCounts: Authors): Report {
+  const types = Object.entries(counts.types).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
+  const authors = Object.entries(authorCounts)
+    .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
+    .slice(0, TOP_AUTHORS);
+  const ops = types.reduce((sum, [, n]) => sum + n, 0);
+  const body = [
+    `Steem ops since ${new Date(counts.since).toISOString()}: ${ops}`,
+    '',
+    'Per type:',
+    ...types.map(([type, n]) => `  ${type.padEnd(28)} ${n}`),
+    '',
+    'Top authors (posts and comments):',
+    ...(authors.length ? authors.map(([author, n]) => `  @${author.padEnd(20)} ${n}`) : ['  (none)']),
+  ].join('\n');
+  return { subject: `Steem ${period} digest: ${ops} ops`, body, ops };
 }
 
 export const digest = createBot({
   name: 'digest',
   variables: digestVariables,
-  setup({ db, vars }): DigestState {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS digest_state (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, since INTEGER NOT NULL);
-      INSERT OR IGNORE INTO digest_state (id, position, since) VALUES (1, -1, unixepoch() * 1000);
-      CREATE TABLE IF NOT EXISTS op_counts (type TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS author_counts (author TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS reports (key TEXT PRIMARY KEY, subject TEXT NOT NULL, body TEXT NOT NULL, ops INTEGER NOT NULL, created_at INTEGER NOT NULL);
-    `);
+  async setup({ kv, vars }): Promise<DigestState> {
+    // Since when the first digest counts.
+    await kv.update<Counts>(COUNTS, (current) => current ?? fresh());
     return { to: vars.DIGEST_EMAIL };
   },
   on: Object.fromEntries(chainOpNames.map((name) => [name, count])) as OpHandlers<DigestState>,
   tasks: {
-    async 'digest.report.send'({ period }, { db, mail, log, tid, key: taskKey, state: { to } }) {
+    async 'digest.report.send'({ period }, { kv, mail, log, tid, key: taskKey, state: { to } }) {
       // One report per task key: a retried task re-sends the same report, never a second one.
-      const key = `${period}:${taskKey ?? tid}`;
-      type Report = { subject: string; body: string; ops: number };
-      const report = db
-        .transaction((): Report => {
-          const existing = db.prepare('SELECT subject, body, ops FROM reports WHERE key = ?').get(key) as Report | undefined;
-          if (existing) return existing;
-          const types = db.prepare('SELECT type, n FROM op_counts ORDER BY n DESC, type').all() as Array<{ type: string; n: number }>;
-          const authors = db.prepare('SELECT author, n FROM author_counts ORDER BY n DESC, author LIMIT ?').all(TOP_AUTHORS) as Array<{
-            author: string;
-            n: number;
-          }>;
-          const since = db.prepare('SELECT since FROM digest_state WHERE id = 1').pluck().get() as number;
-          const ops = types.reduce((sum, t) => sum + t.n, 0);
-          const body = [
-            `Steem ops since ${new Date(since).toISOString()}: ${ops}`,
-            '',
-            'Per type:',
-            ...types.map((t) => `  ${t.type.padEnd(28)} ${t.n}`),
-            '',
-            'Top authors (posts and comments):',
-            ...(authors.length ? authors.map((a) => `  @${a.author.padEnd(20)} ${a.n}`) : ['  (none)']),
-          ].join('\n');
-          const subject = `Steem ${period} digest: ${ops} ops`;
-          db.prepare('INSERT INTO reports (key, subject, body, ops, created_at) VALUES (?, ?, ?, ?, ?)').run(
-            key,
-            subject,
-            body,
-            ops,
-            Date.now(),
-          );
-          db.exec('DELETE FROM op_counts; DELETE FROM author_counts;');
-          db.prepare('UPDATE digest_state SET since = ? WHERE id = 1').run(Date.now());
-          db.prepare('DELETE FROM reports WHERE created_at < ?').run(Date.now() - 30 * 86_400_000);
-          return { subject, body, ops };
-        })
-        .immediate();
-      await mail.send({ to, subject: report.subject, text: report.body });
-      log.info(`digest of ${report.ops} ops sent to the mailer`);
-      return { ops: report.ops };
+      // The report and the reset of the counts are one atomic update.
+      const key = `${REPORTS}${period}:${taskKey ?? tid}`;
+      const after = await kv.updateMany([key, COUNTS, ...SHARDS], (current) => {
+        if (current[key] !== undefined) return {};
+        const counts = (current[COUNTS] as Counts | undefined) ?? fresh();
+        const authors = Object.assign({}, ...SHARDS.map((shard) => current[shard] ?? {})) as Authors;
+        const reset = Object.fromEntries(SHARDS.map((shard) => [shard, undefined]));
+        return { ...reset, [key]: report(period, counts, authors), [COUNTS]: { ...fresh(), position: counts.position } };
+      });
+      const sent = after[key] as Report;
+      await kv.prune(REPORTS, KEEP_REPORTS_MS);
+      await mail.send({ to, subject: sent.subject, text: sent.body });
+      log.info(`digest of ${sent.ops} ops sent to the mailer`);
+      return { ops: sent.ops };
     },
   },
 });

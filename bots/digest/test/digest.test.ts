@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { startTestBot, type TestBot } from '@steem-bot/bot';
 import { projectRoot, variables } from '@steem-bot/config';
+import { openDatabase } from '@steem-bot/store';
 
 import { digest, digestVariables } from '../src';
 
@@ -47,9 +49,52 @@ describe('digest', () => {
   test('an op delivered twice is counted once', async () => {
     bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com' });
     await bot.publish('vote', { voter: 'x', author: 'a', permlink: 'p', weight: 1 }, { block: 3, index: 0 });
-    const handler = digest.definition.on.vote as (op: unknown, ctx: unknown) => void;
-    handler({}, { db: bot.running.store.db, name: 'vote', position: 3_000_000 });
-    expect(bot.running.store.db.prepare('SELECT n FROM op_counts WHERE type = ?').pluck().get('vote')).toBe(1);
+    const handler = digest.definition.on.vote as (op: unknown, ctx: unknown) => Promise<void>;
+    await handler({}, { kv: bot.running.store, name: 'vote', position: 3_000_000 });
+    expect(await bot.running.store.get('counts')).toMatchObject({ position: 3_000_000, types: { vote: 1 } });
+  });
+
+  test('many authors: each counted once, the top ones reported, all reset after the report', async () => {
+    bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com' });
+    for (let i = 0; i < 120; i++) await bot.publish('comment', post(`a${i % 40}`), { block: 4, index: i });
+    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k1' })).toEqual({ ops: 120 });
+    expect(String(bot.mails[0]?.payload.text).match(/@a\d+ +3$/gm)).toHaveLength(10);
+    await bot.publish('comment', post('a1'), { block: 5, index: 0 });
+    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k2' })).toEqual({ ops: 1 });
+    expect(String(bot.mails[1]?.payload.text)).toMatch(/Top authors \(posts and comments\):\n +@a1 +1$/);
+  });
+
+  test('a digest file from before ctx.kv: the counts since the last digest are kept and counted on', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'digest-old-'));
+    try {
+      // As the digest before ctx.kv left its file: the first file format and its own tables.
+      const db = openDatabase(join(dataDir, 'bot-digest.sqlite'));
+      db.exec(`PRAGMA user_version = 1;
+        CREATE TABLE checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+        CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, position INTEGER NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL,
+          tid TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL, created_at INTEGER NOT NULL,
+          state TEXT NOT NULL DEFAULT 'dead' CHECK (state IN ('dead', 'replay', 'replayed')), replayed_at INTEGER);
+        CREATE TABLE digest_state (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, since INTEGER NOT NULL);
+        INSERT INTO digest_state VALUES (1, 2000005, 1700000000000);
+        CREATE TABLE op_counts (type TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO op_counts VALUES ('comment', 3), ('vote', 7);
+        CREATE TABLE author_counts (author TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO author_counts VALUES ('alice', 2), ('bob', 1);
+        CREATE TABLE reports (key TEXT PRIMARY KEY, subject TEXT NOT NULL, body TEXT NOT NULL, ops INTEGER NOT NULL, created_at INTEGER NOT NULL);`);
+      db.close();
+      bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com', DATA_DIR: dataDir });
+      await bot.publish('comment', post('alice'), { block: 2, index: 5 }); // counted before the upgrade
+      await bot.publish('comment', post('alice'), { block: 2, index: 6 });
+      expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k' })).toEqual({ ops: 11 });
+      const text = String(bot.mails[0]?.payload.text);
+      expect(text).toMatch(/^Steem ops since 2023-11-14T22:13:20.000Z: 11$/m);
+      expect(text).toMatch(/vote +7\n +comment +4/);
+      expect(text).toMatch(/@alice +3\n +@bob +1/);
+    } finally {
+      await bot?.stop();
+      bot = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('without DIGEST_EMAIL it idles with one line saying what to set; an invalid one is a config error', async () => {

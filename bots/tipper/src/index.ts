@@ -55,6 +55,9 @@ export function actionFor(
   };
 }
 
+/** A post answered: the position of its first op, and the signer's action once sent. */
+type Answered = { position: number; action_id: string | null };
+
 /**
  * Answers every post or comment that mentions TIPPER_ACCOUNT: a reply, or (TIPPER_MODE=pay) a
  * transfer to its author. One action per post, not per edit; each goes through the signer, so it
@@ -64,22 +67,17 @@ export const tipper = createBot({
   name: 'tipper',
   variables: tipperVariables,
   accounts: (vars) => [{ account: vars.TIPPER_ACCOUNT, roles: [vars.TIPPER_MODE === 'pay' ? 'active' : 'posting'] }],
-  setup({ db, vars }) {
-    db.exec(
-      'CREATE TABLE IF NOT EXISTS answered (author TEXT NOT NULL, permlink TEXT NOT NULL, position INTEGER NOT NULL, action_id TEXT, PRIMARY KEY (author, permlink)) WITHOUT ROWID',
-    );
-    return { account: vars.TIPPER_ACCOUNT, mode: vars.TIPPER_MODE, amount: vars.TIPPER_AMOUNT };
-  },
+  setup: ({ vars }) => ({ account: vars.TIPPER_ACCOUNT, mode: vars.TIPPER_MODE, amount: vars.TIPPER_AMOUNT }),
   on: {
-    async comment(op, { db, chain, log, position, state }) {
+    async comment(op, { kv, chain, log, position, state }) {
       const action = actionFor(op, state);
       if (!action) return;
       // The first op of a post decides; its edits (other positions) are not answered again.
-      db.prepare('INSERT OR IGNORE INTO answered (author, permlink, position) VALUES (?, ?, ?)').run(op.author, op.permlink, position);
-      const first = db.prepare('SELECT position FROM answered WHERE author = ? AND permlink = ?').pluck().get(op.author, op.permlink);
-      if (first !== position) return;
+      const key = `answered:${op.author}/${op.permlink}`;
+      const first = await kv.update<Answered>(key, (answered) => answered ?? { position, action_id: null });
+      if (first?.position !== position) return;
       const id = 'pay' in action ? await chain.transfer(action.pay) : await chain.comment(action.reply);
-      db.prepare('UPDATE answered SET action_id = ? WHERE author = ? AND permlink = ?').run(id, op.author, op.permlink);
+      await kv.set(key, { position, action_id: id });
       const what = `${'pay' in action ? `paying ${action.pay.amount} to` : 'replying to'} @${op.author}/${op.permlink}`;
       log.info({ action: id, author: op.author, permlink: op.permlink }, `${what} (signer action ${id})`);
       // Not awaited: the next ops need not wait for the chain (the signer never doubles the action anyway).

@@ -1,5 +1,3 @@
-import { join } from 'node:path';
-
 import { type AppContext, type Bus, runApp, type RunningApp, type TransportSubscription } from '@steem-bot/bus';
 import {
   AppError,
@@ -17,13 +15,15 @@ import {
   type VariableDefs,
   type VariableValues,
 } from '@steem-bot/config';
-import type { Database } from '@steem-bot/store';
+import { becomeActive } from '@steem-bot/store';
 
 import { type AccountNeed, accountRoles, type Chain, SignerLink } from './chain';
+import { CheckpointWriter } from './checkpoint';
 import { DeadLetterReplayer, registerDeadLetterTasks } from './dead-letters';
 import { type Mail, mailFor } from './mail';
 import { OpRunner, Stopped } from './op-runner';
-import { BotStore } from './store';
+import { openBotStore } from './open-store';
+import { type BotState, type BotStore, stateOf } from './store';
 
 /** The events a bot can handle: every chain op, and the broadcaster's block events. */
 export type OpName = ChainOpName | 'block.applied' | 'block.reverted';
@@ -41,8 +41,8 @@ export interface OpContext<N extends OpName = OpName, S = undefined> {
   /** Chain actions through the signer; the n-th of a try has the key `<bot>:<position>:<n>`. */
   chain: Chain;
   mail: Mail;
-  /** The bot's own SQLite file, for state it keeps (make writes idempotent by position). */
-  db: Database;
+  /** The bot's own state, kept in its store (make writes idempotent by position). */
+  kv: BotState;
   /** What `setup` returned. */
   state: S;
   /**
@@ -65,7 +65,8 @@ export interface BotTaskContext<S = undefined> {
   log: Logger;
   chain: Chain;
   mail: Mail;
-  db: Database;
+  /** The bot's own state, as in op handlers. */
+  kv: BotState;
   state: S;
 }
 export type BotTaskHandlers<S = undefined> = {
@@ -77,15 +78,19 @@ export type BotTaskHandlers<S = undefined> = {
 
 /** What a bot's `setup` gets. */
 export interface BotSetupContext<V extends VariableDefs = VariableDefs> {
-  db: Database;
-  config: Config<'chain' | 'bot'>;
+  /** The bot's own state, as in op handlers (e.g. to set initial values). */
+  kv: BotState;
+  config: Config<'chain' | 'bot' | 'store'>;
   log: Logger;
   /** The bot's own variables, parsed (see `variables`). */
   vars: VariableValues<V>;
 }
 
 export interface BotDefinition<V extends VariableDefs = VariableDefs, S = undefined> {
-  /** App name: the PM2 app, the log prefix, `DATA_DIR/bot-<name>.sqlite`, and its tasks' first segment. */
+  /**
+   * App name: the PM2 app, the log prefix, its store (`DATA_DIR/bot-<name>.sqlite`, or its rows in
+   * PostgreSQL), its single-active-instance lock, and its tasks' first segment.
+   */
   name: string;
   /**
    * The bot's own environment variables, declared with `variable(doc, default, schema)` from
@@ -102,8 +107,9 @@ export interface BotDefinition<V extends VariableDefs = VariableDefs, S = undefi
    */
   accounts?: readonly AccountNeed[] | ((vars: VariableValues<V>) => readonly AccountNeed[]);
   /**
-   * Runs once at start, before the subscription: create the bot's tables here. What it returns
-   * is `ctx.state` in every handler (keep the bot's settings there, not in module variables).
+   * Runs once at start, before the subscription. What it returns is `ctx.state` in every handler
+   * (keep the bot's settings there, not in module variables); what it must remember across
+   * restarts goes in `ctx.kv`.
    */
   setup?(ctx: BotSetupContext<V>): S | Promise<S>;
   /** One handler per op type; the bot subscribes to exactly these. */
@@ -127,7 +133,7 @@ export interface BotDefinition<V extends VariableDefs = VariableDefs, S = undefi
 
 /** A started bot. */
 export interface RunningBot extends RunningApp {
-  /** Position of the last op fully handled (the checkpoint). */
+  /** Position of the last op fully handled, as last written to the store (the checkpoint). */
   checkpoint(): number | null;
   /** The subscription to the broadcaster. */
   readonly subscription: TransportSubscription;
@@ -142,7 +148,7 @@ export interface Bot {
    * Start with a given config, logger and bus (tests; `run` uses the real ones). `env` holds the
    * bot's own variables; by default they are read from `.env` and `process.env`.
    */
-  start(ctx: AppContext<'chain' | 'bot'>, env?: Record<string, string | undefined>): Promise<RunningBot>;
+  start(ctx: AppContext<'chain' | 'bot' | 'store'>, env?: Record<string, string | undefined>): Promise<RunningBot>;
   /** The whole of a bot's `main.ts`: run it as a PM2 app. */
   run(): void;
 }
@@ -165,36 +171,57 @@ export function createBot<V extends VariableDefs = VariableDefs, S = undefined>(
     run: () =>
       void runApp({
         app: definition.name,
-        sections: ['chain', 'bot'],
+        sections: ['chain', 'bot', 'store'],
         drainMs: 8_000,
         start: (ctx) => startBot(definition, ctx, readEnvironment({ app: definition.name })),
       }),
   };
 }
 
-/** Assemble a bot from its parts: variables, store, signer link, setup, op runner, tasks, dead letters. */
+/**
+ * Assemble a bot from its parts: variables, the single-active-instance lock, store, signer link,
+ * setup, op runner, tasks, dead letters.
+ */
 async function startBot<V extends VariableDefs, S>(
   def: BotDefinition<V, S>,
-  { config, logger, bus }: AppContext<'chain' | 'bot'>,
+  { config, logger, bus }: AppContext<'chain' | 'bot' | 'store'>,
   env: Record<string, string | undefined>,
 ): Promise<RunningBot> {
   const { values: vars, problems, missing } = checkVariables(def.variables ?? ({} as V), env);
   if (problems.length > 0) throw configError(problems);
-  const store = new BotStore(join(config.DATA_DIR, `bot-${def.name}.sqlite`));
-  if (missing.length > 0) return idleBot(def, store, logger, missing);
+  if (missing.length > 0) return idleBot(def, await openBotStore(config, def.name, logger), logger, missing);
+  // STORE=postgres: one instance of the bot acts; a standby (on any host) waits here, not ready,
+  // subscribed to nothing, until the active one dies.
+  const active = await becomeActive(config, logger, `bot-${def.name}`, (err) => {
+    // Another instance may already handle ops: stop at once; PM2 restarts this one as a standby.
+    logger.fatal({ err }, `lost the connection holding the active-${def.name} lock; exiting at once`);
+    process.exit(1);
+  });
+  let store: BotStore;
+  try {
+    store = await openBotStore(config, def.name, logger);
+  } catch (err) {
+    await active?.release();
+    throw err;
+  }
   let signer: SignerLink | undefined;
   let state: S;
+  let from: number | null;
   try {
+    from = await store.checkpoint();
     const needs = accountRoles(typeof def.accounts === 'function' ? def.accounts(vars) : (def.accounts ?? []));
     await SignerLink.check(bus, needs, logger.child({ component: 'chain' }), def.signerWaitMs ?? 60_000);
     signer = new SignerLink(bus, [...needs.keys()], logger.child({ component: 'chain' }));
-    state = (await def.setup?.({ db: store.db, config, log: logger, vars })) as S;
+    state = (await def.setup?.({ kv: stateOf(store), config, log: logger, vars })) as S;
   } catch (err) {
     signer?.close();
-    store.close();
+    await store.close();
+    await active?.release();
     throw err;
   }
   const link = signer;
+  const kv = stateOf(store);
+  const checkpoints = new CheckpointWriter(store, from, logger);
 
   const runner = new OpRunner({
     handlers: def.on as OpRunnerHandlers,
@@ -207,7 +234,7 @@ async function startBot<V extends VariableDefs, S>(
       signal,
       chain: link.chainFor(`${def.name}:${position}`, signal),
       mail: mailFor(bus, `${def.name}:${position}`),
-      db: store.db,
+      kv,
       state,
     }),
     filter: def.filter,
@@ -219,6 +246,7 @@ async function startBot<V extends VariableDefs, S>(
     },
     timeoutMs: def.handlerTimeoutMs ?? config.BOT_HANDLER_TIMEOUT_MS,
     store,
+    checkpoints,
     logger,
   });
 
@@ -229,7 +257,7 @@ async function startBot<V extends VariableDefs, S>(
     >) {
       typedBus.handle(task, (payload, ctx) => {
         const prefix = `${def.name}:task:${ctx.key ?? ctx.tid}`;
-        const context = { tid: ctx.tid, key: ctx.key, log: logger.child({ task }), db: store.db, state };
+        const context = { tid: ctx.tid, key: ctx.key, log: logger.child({ task }), kv, state };
         return handler(payload, { ...context, chain: link.chainFor(prefix), mail: mailFor(bus, prefix) }) as never;
       });
     }
@@ -248,7 +276,6 @@ async function startBot<V extends VariableDefs, S>(
       (payload: Record<string, unknown>, ctx: { pos: number; tid: string }) => runner.submit(name, payload, ctx.pos, ctx.tid),
     ]),
   );
-  const from = store.checkpoint();
   logger.info(from === null ? 'no checkpoint: starting with live ops' : `resuming after position ${from}`);
   const subscription = bus.subscribe(SOURCE, handlers, { from });
 
@@ -256,13 +283,15 @@ async function startBot<V extends VariableDefs, S>(
     subscription,
     store,
     idle: false,
-    checkpoint: () => store.checkpoint(),
+    checkpoint: () => checkpoints.position,
     async stop() {
       subscription.close();
       replayer.stop();
       link.close();
       await runner.stop();
-      store.close();
+      await store.close();
+      // Given up after the last checkpoint is written, so that a standby takes over at once from there.
+      await active?.release();
     },
   };
 }
@@ -273,21 +302,26 @@ type OpRunnerHandlers = ConstructorParameters<typeof OpRunner>[0]['handlers'];
  * A bot whose required variables are unset: online (PM2 sees it ready, not errored), handling
  * nothing, having said once what to set.
  */
-function idleBot<V extends VariableDefs, S>(def: BotDefinition<V, S>, store: BotStore, logger: Logger, missing: string[]): RunningBot {
+async function idleBot<V extends VariableDefs, S>(
+  def: BotDefinition<V, S>,
+  store: BotStore,
+  logger: Logger,
+  missing: string[],
+): Promise<RunningBot> {
   const names = missing.length === 1 ? `${missing[0]} is` : `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)} are`;
   const docs = missing.map((name) => `${name}: ${def.variables?.[name]?.doc ?? ''}`).join(' ');
   logger.warn(`idle, handling nothing, until ${names} set in .env or the environment (then: npx pm2 restart ${def.name}). ${docs}`);
+  const position = await store.checkpoint();
   // Nothing else holds the event loop open: no subscription, no tasks.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   return {
     subscription: { position: null, ready: Promise.resolve(), close: () => undefined },
     store,
     idle: true,
-    checkpoint: () => store.checkpoint(),
-    stop() {
+    checkpoint: () => position,
+    async stop() {
       clearInterval(keepAlive);
-      store.close();
-      return Promise.resolve();
+      await store.close();
     },
   };
 }

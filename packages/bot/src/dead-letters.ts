@@ -46,11 +46,11 @@ export class DeadLetterReplayer {
     if (this.replaying) return;
     this.replaying = true;
     try {
-      for (const letter of this.store.deadLetters('replay')) {
+      for (const letter of await this.store.deadLetters('replay')) {
         this.logger.info({ deadLetter: letter.id }, `replaying dead letter #${letter.id} (${letter.name} at ${letter.position})`);
         const failure = await this.run(letter.name, letter.payload, letter.position, letter.tid, true);
-        if (failure) this.store.replayFailed(letter.id, describe(failure.error), failure.attempts);
-        else this.store.replaySucceeded(letter.id);
+        if (failure) await this.store.replayFailed(letter.id, describe(failure.error), failure.attempts);
+        else await this.store.replaySucceeded(letter.id);
         this.logger.info(`dead letter #${letter.id} ${failure ? 'failed again' : 'replayed'}`);
       }
     } catch (err) {
@@ -66,16 +66,16 @@ function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotSt
   const replay = `${name}.deadletter.replay` as 'watcher.deadletter.replay';
   const discard = `${name}.deadletter.discard` as 'watcher.deadletter.discard';
   if (!(replay in catalogue.tasks) || !(discard in catalogue.tasks)) return false;
-  bus.handle(replay, ({ id }) => {
-    const letter = store.deadLetter(id);
+  bus.handle(replay, async ({ id }) => {
+    const letter = await store.deadLetter(id);
     if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id}`);
-    if (!store.requestReplay(id)) return { id, state: letter.state };
+    if (!(await store.requestReplay(id))) return { id, state: letter.state };
     logger.info({ deadLetter: id }, `dead letter #${id} (${letter.name} at ${letter.position}) queued for replay`);
     replayNow();
     return { id, state: 'replay' as const };
   });
-  bus.handle(discard, ({ id }) => {
-    const letter = store.discardDeadLetter(id);
+  bus.handle(discard, async ({ id }) => {
+    const letter = await store.discardDeadLetter(id);
     if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id} waiting (dead)`);
     withTid(letter.tid, () =>
       logger.warn(

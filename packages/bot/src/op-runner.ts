@@ -3,16 +3,24 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { backoffDelay } from '@steem-bot/bus';
 import { AppError, type Logger, withTid } from '@steem-bot/config';
 
+import type { CheckpointWriter } from './checkpoint';
 import { withDeadline } from './deadline';
 import { describe } from './describe';
 import { Dispatcher } from './dispatcher';
 import type { BotStore } from './store';
 
 /**
- * The bus is down (a broker unreachable too) or the receiver restarting: not the op's fault, so
- * such failures never dead-letter an op; the bot keeps retrying at the longest delay.
+ * The bus is down (a broker unreachable too), the receiver restarting, or the bot's own store
+ * (PostgreSQL) unreachable: not the op's fault, so such failures never dead-letter an op; the bot
+ * keeps retrying at the longest delay.
  */
-export const TRANSIENT = new Set(['ERR_BUS_TIMEOUT', 'ERR_BUS_NO_HANDLER', 'ERR_BUS_CLOSED', 'ERR_BUS_UNAVAILABLE']);
+export const TRANSIENT = new Set([
+  'ERR_BUS_TIMEOUT',
+  'ERR_BUS_NO_HANDLER',
+  'ERR_BUS_CLOSED',
+  'ERR_BUS_UNAVAILABLE',
+  'ERR_BOT_STORE_UNAVAILABLE',
+]);
 
 /** The bot is stopping: a try waiting for its next attempt gives up without counting as a failure. */
 export class Stopped extends Error {}
@@ -37,6 +45,8 @@ export interface OpRunnerOptions {
   retry: { attempts: number; baseMs: number; maxMs: number };
   timeoutMs: number;
   store: BotStore;
+  /** Where the contiguous prefix of finished ops is checkpointed. */
+  checkpoints: CheckpointWriter;
   logger: Logger;
 }
 
@@ -49,7 +59,7 @@ export class OpRunner {
   private readonly dispatcher: Dispatcher;
 
   constructor(private readonly o: OpRunnerOptions) {
-    this.dispatcher = new Dispatcher(o.concurrency?.limit ?? 1, (position) => o.store.saveCheckpoint(position));
+    this.dispatcher = new Dispatcher(o.concurrency?.limit ?? 1, (position) => o.checkpoints.save(position));
   }
 
   /** Hand an op in (in position order); resolves once it is queued. */
@@ -71,7 +81,8 @@ export class OpRunner {
       try {
         const failure = await this.run(name, payload, position, tid, threw);
         if (failure) {
-          const id = o.store.addDeadLetter({ position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts });
+          const letter = { position, name, payload, tid, error: describe(failure.error), attempts: failure.attempts };
+          const id = await this.untilStored(() => o.store.addDeadLetter(letter), tid);
           withTid(tid, () =>
             o.logger.error(
               { err: failure.error, pos: position, deadLetter: id },
@@ -143,9 +154,27 @@ export class OpRunner {
     }
   };
 
-  /** Stop retrying and wait for the handlers in flight. */
+  /**
+   * Write to the store, trying again (at the longest delay) while it fails: a dead letter that
+   * could not be written keeps its position open, so the checkpoint waits for it.
+   */
+  private async untilStored<T>(write: () => Promise<T>, tid: string): Promise<T> {
+    for (;;) {
+      try {
+        return await write();
+      } catch (err) {
+        if (this.stopping.signal.aborted) throw new Stopped();
+        const wait = this.o.retry.maxMs;
+        withTid(tid, () => this.o.logger.warn({ err }, `dead letter not written; trying again in ${wait} ms`));
+        await delay(wait, undefined, { signal: this.stopping.signal }).catch(() => Promise.reject(new Stopped()));
+      }
+    }
+  }
+
+  /** Stop retrying, wait for the handlers in flight, and write the last checkpoint. */
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.dispatcher.idle();
+    await this.o.checkpoints.flush();
   }
 }

@@ -37,16 +37,38 @@ describe('bot SDK (in-memory bus)', () => {
     expect(tries.get('post-10-1')).toBe(3);
     await waitFor(() => running?.checkpoint() === positionOf(10, 2), 2_000, 'the checkpoint');
 
-    const [letter] = running.store.deadLetters();
+    const [letter] = await running.store.deadLetters();
     expect(letter).toMatchObject({ position: positionOf(10, 1), name: 'vote', attempts: 3, state: 'dead' });
     expect(letter?.error).toMatch(/boom/);
     expect(letter?.tid).toMatch(/^[0-9a-f]{16}$/);
     expect(env.lines.some((l) => String(l.msg).includes('dead-lettered as #1') && l.tid === letter?.tid)).toBe(true);
 
     broken = false;
-    expect(running.store.requestReplay(letter?.id as number)).toBe(true);
-    await waitFor(() => running?.store.deadLetter(letter?.id as number)?.state === 'replayed', 5_000, 'the replay');
+    expect(await running.store.requestReplay(letter?.id as number)).toBe(true);
+    await waitFor(async () => (await running?.store.deadLetter(letter?.id as number))?.state === 'replayed', 5_000, 'the replay');
     expect(handled).toEqual(['post-10-0', 'post-10-2', 'post-10-1']);
+  });
+
+  test('its store out of reach (ERR_BOT_STORE_UNAVAILABLE) does not dead-letter an op: retried until it is back', async () => {
+    const env = await memorySetup({ BOT_RETRY_ATTEMPTS: '1', BOT_RETRY_BASE_MS: '5', BOT_RETRY_MAX_MS: '20' });
+    cleanup = env.cleanup;
+    let outage = 3;
+    const handled: number[] = [];
+    const bot = createBot({
+      name: 'outage',
+      on: {
+        vote(_op, { position }) {
+          if (outage-- > 0) throw new AppError('ERR_BOT_STORE_UNAVAILABLE', "the bot's PostgreSQL store is out of reach: ECONNREFUSED");
+          handled.push(position);
+        },
+      },
+    });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('outage') });
+    await running.subscription.ready;
+    await env.publishVote(15, 0);
+    await waitFor(() => running?.checkpoint() === positionOf(15, 0), 5_000, 'the checkpoint');
+    expect(handled).toEqual([positionOf(15, 0)]);
+    expect(await running.store.deadLetters()).toEqual([]);
   });
 
   test('a restarted bot resumes after its checkpoint: nothing missed, nothing repeated', async () => {
@@ -156,7 +178,7 @@ describe('bot SDK (in-memory bus)', () => {
     await waitFor(() => running?.checkpoint() === positionOf(60, 4), 5_000, 'the last op');
     expect(handled.sort()).toEqual(['post-60-0', 'post-60-2', 'post-60-4']);
     // The two failing ops run at once (keyed concurrency), so they may be dead-lettered in either order.
-    const letters = running.store.deadLetters().sort((x, y) => x.position - y.position);
+    const letters = (await running.store.deadLetters()).sort((x, y) => x.position - y.position);
     expect(letters.map((l) => [l.position, l.attempts, l.state])).toEqual([
       [positionOf(60, 1), 2, 'dead'],
       [positionOf(60, 3), 2, 'dead'],
@@ -191,7 +213,7 @@ describe('bot SDK (in-memory bus)', () => {
     await waitFor(() => running?.checkpoint() === positionOf(70, 5), 5_000, 'the checkpoint past the hung op');
     expect(handled).toHaveLength(5);
     expect(handled).not.toContain('post-70-1');
-    const [letter] = running.store.deadLetters();
+    const [letter] = await running.store.deadLetters();
     expect(letter).toMatchObject({ position: positionOf(70, 1), attempts: 2, state: 'dead' });
     expect(letter?.error).toMatch(/^ERR_BOT_HANDLER_TIMEOUT: the handler did not settle within 100 ms/);
     expect(signals).toHaveLength(2);
@@ -217,7 +239,7 @@ describe('bot SDK (in-memory bus)', () => {
     await running.subscription.ready;
     await env.publishVote(80, 0);
     await waitFor(() => running?.checkpoint() === positionOf(80, 0), 5_000, 'the op');
-    expect(running.store.deadLetters()).toEqual([]);
+    expect(await running.store.deadLetters()).toEqual([]);
     await waitFor(
       () => env.lines.some((l) => l.msg === 'vote handler try 1, abandoned after its timeout, failed late'),
       2_000,

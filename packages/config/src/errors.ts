@@ -55,6 +55,16 @@ export const errorCodes = {
     doc: 'A bot handler try outlived BOT_HANDLER_TIMEOUT_MS: it counts as failed, its `ctx.signal` is aborted.',
   },
   ERR_BOT_INVALID: { http: 500, retryable: false, doc: 'A bot definition is invalid (name, handler or task names).' },
+  ERR_BOT_STATE: {
+    http: 400,
+    retryable: false,
+    doc: "A bot's state (`ctx.kv`) got a key that is not a string of 1 to 512 characters, or a value JSON cannot carry.",
+  },
+  ERR_BOT_STORE_UNAVAILABLE: {
+    http: 503,
+    retryable: true,
+    doc: "A bot's PostgreSQL store is out of reach (refused, reset, ended): the op is retried at the longest delay, never dead-lettered.",
+  },
   ERR_BOT_NOT_FOUND: {
     http: 404,
     retryable: false,

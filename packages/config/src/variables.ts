@@ -286,10 +286,10 @@ const webhooks = {
   WEBHOOKS_BODY_LIMIT_BYTES: variable('Largest REST request body (413 beyond).', '262144', positiveInt),
 } as const satisfies Record<string, VariableDef>;
 
-/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the broadcaster's lock). */
+/** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the signer, the bots, the broadcaster's lock). */
 const store = {
   STORE: variable(
-    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the signer (its store and its single-active-instance lock) and the broadcaster (its lock); the bots keep SQLite until their stores move.',
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the signer and the bots (their stores and single-active-instance locks) and the broadcaster (its lock).',
     'sqlite',
     z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
   ),
