@@ -7,7 +7,7 @@ import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { clockStoreFile, parseSchedules, SqliteClockStore } from '@steem-bot/clock';
 import { AppError, type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
 import { MailStore } from '@steem-bot/mailer';
-import { SignerStore } from '@steem-bot/signer';
+import { SqliteSignerStore } from '@steem-bot/signer';
 import { keptLogger, spawnProcess, testSetup } from '@steem-bot/testkit';
 import { addClient, SqliteWebhookStore, startWebhooks, storeFile } from '@steem-bot/webhooks';
 
@@ -63,13 +63,19 @@ describe('console in-process, on the in-memory bus', () => {
       return { action_id, state: 'pending' as const };
     });
     await signer.serve();
-    const signerStore = new SignerStore(join(setup.config.DATA_DIR, 'signer.sqlite'));
+    const signerStore = new SqliteSignerStore(join(setup.config.DATA_DIR, 'signer.sqlite'));
     const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
-    const a = signerStore.record({ key: 'tipper:1000004000001:0', kind: 'transfer', account: 'alice', role: 'active', op: op('a'), tid: 'tid-unit-sign1' }, 1);
-    const b = signerStore.record({ key: 'tipper:1000004000002:0', kind: 'transfer', account: 'alice', role: 'active', op: op('b'), tid: 'tid-unit-sign2' }, 2);
-    signerStore.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, 3);
-    signerStore.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, 4);
-    signerStore.close();
+    const a = await signerStore.record(
+      { key: 'tipper:1000004000001:0', kind: 'transfer', account: 'alice', role: 'active', op: op('a'), tid: 'tid-unit-sign1' },
+      1,
+    );
+    const b = await signerStore.record(
+      { key: 'tipper:1000004000002:0', kind: 'transfer', account: 'alice', role: 'active', op: op('b'), tid: 'tid-unit-sign2' },
+      2,
+    );
+    await signerStore.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, 3);
+    await signerStore.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, 4);
+    await signerStore.close();
     failed = { retryable: a.id, final: b.id };
     // A disabled webhook endpoint with one logged try, enabled later through the real webhooks app.
     const hooks = new SqliteWebhookStore(storeFile(setup.config.DATA_DIR));
@@ -219,7 +225,12 @@ describe('console in-process, on the in-memory bus', () => {
       error: { code: 'ERR_SIGNER_CONFLICT', message: `action ${failed.final} failed for good; send it again` },
     });
     expect(retries).toEqual([failed.retryable, failed.final]);
-    expect(kept.lines.some((l) => l.msg === `console action failed: retry signer action ${failed.final}: action ${failed.final} failed for good; send it again`)).toBe(true);
+    expect(
+      kept.lines.some(
+        (l) =>
+          l.msg === `console action failed: retry signer action ${failed.final}: action ${failed.final} failed for good; send it again`,
+      ),
+    ).toBe(true);
   });
 
   test('a Host that is not loopback is refused (DNS rebinding); a bad TID is refused', async () => {
@@ -332,7 +343,9 @@ test('npm run status -- --json prints the object the console collects; the text 
 test('clock figures: fires, overlap skips, and ticks no clock claimed (within a minute), counted from the ticks table', async () => {
   const { config, cleanup } = testSetup();
   try {
-    const [every] = parseSchedules(JSON.stringify({ schedules: [{ id: 'every-minute', cron: '0 * * * * *', task: 'digest.report.send' }] }));
+    const [every] = parseSchedules(
+      JSON.stringify({ schedules: [{ id: 'every-minute', cron: '0 * * * * *', task: 'digest.report.send' }] }),
+    );
     const file = clockStoreFile(config.DATA_DIR);
     const store = new SqliteClockStore(file);
     const at = (hhmm: string): number => Date.parse(`2026-11-30T${hhmm}:00Z`);
