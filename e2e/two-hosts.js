@@ -8,7 +8,7 @@
 // The devnode and the SMTP sink stand for the outside world (a Steem node and a mail server) and
 // run here, so that they stay up while host A is down.
 // 3,000 blocks are replayed while random apps on both hosts are SIGKILLed, the broker's
-// connections closed and the database's connections terminated; part way, all of host A is
+// connections closed and one random app's database connections terminated; part way, all of host A is
 // stopped for 30 s and started again. Then every op must have been handled by every bot, every
 // email sent once, every clock tick fired once and every tipper payment be on chain once.
 'use strict';
@@ -182,7 +182,7 @@ async function main() {
   const emailEvents = lib.watchEmailEvents({ ...rabbit.env, DATA_DIR: join(dir, 'subscriber') });
 
   const kills = { a: new Map(), b: new Map() };
-  let terminated = 0;
+  const terminated = new Map(); // application_name -> connections terminated
   let outage;
   const bots = Object.keys(BOT_HOST);
   const progress = async () => {
@@ -198,12 +198,21 @@ async function main() {
         throw new Error(`host ${h}: ${stopped.map((a) => `${a.name} ${a.pm2_env.status}`).join(', ')}; see ${hosts[h].outLog('')}`);
     }
     rabbit.chaos();
-    if (random(3) === 0) {
-      const rows = await sql(
-        'SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    if (random(2) === 0) {
+      // Every connection of one application (`steem-bot/<app>`, on both hosts): its pool, its
+      // LISTEN or its lock connection. A lock holder then exits at once and PM2 restarts it.
+      const apps = await sql(
+        "SELECT DISTINCT application_name AS app FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'steem-bot/%' ORDER BY 1",
         [database],
       );
-      terminated += rows[0].n;
+      if (apps.length > 0) {
+        const { app } = apps[random(apps.length)];
+        const rows = await sql(
+          'SELECT COUNT(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = $2',
+          [database, app],
+        );
+        terminated.set(app, (terminated.get(app) ?? 0) + rows[0].n);
+      }
     }
     const h = names[random(names.length)];
     const victims = HOST_ROLES[h].filter((v) => !spare.includes(v));
@@ -314,7 +323,7 @@ async function main() {
     `blocks   ${FIRST}-${settled} (${settled - FIRST + 1}, ops up to ${target}), ops ${want.ops}, in ${Math.round((killsDone - started) / 1000)} s`,
   );
   say(
-    `chaos    ${killed} SIGKILLs (PM2 restarts ${restarts}), broker connections closed ${rabbit.closes} times, ${terminated} database connections terminated`,
+    `chaos    ${killed} SIGKILLs (PM2 restarts ${restarts}), broker connections closed ${rabbit.closes} times, database connections terminated ${[...terminated].map(([a, n]) => `${a.slice('steem-bot/'.length)} ${n}`).join(', ')}`,
   );
   for (const l of lines) say(l);
   say(`outage   host A down ${Math.round(outage.ms / 1000)} s; the digest on host B handled ${outage.digestBlocks} blocks meanwhile`);
