@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BotStore } from '@steem-bot/bot';
 import { projectRoot } from '@steem-bot/config';
 import { MailStore } from '@steem-bot/mailer';
-import { SignerStore } from '@steem-bot/signer';
+import { SqliteSignerStore } from '@steem-bot/signer';
 import { openDatabase } from '@steem-bot/store';
 import { addClient, SqliteWebhookStore, storeFile } from '@steem-bot/webhooks';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -307,7 +307,13 @@ maybe('console in a browser, with the apps under PM2', () => {
     const store = new SqliteWebhookStore(storeFile(dataDir));
     try {
       await addClient(store, 'shop');
-      const spec = { url: 'https://example.com/hook', events: ['transfer'], filter: { to: 'nobody-here' }, description: '', disabled: false };
+      const spec = {
+        url: 'https://example.com/hook',
+        events: ['transfer'],
+        filter: { to: 'nobody-here' },
+        description: '',
+        disabled: false,
+      };
       const { row } = await store.upsertEndpoint('shop', 'orders', spec, 'whsec_test', Date.now());
       const at = Date.now();
       const tried = { type: 'transfer', position: 1_000_007_000_002, webhook_id: 'msg_broadcaster_1000007000002', response: null };
@@ -330,16 +336,16 @@ maybe('console in a browser, with the apps under PM2', () => {
     }
   });
 
-  test("failed chain actions are listed, Retry only where retryable; with no signer running, the page says the task got no answer", async () => {
-    const store = new SignerStore(join(dataDir, 'signer.sqlite'));
+  test('failed chain actions are listed, Retry only where retryable; with no signer running, the page says the task got no answer', async () => {
+    const store = new SqliteSignerStore(join(dataDir, 'signer.sqlite'));
     const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
     const record = (key: string, memo: string) =>
       store.record({ key, kind: 'transfer', account: 'alice', role: 'active', op: op(memo), tid: `tid-${memo}` }, Date.now());
-    const a = record('tipper:1000004000001:0', 'browser-a');
-    const b = record('tipper:1000004000002:0', 'browser-b');
-    store.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, Date.now());
-    store.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, Date.now());
-    store.close();
+    const a = await record('tipper:1000004000001:0', 'browser-a');
+    const b = await record('tipper:1000004000002:0', 'browser-b');
+    await store.finish(a.id, { state: 'failed', reason: 'RC too low', retryable: true }, Date.now());
+    await store.finish(b.id, { state: 'failed', reason: 'missing active authority', retryable: false }, Date.now());
+    await store.close();
     await page.goto(`${url}/#signer`);
     const retryable = page.locator(`tr[data-failed="${a.id}"]`);
     const final = page.locator(`tr[data-failed="${b.id}"]`);
@@ -349,7 +355,9 @@ maybe('console in a browser, with the apps under PM2', () => {
     expect(await final.getByRole('button').count()).toBe(0);
     await page.fill('#token', TOKEN);
     await retryable.getByRole('button', { name: 'Retry' }).click();
-    await page.locator('#notice:not(.ok)', { hasText: /retry-action refused: .*signer.* \(ERR_BUS_[A-Z_]+\)/ }).waitFor({ timeout: 15_000 });
+    await page
+      .locator('#notice:not(.ok)', { hasText: /retry-action refused: .*signer.* \(ERR_BUS_[A-Z_]+\)/ })
+      .waitFor({ timeout: 15_000 });
     // Chromium logs the refusal's 5xx as a console error: this one is the answer the test asked for.
     const refusal = problems.findIndex((p) => /status of 50\d/.test(p));
     expect(refusal).toBeGreaterThanOrEqual(0);
