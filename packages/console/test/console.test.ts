@@ -410,3 +410,79 @@ test('clock figures: fires, overlap skips, and ticks no clock claimed (within a 
     cleanup();
   }
 });
+
+const pgTest = databaseUrl ? test : test.skip;
+
+pgTest(
+  'on PostgreSQL: an app without tables shows empty, bots without bot tables are read from their SQLite files, then from PostgreSQL; npm run status reads the same',
+  async () => {
+    const schema = `sbt_console_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const { env, config, cleanup } = testSetup({ STORE: 'postgres', DATABASE_URL: databaseUrl as string, DATABASE_SCHEMA: schema });
+    const pm2Home = join(env.DATA_DIR as string, '..', 'pm2');
+    const noBroadcaster = { call: () => Promise.reject(new Error('broadcaster.status.get: no answer from broadcaster within 2000 ms')) };
+    try {
+      // Only the signer has run; the digest bot keeps its SQLite file (bots not moved to PostgreSQL).
+      const signer = await openSignerStore(config);
+      await signer.record(
+        { key: 'k-1', kind: 'vote', account: 'alice', role: 'posting', op: ['vote', {}] as never, tid: 'tid-pg-0001' },
+        1,
+      );
+      await signer.close();
+      const file = new BotStore(join(config.DATA_DIR, 'bot-digest.sqlite'));
+      file.saveCheckpoint(2_000_001_000_000);
+      file.close();
+      const before = await collectStatus({ config, bus: noBroadcaster, apps: [] });
+      expect(before.signer?.actions).toEqual({ alice: { pending: 1 } });
+      expect([before.mailer, before.webhooks, before.ticks]).toEqual([null, null, null]);
+      expect(before.bots).toEqual([expect.objectContaining({ name: 'digest', checkpoint: 2_000_001_000_000 })]);
+      // npm run status, with the same settings, prints the same object.
+      const printed = JSON.parse(
+        execFileSync(process.execPath, [join(projectRoot, 'scripts/status.js'), '--json'], {
+          env: { ...process.env, ...env, PM2_HOME: pm2Home, LOG_LEVEL: 'silent' },
+          encoding: 'utf8',
+        }),
+      ) as Record<string, unknown>;
+      expect([printed.signer, printed.bots]).toEqual(JSON.parse(JSON.stringify([before.signer, before.bots])));
+      // Once the bots' tables exist, the bots are read from PostgreSQL only.
+      await fillBot(config, 'tipper', 2_000_002_000_000, {
+        position: 7,
+        name: 'comment',
+        payload: {},
+        tid: 'tid-pg-0002',
+        error: 'E',
+        attempts: 2,
+      });
+      const after = await collectStatus({ config, bus: noBroadcaster, apps: [] });
+      expect(after.bots).toEqual([
+        expect.objectContaining({ name: 'tipper', checkpoint: 2_000_002_000_000, dead_letters: 1, dead_letters_total: 1 }),
+      ]);
+    } finally {
+      try {
+        execFileSync(process.execPath, [join(projectRoot, 'node_modules/pm2/bin/pm2'), 'kill'], {
+          env: { ...process.env, PM2_HOME: pm2Home },
+          stdio: 'ignore',
+        });
+      } finally {
+        await dropSchema(config);
+        cleanup();
+      }
+    }
+  },
+);
+
+test('the console on STORE=postgres without DATABASE_URL refuses to start (exit 78), and says why', async () => {
+  const { env, cleanup } = testSetup();
+  try {
+    const proc = await spawnProcess(join(projectRoot, 'packages/console/dist/main.js'), {
+      env: { ...env, CONSOLE_PORT: '0', STORE: 'postgres', DATABASE_URL: '' },
+      ready: false,
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    proc.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    expect(await proc.exited).toBe(78);
+    expect(stderr).toMatch(/STORE=postgres needs DATABASE_URL/);
+  } finally {
+    cleanup();
+  }
+});
