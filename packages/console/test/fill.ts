@@ -1,3 +1,4 @@
+import * as botPackage from '@steem-bot/bot';
 import { BotStore } from '@steem-bot/bot';
 import type { Config } from '@steem-bot/config';
 import { Postgres } from '@steem-bot/store';
@@ -12,9 +13,18 @@ interface Letter {
   attempts: number;
 }
 
-// The bots' PostgreSQL layout as committed on branch h2-bots (packages/bot/src/store-postgres.ts,
-// migration "bots" step 1): every bot's rows in shared tables keyed by its name. Once that branch
-// is merged, fill them with its PostgresBotStore instead.
+interface PostgresBotStore {
+  saveCheckpoint(position: number): Promise<void>;
+  addDeadLetter(letter: Letter): Promise<number>;
+  close(): Promise<void>;
+}
+// The bots' own PostgreSQL store, once the bot package has one (branch h2-bots).
+const botStoreClass = (
+  botPackage as unknown as { PostgresBotStore?: { open(o: { url: string; schema: string; bot: string }): Promise<PostgresBotStore> } }
+).PostgresBotStore;
+
+// Until then, the layout committed on branch h2-bots (packages/bot/src/store-postgres.ts, migration
+// "bots" step 1): every bot's rows in shared tables keyed by its name. Delete once merged.
 const BOT_MIGRATIONS = [
   `CREATE TABLE bot_checkpoints (bot TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at BIGINT NOT NULL);
    CREATE TABLE bot_dead_letters (
@@ -32,6 +42,13 @@ export async function fillBot(config: Config, bot: string, checkpoint: number, l
     store.saveCheckpoint(checkpoint);
     store.addDeadLetter(letter);
     store.close();
+    return;
+  }
+  if (botStoreClass) {
+    const store = await botStoreClass.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, bot });
+    await store.saveCheckpoint(checkpoint);
+    await store.addDeadLetter(letter);
+    await store.close();
     return;
   }
   const db = await Postgres.open({ url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA, name: 'bots', migrations: BOT_MIGRATIONS });
