@@ -1,6 +1,6 @@
 import type { Schedule } from '@steem-bot/clock';
 
-import { readOnly } from './stores';
+import type { StoreReaders } from './readers';
 
 /** Fires and misses of one schedule, from the clock's ticks table. */
 export interface ClockFigures {
@@ -17,7 +17,7 @@ export const MISS_GRACE_MS = 60_000;
 /** Pattern steps walked per gap of an irregular pattern (a regular one is counted by arithmetic). */
 const STEP_CAP = 10_000;
 
-// Per store file and schedule: the newest tick already counted and the figures up to it, so each
+// Per store and schedule: the newest tick already counted and the figures up to it, so each
 // collection reads only the ticks claimed since (the first one reads what the store keeps).
 const memo = new Map<string, ClockFigures & { upTo: number } & Shape>();
 
@@ -52,30 +52,25 @@ function between(s: Schedule, shape: Shape, from: number, to: number): number {
 }
 
 /**
- * Fires, overlap skips and misses of each schedule, read from the clock's SQLite store (read-only).
+ * Fires, overlap skips and misses of each schedule, read from the clock's store (read-only).
  * A miss is a tick of the schedule's pattern after its first stored tick that no clock claimed
  * within MISS_GRACE_MS (a catch-up fire of `missed: once` claims the tick, so it is no miss).
  * Counted incrementally: only pairs of stored ticks further apart than the pattern's shortest
  * interval are walked, so a long-kept dense schedule costs one indexed scan at the first call.
  */
-export function readClockFigures(file: string, schedules: readonly Schedule[], now: number): Record<string, ClockFigures> | undefined {
-  return readOnly(file, (db) => {
+export function readClockFigures(
+  stores: StoreReaders,
+  schedules: readonly Schedule[],
+  now: number,
+): Promise<Record<string, ClockFigures> | undefined> {
+  return stores.read('clock', async (r) => {
+    const ticks = r.t('ticks');
     const out: Record<string, ClockFigures> = {};
-    const first = db.prepare('SELECT MIN(tick_time) AS t FROM ticks WHERE schedule_id = ?');
-    const counts = db.prepare(
-      `SELECT COUNT(*) AS n, COALESCE(SUM(state = 'skipped'), 0) AS skipped, MAX(tick_time) AS last
-       FROM ticks WHERE schedule_id = ? AND tick_time > ?`,
-    );
-    const gaps = db.prepare(
-      `SELECT prev, t FROM (
-         SELECT tick_time AS t, LAG(tick_time) OVER (ORDER BY tick_time) AS prev FROM ticks WHERE schedule_id = ? AND tick_time >= ?
-       ) WHERE prev IS NOT NULL AND t - prev > ?`,
-    );
     for (const s of schedules) {
-      const key = `${file}\0${s.id}\0${s.cron}\0${s.timezone}`;
+      const key = `${stores.key('clock')}\0${s.id}\0${s.cron}\0${s.timezone}`;
       let state = memo.get(key);
       if (!state) {
-        const t = (first.get(s.id) as { t: number | null }).t;
+        const t = (await r.get<{ t: number | null }>(`SELECT MIN(tick_time) AS t FROM ${ticks} WHERE schedule_id = ?`, [s.id]))?.t ?? null;
         if (t === null) {
           out[s.id] = { fires: 0, skipped: 0, missed: 0 };
           continue;
@@ -83,10 +78,20 @@ export function readClockFigures(file: string, schedules: readonly Schedule[], n
         // The first tick counts as new: the range starts just before it.
         memo.set(key, (state = { upTo: t - 1, fires: 0, skipped: 0, missed: 0, ...shapeOf(s, t - 1) }));
       }
-      const c = counts.get(s.id, state.upTo) as { n: number; skipped: number; last: number | null };
-      if (c.last !== null) {
-        for (const g of gaps.iterate(s.id, state.upTo, state.minGap) as Iterable<{ prev: number; t: number }>)
-          state.missed += between(s, state, g.prev, g.t);
+      const c = await r.get<{ n: number; skipped: number; last: number | null }>(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END), 0) AS skipped, MAX(tick_time) AS last
+         FROM ${ticks} WHERE schedule_id = ? AND tick_time > ?`,
+        [s.id, state.upTo],
+      );
+      if (c && c.last !== null) {
+        const gaps = await r.all<{ prev: number; t: number }>(
+          `SELECT prev, t FROM (
+             SELECT tick_time AS t, LAG(tick_time) OVER (ORDER BY tick_time) AS prev FROM ${ticks} WHERE schedule_id = ? AND tick_time >= ?
+           ) AS g WHERE prev IS NOT NULL AND t - prev > ?`,
+          // A pattern with one tick has no shortest interval: no gap to walk (PostgreSQL's BIGINT has no infinity).
+          [s.id, state.upTo, Number.isFinite(state.minGap) ? state.minGap : Number.MAX_SAFE_INTEGER],
+        );
+        for (const g of gaps) state.missed += between(s, state, g.prev, g.t);
         state.fires += c.n - c.skipped;
         state.skipped += c.skipped;
         state.upTo = c.last;

@@ -19,12 +19,15 @@ export const WEBHOOK_DURATION_LE = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 
 /**
  * The SELECT list that computes a histogram of `ms` (an SQL expression in milliseconds) in one
- * pass: `n`, `total_ms`, then `b0`, `b1`, ... (rows at most each bound).
+ * pass: `n`, `total_ms`, then `b0`, `b1`, ... (rows at most each bound). The same SQL for SQLite and
+ * PostgreSQL (which has no SUM of a boolean).
  */
 export function histogramColumns(ms: string, le: readonly number[]): string {
-  return [`COUNT(*) AS n`, `COALESCE(SUM(${ms}), 0) AS total_ms`, ...le.map((b, i) => `COALESCE(SUM(${ms} <= ${b * 1000}), 0) AS b${i}`)].join(
-    ', ',
-  );
+  return [
+    `COUNT(*) AS n`,
+    `COALESCE(SUM(${ms}), 0) AS total_ms`,
+    ...le.map((b, i) => `COALESCE(SUM(CASE WHEN ${ms} <= ${b * 1000} THEN 1 ELSE 0 END), 0) AS b${i}`),
+  ].join(', ');
 }
 
 /** The histogram of a row produced with `histogramColumns`. */

@@ -4,6 +4,8 @@ export { duration, formatStatus } from './format';
 export { METRIC_NAMES, StatusMetrics } from './metrics';
 export type { Pm2App } from './pm2';
 export { listPm2Apps } from './pm2';
+export type { ReaderConfig, StoreApp, StoreRead, StoreReaders } from './readers';
+export { openReaders } from './readers';
 export type { ConsoleOptions, RunningConsole, Sample } from './server';
 export { startConsole } from './server';
 export type { AppStatus, BotStatus, BroadcasterStatus, ClockStatus, CollectOptions, SystemStatus } from './status';

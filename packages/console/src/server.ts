@@ -19,6 +19,7 @@ import {
 import { type ActionRequest, actionRequest, isLoopback, runAction, tokenMatches } from './actions';
 import { StatusMetrics } from './metrics';
 import type { Pm2App } from './pm2';
+import { openReaders } from './readers';
 import { collectStatus, type SystemStatus } from './status';
 import { isTid, traceTid } from './trace';
 
@@ -27,6 +28,8 @@ export interface ConsoleOptions {
     Config<'console' | 'clock' | 'store'>,
     | 'DATA_DIR'
     | 'STORE'
+    | 'DATABASE_URL'
+    | 'DATABASE_SCHEMA'
     | 'CLOCK_SCHEDULES'
     | 'BUS_TRANSPORT'
     | 'BUS_AMQP_URLS'
@@ -94,6 +97,8 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   if (config.CONSOLE_TOKEN === '') logger.warn('no CONSOLE_TOKEN: the console is read-only (every action is refused)');
   const publicDir = o.publicDir ?? join(__dirname, '..', 'public');
   const assets = new Map(Object.entries(ASSETS).map(([path, file]) => [path, readFileSync(join(publicDir, file))]));
+  // One small read-only pool (PostgreSQL) for every collection and trace, closed at stop.
+  const stores = openReaders(config);
   const metrics = new StatusMetrics();
   const clients = new Set<ServerResponse>();
   const history: Sample[] = [];
@@ -107,7 +112,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
           logger.warn({ err }, 'PM2 did not answer');
           return [];
         });
-        const status = await collectStatus({ config, bus: o.bus, apps });
+        const status = await collectStatus({ config, bus: o.bus, apps, stores });
         latest = status;
         history.push(sampleOf(status));
         if (history.length > HISTORY) history.shift();
@@ -225,7 +230,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       const tid = url.searchParams.get('tid') ?? '';
       if (!isTid(tid))
         return fail(res, new AppError('ERR_BUS_INVALID_PAYLOAD', 'not a TID: letters, digits, - and _ (6 to 64 characters)'));
-      return json(res, 200, { tid, records: traceTid(config.DATA_DIR, tid) });
+      return json(res, 200, { tid, records: await traceTid(stores, tid) });
     }
     if (req.method === 'POST' && url.pathname === '/api/actions') return handleAction(req, res);
     send(res, 404, 'not found\n', 'text/plain');
@@ -244,10 +249,19 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   }, 25_000);
   ping.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.CONSOLE_PORT, config.CONSOLE_HOST, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.CONSOLE_PORT, config.CONSOLE_HOST, () => resolve());
+    });
+  } catch (err) {
+    clearTimeout(timer);
+    timer = undefined;
+    clearInterval(ping);
+    await collecting?.catch(() => undefined);
+    await stores.close();
+    throw err;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.CONSOLE_HOST.includes(':') ? `[${config.CONSOLE_HOST}]` : config.CONSOLE_HOST}:${port}`;
   return {
@@ -262,6 +276,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       clients.clear();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await collecting?.catch(() => undefined);
+      await stores.close();
     },
   };
 }

@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 
 import type { Bus } from '@steem-bot/bus';
 import { readAmqpStreams, readStreams, type StreamStatus } from '@steem-bot/bus';
@@ -8,8 +7,8 @@ import { blockOfPosition, type Catalogue, catalogue, type Config, createLogger, 
 
 import { type ClockFigures, readClockFigures } from './clock-misses';
 import type { Pm2App } from './pm2';
+import { openReaders, type ReaderConfig, type StoreReaders } from './readers';
 import {
-  botNamesOnDisk,
   type DeadLetterView,
   type EndpointView,
   type MailerView,
@@ -48,7 +47,10 @@ export interface BotStatus {
   /** Blocks behind the broadcaster's head; null when either is unknown. */
   lag_blocks: number | null;
   dead_letters: number;
-  /** Ops dead-lettered since the bot's store was created (replayed and discarded ones too). */
+  /**
+   * Ops dead-lettered since the bot's store was created: on SQLite replayed and discarded ones too;
+   * on PostgreSQL the ones it keeps (replayed too, discarded ones no longer).
+   */
   dead_letters_total: number;
   dead: DeadLetterView[];
 }
@@ -57,7 +59,7 @@ export interface ClockStatus {
   id: string;
   task: string;
   next: string | null;
-  /** Fires, overlap skips and misses from the clock's SQLite store; null without one. */
+  /** Fires, overlap skips and misses from the clock's store; null without one. */
   figures: ClockFigures | null;
 }
 
@@ -72,12 +74,14 @@ export interface SystemStatus {
   signer: SignerView | null;
   webhooks: EndpointView[] | null;
   clock: ClockStatus[] | { error: string };
-  /** The clock's ticks (SQLite store only). */
+  /** The clock's ticks. */
   ticks: TicksView | null;
 }
 
 export interface CollectOptions {
-  config: Pick<Config, 'DATA_DIR' | 'CLOCK_SCHEDULES' | 'BUS_TRANSPORT' | 'BUS_AMQP_URLS' | 'STORE'>;
+  config: Pick<Config, 'CLOCK_SCHEDULES' | 'BUS_TRANSPORT' | 'BUS_AMQP_URLS'> & ReaderConfig;
+  /** The stores to read (default: opened from `config` for this one collection, then closed). */
+  stores?: StoreReaders;
   /** A bus to call `broadcaster.status.get` with. */
   bus: Pick<Bus<Catalogue>, 'call'>;
   /** The PM2 apps (empty when PM2 runs none). */
@@ -89,20 +93,37 @@ export interface CollectOptions {
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-function attempt<T>(read: () => T): T | { error: string } {
+async function clockStatus(o: CollectOptions, stores: StoreReaders, now: number): Promise<SystemStatus['clock']> {
+  let schedules: ReturnType<typeof loadSchedules>;
   try {
-    return read();
+    schedules = loadSchedules(o.config.CLOCK_SCHEDULES);
   } catch (err) {
     return { error: message(err) };
   }
+  const figures = await readClockFigures(stores, schedules, now).catch(() => undefined);
+  return schedules.map((s) => {
+    const next = s.pattern.nextRun(new Date(now));
+    return { id: s.id, task: s.task, next: next ? next.toISOString() : null, figures: figures?.[s.id] ?? null };
+  });
 }
 
 /**
  * Collect the whole system's status. The broadcaster answers over the bus; streams, bots, the
- * mailer, the signer and webhooks expose no status call yet, so their SQLite files are read,
- * read-only; the clock's schedules come from its schedule file.
+ * mailer, the signer, webhooks and the clock's ticks expose no status call yet, so their stores
+ * are read, read-only (SQLite files or PostgreSQL, as STORE says); the clock's schedules come from
+ * its schedule file.
  */
 export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
+  if (o.stores) return collectFrom(o, o.stores);
+  const stores = openReaders(o.config);
+  try {
+    return await collectFrom(o, stores);
+  } finally {
+    await stores.close();
+  }
+}
+
+async function collectFrom(o: CollectOptions, stores: StoreReaders): Promise<SystemStatus> {
   const now = o.now ?? Date.now();
   const dataDir = o.config.DATA_DIR;
   const apps: AppStatus[] = o.apps.map((a) => ({
@@ -125,15 +146,19 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
   }
   const head = 'error' in broadcaster ? null : broadcaster.head_block;
 
-  const botNames = new Set([...o.apps.filter((a) => a.bot).map((a) => a.name), ...botNamesOnDisk(dataDir)]);
+  const orNull = async <T>(read: () => Promise<T | undefined>): Promise<T | null> => {
+    try {
+      return (await read()) ?? null;
+    } catch {
+      return null;
+    }
+  };
+
+  const stored = (await orNull(() => stores.botNames())) ?? [];
+  const botNames = new Set([...o.apps.filter((a) => a.bot).map((a) => a.name), ...stored]);
   const bots: BotStatus[] = [];
   for (const name of [...botNames].sort()) {
-    let bot: ReturnType<typeof readBot>;
-    try {
-      bot = readBot(dataDir, name);
-    } catch {
-      bot = undefined;
-    }
+    const bot = await orNull(() => readBot(stores, name));
     const block = bot?.checkpoint == null ? null : blockOfPosition(bot.checkpoint);
     bots.push({
       name,
@@ -161,31 +186,16 @@ export async function collectStatus(o: CollectOptions): Promise<SystemStatus> {
     streams = { error: message(err) };
   }
 
-  const orNull = <T>(read: () => T | undefined): T | null => {
-    try {
-      return read() ?? null;
-    } catch {
-      return null;
-    }
-  };
-
   return {
     at: new Date(now).toISOString(),
     apps,
     broadcaster,
     streams,
     bots,
-    mailer: orNull(() => readMailer(join(dataDir, 'mailer.sqlite'), now)),
-    signer: orNull(() => readSigner(join(dataDir, 'signer.sqlite'))),
-    webhooks: orNull(() => readWebhooks(join(dataDir, 'webhooks.sqlite'))),
-    ticks: orNull(() => readTicks(join(dataDir, 'clock.sqlite'))),
-    clock: attempt(() => {
-      const schedules = loadSchedules(o.config.CLOCK_SCHEDULES);
-      const figures = orNull(() => readClockFigures(join(dataDir, 'clock.sqlite'), schedules, now));
-      return schedules.map((s) => {
-        const next = s.pattern.nextRun(new Date(now));
-        return { id: s.id, task: s.task, next: next ? next.toISOString() : null, figures: figures?.[s.id] ?? null };
-      });
-    }),
+    mailer: await orNull(() => readMailer(stores, now)),
+    signer: await orNull(() => readSigner(stores)),
+    webhooks: await orNull(() => readWebhooks(stores)),
+    ticks: await orNull(() => readTicks(stores)),
+    clock: await clockStatus(o, stores, now),
   };
 }

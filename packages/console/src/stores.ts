@@ -1,12 +1,8 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-
-import { openDatabase } from '@steem-bot/store';
-
 import { histogramColumns, histogramOf, MAIL_LATENCY_LE, type StoredHistogram, WEBHOOK_DURATION_LE } from './histogram';
+import type { StoreReaders } from './readers';
 
-// The apps below expose no status call yet, so their state is read from their SQLite files,
-// always read-only (`readonly: true`, `fileMustExist`): the console never writes another app's store.
+// The apps below expose no status call yet, so their state is read from their stores (SQLite
+// files or PostgreSQL tables, see readers.ts), always read-only: the console never writes another app's store.
 
 /** A bot's dead letter as the console shows it. */
 export interface DeadLetterView {
@@ -20,45 +16,30 @@ export interface DeadLetterView {
   created_at: string;
 }
 
-/** Run `read` on a store file opened read-only; undefined when the file does not exist (yet). */
-export function readOnly<T>(file: string, read: (db: ReturnType<typeof openDatabase>) => T): T | undefined {
-  if (!existsSync(file)) return undefined;
-  const db = openDatabase(file, { readonly: true, busyTimeoutMs: 2_000 });
-  try {
-    return read(db);
-  } finally {
-    db.close();
-  }
-}
-
-/** The bots that have a store under `dataDir` (`bot-<name>.sqlite`). */
-export function botNamesOnDisk(dataDir: string): string[] {
-  if (!existsSync(dataDir)) return [];
-  return readdirSync(dataDir)
-    .map((f) => /^bot-([a-z][a-z0-9-]*)\.sqlite$/.exec(f)?.[1])
-    .filter((n): n is string => n !== undefined);
-}
-
 /** A bot's checkpoint and its dead letters not yet replayed (newest 100). */
 export function readBot(
-  dataDir: string,
+  stores: StoreReaders,
   name: string,
-): { checkpoint: number | null; dead: DeadLetterView[]; dead_total: number; dead_ever: number } | undefined {
-  return readOnly(join(dataDir, `bot-${name}.sqlite`), (db) => {
-    const cp = db.prepare('SELECT position FROM checkpoint WHERE id = 1').get() as { position: number } | undefined;
-    const total = db.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE state IN ('dead', 'replay')").get() as { n: number };
-    // Ids are AUTOINCREMENT: the highest ever given counts every op dead-lettered, discarded ones too.
-    const ever = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'dead_letters'").get() as { seq: number } | undefined;
-    const rows = db
-      .prepare(
-        "SELECT id, name, position, tid, error, attempts, state, created_at FROM dead_letters WHERE state IN ('dead', 'replay') ORDER BY id DESC LIMIT 100",
-      )
-      .all() as Array<Omit<DeadLetterView, 'created_at'> & { created_at: number }>;
+): Promise<{ checkpoint: number | null; dead: DeadLetterView[]; dead_total: number; dead_ever: number } | undefined> {
+  return stores.read(`bot:${name}`, async (r) => {
+    // One row: SQLite's has id 1, PostgreSQL's the bot's name.
+    const cp = await r.get<{ position: number }>(`SELECT position FROM ${r.t('checkpoint')}`);
+    const total = await r.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${r.t('dead_letters')} WHERE state IN ('dead', 'replay')`);
+    // SQLite ids are AUTOINCREMENT: the highest ever given counts every op dead-lettered, discarded
+    // ones too. PostgreSQL's ids are shared by every bot: there the letters kept are counted
+    // (replayed ones too, discarded ones no longer).
+    const ever =
+      r.dialect === 'sqlite'
+        ? (await r.get<{ n: number }>("SELECT seq AS n FROM sqlite_sequence WHERE name = 'dead_letters'"))?.n
+        : (await r.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${r.t('dead_letters')}`))?.n;
+    const rows = await r.all<Omit<DeadLetterView, 'created_at'> & { created_at: number }>(
+      `SELECT id, name, position, tid, error, attempts, state, created_at FROM ${r.t('dead_letters')} WHERE state IN ('dead', 'replay') ORDER BY id DESC LIMIT 100`,
+    );
     return {
       checkpoint: cp?.position ?? null,
-      dead_total: total.n,
-      dead_ever: ever?.seq ?? 0,
-      dead: rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() })),
+      dead_total: total?.n ?? 0,
+      dead_ever: ever ?? 0,
+      dead: rows.map((d) => ({ ...d, created_at: new Date(d.created_at).toISOString() })),
     };
   });
 }
@@ -91,41 +72,42 @@ const iso = (ms: number | null | undefined): string | null => (ms === null || ms
 const LATENCY_TTL_MS = 15_000;
 const latencies = new Map<string, { at: number; h: StoredHistogram }>();
 
-export function readMailer(file: string, now: number): MailerView | undefined {
-  return readOnly(file, (db) => {
+export function readMailer(stores: StoreReaders, now: number): Promise<MailerView | undefined> {
+  return stores.read('mailer', async (r) => {
+    const messages = r.t('messages');
     const counts = Object.fromEntries(
-      (db.prepare('SELECT status, COUNT(*) AS n FROM messages GROUP BY status').all() as Array<{ status: string; n: number }>).map((r) => [
-        r.status,
-        r.n,
+      (await r.all<{ status: string; n: number }>(`SELECT status, COUNT(*) AS n FROM ${messages} GROUP BY status`)).map((c) => [
+        c.status,
+        c.n,
       ]),
     );
     const due = "status IN ('scheduled', 'retrying')";
-    const oldest = db.prepare(`SELECT MIN(next_attempt_at) AS t FROM messages WHERE ${due} AND next_attempt_at <= ?`).get(now) as {
-      t: number | null;
-    };
-    const next = db.prepare(`SELECT MIN(next_attempt_at) AS t FROM messages WHERE ${due}`).get() as { t: number | null };
-    const list = (where: string): MessageView[] =>
+    const oldest = await r.get<{ t: number | null }>(
+      `SELECT MIN(next_attempt_at) AS t FROM ${messages} WHERE ${due} AND next_attempt_at <= ?`,
+      [now],
+    );
+    const next = await r.get<{ t: number | null }>(`SELECT MIN(next_attempt_at) AS t FROM ${messages} WHERE ${due}`);
+    const list = async (where: string): Promise<MessageView[]> =>
       (
-        db
-          .prepare(
-            `SELECT id, client, status, attempts, tid, last_error, next_attempt_at FROM messages WHERE ${where} ORDER BY seq DESC LIMIT 100`,
-          )
-          .all() as Array<Omit<MessageView, 'next_attempt_at'> & { next_attempt_at: number }>
+        await r.all<Omit<MessageView, 'next_attempt_at'> & { next_attempt_at: number }>(
+          `SELECT id, client, status, attempts, tid, last_error, next_attempt_at FROM ${messages} WHERE ${where} ORDER BY seq DESC LIMIT 100`,
+        )
       ).map((m) => ({ ...m, next_attempt_at: iso(m.next_attempt_at) as string }));
     // A scan of every sent message kept: done at most every LATENCY_TTL_MS (the page collects every 2 s).
-    let latency = latencies.get(file);
+    const key = stores.key('mailer');
+    let latency = latencies.get(key);
     if (!latency || now - latency.at >= LATENCY_TTL_MS || now < latency.at) {
-      const row = db
-        .prepare(`SELECT ${histogramColumns('(finished_at - MAX(created_at, send_at))', MAIL_LATENCY_LE)} FROM messages WHERE status = 'sent'`)
-        .get() as Record<string, number | null>;
-      latencies.set(file, (latency = { at: now, h: histogramOf(row, MAIL_LATENCY_LE) }));
+      const row = await r.get<Record<string, number | null>>(
+        `SELECT ${histogramColumns(`(finished_at - ${r.greatest('created_at', 'send_at')})`, MAIL_LATENCY_LE)} FROM ${messages} WHERE status = 'sent'`,
+      );
+      latencies.set(key, (latency = { at: now, h: histogramOf(row, MAIL_LATENCY_LE) }));
     }
     return {
       counts,
-      oldest_due: iso(oldest.t),
-      next_due: iso(next.t),
-      dead: list("status = 'dead'"),
-      pending: list(due),
+      oldest_due: iso(oldest?.t),
+      next_due: iso(next?.t),
+      dead: await list("status = 'dead'"),
+      pending: await list(due),
       send_latency: latency.h,
     };
   });
@@ -157,25 +139,29 @@ export interface SignerView {
   }>;
 }
 
-export function readSigner(file: string): SignerView | undefined {
-  return readOnly(file, (db) => {
+export function readSigner(stores: StoreReaders): Promise<SignerView | undefined> {
+  return stores.read('signer', async (r) => {
+    const table = r.t('actions');
     const actions: SignerView['actions'] = {};
-    for (const r of db.prepare('SELECT account, state, COUNT(*) AS n FROM actions GROUP BY account, state').all() as Array<{
-      account: string;
-      state: string;
-      n: number;
-    }>)
-      (actions[r.account] ??= {})[r.state] = r.n;
-    const recent = db
-      .prepare('SELECT id, key, kind, account, state, trx_id, block_num, reason FROM actions ORDER BY seq DESC LIMIT 20')
-      .all() as SignerView['recent'];
+    for (const c of await r.all<{ account: string; state: string; n: number }>(
+      `SELECT account, state, COUNT(*) AS n FROM ${table} GROUP BY account, state`,
+    ))
+      (actions[c.account] ??= {})[c.state] = c.n;
+    const recent = await r.all<SignerView['recent'][number]>(
+      `SELECT id, key, kind, account, state, trx_id, block_num, reason FROM ${table} ORDER BY seq DESC LIMIT 20`,
+    );
     const failed = (
-      db
-        .prepare(
-          "SELECT id, key, kind, account, reason, retryable, tid, updated_at FROM actions WHERE state = 'failed' ORDER BY seq DESC LIMIT 100",
-        )
-        .all() as Array<Omit<SignerView['failed'][number], 'retryable' | 'failed_at'> & { retryable: number | null; updated_at: number }>
-    ).map(({ updated_at, retryable, ...a }) => ({ ...a, retryable: retryable === 1, failed_at: new Date(updated_at).toISOString() }));
+      await r.all<
+        Omit<SignerView['failed'][number], 'retryable' | 'failed_at'> & { retryable: number | boolean | null; updated_at: number }
+      >(
+        `SELECT id, key, kind, account, reason, retryable, tid, updated_at FROM ${table} WHERE state = 'failed' ORDER BY seq DESC LIMIT 100`,
+      )
+    ).map(({ updated_at, retryable, ...a }) => ({
+      ...a,
+      // An INTEGER 0/1 in SQLite, a BOOLEAN in PostgreSQL.
+      retryable: retryable === 1 || retryable === true,
+      failed_at: new Date(updated_at).toISOString(),
+    }));
     return { actions, recent, failed };
   });
 }
@@ -196,11 +182,10 @@ export interface EndpointView {
   duration: StoredHistogram;
 }
 
-export function readWebhooks(file: string): EndpointView[] | undefined {
-  return readOnly(file, (db) => {
-    const rows = db
-      .prepare('SELECT seq, client, id, url, disabled, disabled_reason, attempts, failing_since FROM endpoints ORDER BY seq')
-      .all() as Array<{
+export function readWebhooks(stores: StoreReaders): Promise<EndpointView[] | undefined> {
+  return stores.read('webhooks', async (r) => {
+    const deliveries = r.t('deliveries');
+    const rows = await r.all<{
       seq: number;
       client: string;
       id: string;
@@ -209,29 +194,35 @@ export function readWebhooks(file: string): EndpointView[] | undefined {
       disabled_reason: string | null;
       attempts: number;
       failing_since: number | null;
-    }>;
-    const last = db.prepare(
-      'SELECT at, type, position, status, error, duration_ms FROM deliveries WHERE endpoint_seq = ? ORDER BY seq DESC LIMIT 5',
+    }>(`SELECT seq, client, id, url, disabled, disabled_reason, attempts, failing_since FROM ${r.t('endpoints')} ORDER BY seq`);
+    const outcomes = await r.all<{ endpoint_seq: number; outcome: string; n: number }>(
+      `SELECT endpoint_seq, CASE WHEN status BETWEEN 200 AND 299 THEN 'ok' ELSE 'failed' END AS outcome, COUNT(*) AS n FROM ${deliveries} GROUP BY endpoint_seq, outcome`,
     );
-    const duration = db.prepare(`SELECT ${histogramColumns('duration_ms', WEBHOOK_DURATION_LE)} FROM deliveries WHERE endpoint_seq = ?`);
-    const outcomes = db
-      .prepare(
-        "SELECT endpoint_seq, CASE WHEN status BETWEEN 200 AND 299 THEN 'ok' ELSE 'failed' END AS outcome, COUNT(*) AS n FROM deliveries GROUP BY endpoint_seq, outcome",
-      )
-      .all() as Array<{ endpoint_seq: number; outcome: string; n: number }>;
-    return rows.map((r) => ({
-      client: r.client,
-      id: r.id,
-      // Endpoint URLs may carry credentials in their query; show scheme, host and path only.
-      url: safeUrl(r.url),
-      disabled: r.disabled === 1,
-      disabled_reason: r.disabled_reason,
-      deliveries: Object.fromEntries(outcomes.filter((o) => o.endpoint_seq === r.seq).map((o) => [o.outcome, o.n])),
-      attempts: r.attempts,
-      failing_since: iso(r.failing_since),
-      last: (last.all(r.seq) as Array<EndpointView['last'][number] & { at: number }>).map((d) => ({ ...d, at: iso(d.at) as string })),
-      duration: histogramOf(duration.get(r.seq) as Record<string, number | null>, WEBHOOK_DURATION_LE),
-    }));
+    const out: EndpointView[] = [];
+    for (const e of rows) {
+      const last = await r.all<EndpointView['last'][number] & { at: number }>(
+        `SELECT at, type, position, status, error, duration_ms FROM ${deliveries} WHERE endpoint_seq = ? ORDER BY seq DESC LIMIT 5`,
+        [e.seq],
+      );
+      const duration = await r.get<Record<string, number | null>>(
+        `SELECT ${histogramColumns('duration_ms', WEBHOOK_DURATION_LE)} FROM ${deliveries} WHERE endpoint_seq = ?`,
+        [e.seq],
+      );
+      out.push({
+        client: e.client,
+        id: e.id,
+        // Endpoint URLs may carry credentials in their query; show scheme, host and path only.
+        url: safeUrl(e.url),
+        disabled: e.disabled === 1,
+        disabled_reason: e.disabled_reason,
+        deliveries: Object.fromEntries(outcomes.filter((o) => o.endpoint_seq === e.seq).map((o) => [o.outcome, o.n])),
+        attempts: e.attempts,
+        failing_since: iso(e.failing_since),
+        last: last.map((d) => ({ ...d, at: iso(d.at) as string })),
+        duration: histogramOf(duration, WEBHOOK_DURATION_LE),
+      });
+    }
+    return out;
   });
 }
 
@@ -251,34 +242,26 @@ export interface TicksView {
   recent: Array<{ schedule: string; tick: string; owner: string; state: string; attempts: number; error: string | null }>;
 }
 
-/** The clock's record of ticks (its SQLite store; a clock on PostgreSQL is not read). */
-export function readTicks(file: string): TicksView | undefined {
-  return readOnly(file, (db) => {
+/** The clock's record of ticks. */
+export function readTicks(stores: StoreReaders): Promise<TicksView | undefined> {
+  return stores.read('clock', async (r) => {
+    const ticks = r.t('ticks');
     const counts: TicksView['counts'] = {};
-    for (const r of db.prepare('SELECT schedule_id, state, COUNT(*) AS n FROM ticks GROUP BY schedule_id, state').all() as Array<{
-      schedule_id: string;
-      state: string;
-      n: number;
-    }>)
-      (counts[r.schedule_id] ??= {})[r.state] = r.n;
+    for (const c of await r.all<{ schedule_id: string; state: string; n: number }>(
+      `SELECT schedule_id, state, COUNT(*) AS n FROM ${ticks} GROUP BY schedule_id, state`,
+    ))
+      (counts[c.schedule_id] ??= {})[c.state] = c.n;
     const recent = (
-      db
-        .prepare('SELECT schedule_id, tick_time, owner, state, attempts, error FROM ticks ORDER BY tick_time DESC LIMIT 10')
-        .all() as Array<{
-        schedule_id: string;
-        tick_time: number;
-        owner: string;
-        state: string;
-        attempts: number;
-        error: string | null;
-      }>
-    ).map((r) => ({
-      schedule: r.schedule_id,
-      tick: new Date(r.tick_time).toISOString(),
-      owner: r.owner,
-      state: r.state,
-      attempts: r.attempts,
-      error: r.error,
+      await r.all<{ schedule_id: string; tick_time: number; owner: string; state: string; attempts: number; error: string | null }>(
+        `SELECT schedule_id, tick_time, owner, state, attempts, error FROM ${ticks} ORDER BY tick_time DESC LIMIT 10`,
+      )
+    ).map((t) => ({
+      schedule: t.schedule_id,
+      tick: new Date(t.tick_time).toISOString(),
+      owner: t.owner,
+      state: t.state,
+      attempts: t.attempts,
+      error: t.error,
     }));
     return { counts, recent };
   });

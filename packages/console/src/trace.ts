@@ -1,8 +1,6 @@
-import { join } from 'node:path';
-
 import { searchStreams } from '@steem-bot/bus';
 
-import { botNamesOnDisk, readOnly } from './stores';
+import type { StoreReaders } from './readers';
 
 /** One stored record a TID touches. */
 export interface TraceRecord {
@@ -32,23 +30,22 @@ function handling(key: string | null, at: number, what: string): TraceRecord | u
 }
 
 /**
- * Every record under `dataDir` that carries `tid`, in time order: events of every stream (the
- * op, email.*, transaction.*; events posted to the webhooks app are in its stream), the bots'
- * dead letters, the bot's handling of an op as its email's or action's idempotency key
+ * Every record that carries `tid`, in time order: events of every stream under the stores'
+ * DATA_DIR (the op, email.*, transaction.*; events posted to the webhooks app are in its stream),
+ * the bots' dead letters, the bot's handling of an op as its email's or action's idempotency key
  * `<bot>:<position>:<n>` shows it, the mailer's message and its attempts, the signer's action,
- * the clock's tick. Stores are opened read-only. Not covered: a bot's own tables (their schema is the bot's), webhook deliveries
- * (they are keyed by position, not TID), PostgreSQL stores.
+ * the clock's tick; from SQLite files or PostgreSQL (STORE), read-only. Not covered: a bot's own
+ * state (its keys are the bot's), webhook deliveries (they are keyed by position, not TID),
+ * streams on RabbitMQ.
  */
-export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord[] {
+export async function traceTid(stores: StoreReaders, tid: string, limit = 500): Promise<TraceRecord[]> {
   if (!isTid(tid)) throw new RangeError('not a TID: letters, digits, - and _ (6 to 64 characters)');
   const out: TraceRecord[] = [];
-  for (const e of searchStreams(dataDir, `"tid":${JSON.stringify(tid)}`, limit))
+  for (const e of searchStreams(stores.dataDir, `"tid":${JSON.stringify(tid)}`, limit))
     out.push({ at: iso(e.ts), app: e.app, kind: 'event', summary: `${e.name} at ${e.pos}: ${summarize(e.frame)}` });
-  for (const bot of botNamesOnDisk(dataDir))
-    readOnly(join(dataDir, `bot-${bot}.sqlite`), (db) => {
-      for (const r of db
-        .prepare('SELECT id, name, position, state, error, attempts, created_at FROM dead_letters WHERE tid = ?')
-        .all(tid) as Array<{
+  for (const bot of await stores.botNames())
+    await stores.read(`bot:${bot}`, async (r) => {
+      for (const d of await r.all<{
         id: number;
         name: string;
         position: number;
@@ -56,18 +53,16 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
         error: string;
         attempts: number;
         created_at: number;
-      }>)
+      }>(`SELECT id, name, position, state, error, attempts, created_at FROM ${r.t('dead_letters')} WHERE tid = ?`, [tid]))
         out.push({
-          at: iso(r.created_at),
+          at: iso(d.created_at),
           app: bot,
           kind: 'dead-letter',
-          summary: `#${r.id} ${r.name} at ${r.position} ${r.state} after ${r.attempts} tries: ${r.error}`,
+          summary: `#${d.id} ${d.name} at ${d.position} ${d.state} after ${d.attempts} tries: ${d.error}`,
         });
     });
-  readOnly(join(dataDir, 'mailer.sqlite'), (db) => {
-    const rows = db
-      .prepare('SELECT seq, id, client, idem_key, status, attempts, created_at, finished_at FROM messages WHERE tid = ?')
-      .all(tid) as Array<{
+  await stores.read('mailer', async (r) => {
+    const rows = await r.all<{
       seq: number;
       id: string;
       client: string;
@@ -76,7 +71,7 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
       attempts: number;
       created_at: number;
       finished_at: number | null;
-    }>;
+    }>(`SELECT seq, id, client, idem_key, status, attempts, created_at, finished_at FROM ${r.t('messages')} WHERE tid = ?`, [tid]);
     for (const m of rows) {
       const bot = handling(m.idem_key, m.created_at, `email ${m.id}`);
       if (bot) out.push(bot);
@@ -87,11 +82,11 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
         // A bot's email carries the key `<bot>:<op position>:<n>`: the bot's handling of the op.
         summary: `message ${m.id} from ${m.client}${m.idem_key ? ` (key ${m.idem_key})` : ''}: now ${m.status}, ${m.attempts} attempts`,
       });
-      for (const a of db.prepare('SELECT at, outcome, error FROM attempts WHERE message_seq = ? ORDER BY rowid').all(m.seq) as Array<{
-        at: number;
-        outcome: string;
-        error: string | null;
-      }>)
+      // In the order they were logged: SQLite's rowid, PostgreSQL's id.
+      for (const a of await r.all<{ at: number; outcome: string; error: string | null }>(
+        `SELECT at, outcome, error FROM ${r.t('attempts')} WHERE message_seq = ? ORDER BY ${r.dialect === 'sqlite' ? 'rowid' : 'id'}`,
+        [m.seq],
+      ))
         out.push({
           at: iso(a.at),
           app: 'mailer-worker',
@@ -100,10 +95,8 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
         });
     }
   });
-  readOnly(join(dataDir, 'signer.sqlite'), (db) => {
-    for (const r of db
-      .prepare('SELECT id, key, kind, account, state, trx_id, block_num, reason, created_at FROM actions WHERE tid = ?')
-      .all(tid) as Array<{
+  await stores.read('signer', async (r) => {
+    for (const a of await r.all<{
       id: string;
       key: string;
       kind: string;
@@ -113,30 +106,27 @@ export function traceTid(dataDir: string, tid: string, limit = 500): TraceRecord
       block_num: number | null;
       reason: string | null;
       created_at: number;
-    }>) {
-      const bot = handling(r.key, r.created_at, `${r.kind} action ${r.id}`);
+    }>(`SELECT id, key, kind, account, state, trx_id, block_num, reason, created_at FROM ${r.t('actions')} WHERE tid = ?`, [tid])) {
+      const bot = handling(a.key, a.created_at, `${a.kind} action ${a.id}`);
       if (bot) out.push(bot);
       out.push({
-        at: iso(r.created_at),
+        at: iso(a.created_at),
         app: 'signer',
         kind: 'action',
-        summary: `${r.kind} by ${r.account}: ${r.state}${r.trx_id ? ` trx ${r.trx_id}` : ''}${r.block_num ? ` in block ${r.block_num}` : ''}${r.reason ? ` (${r.reason})` : ''}`,
+        summary: `${a.kind} by ${a.account}: ${a.state}${a.trx_id ? ` trx ${a.trx_id}` : ''}${a.block_num ? ` in block ${a.block_num}` : ''}${a.reason ? ` (${a.reason})` : ''}`,
       });
     }
   });
-  readOnly(join(dataDir, 'clock.sqlite'), (db) => {
-    for (const r of db.prepare('SELECT schedule_id, tick_time, owner, state, claimed_at FROM ticks WHERE tid = ?').all(tid) as Array<{
-      schedule_id: string;
-      tick_time: number;
-      owner: string;
-      state: string;
-      claimed_at: number;
-    }>)
+  await stores.read('clock', async (r) => {
+    for (const t of await r.all<{ schedule_id: string; tick_time: number; owner: string; state: string; claimed_at: number }>(
+      `SELECT schedule_id, tick_time, owner, state, claimed_at FROM ${r.t('ticks')} WHERE tid = ?`,
+      [tid],
+    ))
       out.push({
-        at: iso(r.claimed_at),
+        at: iso(t.claimed_at),
         app: 'clock',
         kind: 'tick',
-        summary: `${r.schedule_id} tick ${iso(r.tick_time)} by ${r.owner}: ${r.state}`,
+        summary: `${t.schedule_id} tick ${iso(t.tick_time)} by ${t.owner}: ${t.state}`,
       });
   });
   return out.sort((a, b) => a.at.localeCompare(b.at)).slice(0, limit);

@@ -1,21 +1,24 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { join } from 'node:path';
 
 import { BotStore } from '@steem-bot/bot';
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { clockStoreFile, parseSchedules, SqliteClockStore } from '@steem-bot/clock';
+import { clockStoreFile, openClockStore, parseSchedules, SqliteClockStore } from '@steem-bot/clock';
 import { AppError, type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
-import { MailStore } from '@steem-bot/mailer';
-import { SqliteSignerStore } from '@steem-bot/signer';
+import { openMailerStore } from '@steem-bot/mailer';
+import { openSignerStore } from '@steem-bot/signer';
 import { keptLogger, spawnProcess, testSetup } from '@steem-bot/testkit';
-import { addClient, SqliteWebhookStore, startWebhooks, storeFile } from '@steem-bot/webhooks';
+import { addClient, openWebhookStore, startWebhooks } from '@steem-bot/webhooks';
 
 import { readClockFigures } from '../src/clock-misses';
 import { StatusMetrics } from '../src/metrics';
+import { openReaders, type StoreReaders } from '../src/readers';
 import { type RunningConsole, startConsole } from '../src/server';
 import { collectStatus } from '../src/status';
 import { traceTid } from '../src/trace';
+import { dropSchema, fillBot } from './fill';
 
 const TOKEN = 'unit-console-token-abcdefghijkl';
 const BROADCASTER = {
@@ -29,10 +32,26 @@ const BROADCASTER = {
   problem: null,
 };
 
-describe('console in-process, on the in-memory bus', () => {
+// The suite runs on each store the console reads: SQLite files, and PostgreSQL tables filled by the
+// apps' own PostgreSQL stores on a schema of its own (dropped after) when TEST_DATABASE_URL is set.
+const databaseUrl = process.env.TEST_DATABASE_URL;
+if (!databaseUrl) process.stdout.write('console on PostgreSQL: TEST_DATABASE_URL is not set; the PostgreSQL half is skipped\n');
+const storeKinds: Array<[string, () => Record<string, string>]> = [['sqlite', () => ({})]];
+if (databaseUrl)
+  storeKinds.push([
+    'postgres',
+    () => ({
+      STORE: 'postgres',
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: `sbt_console_${process.pid}_${randomBytes(3).toString('hex')}`,
+    }),
+  ]);
+
+describe.each(storeKinds)('console in-process, on the in-memory bus, stores on %s', (kind, storeVars) => {
   let setup: ReturnType<typeof testSetup>;
   let running: RunningConsole;
   let kept: ReturnType<typeof keptLogger>;
+  let readers: StoreReaders;
   const replays: number[] = [];
   const retries: string[] = [];
   const buses: Array<Bus<Catalogue>> = [];
@@ -40,7 +59,7 @@ describe('console in-process, on the in-memory bus', () => {
   let failed: { retryable: string; final: string };
 
   beforeAll(async () => {
-    setup = testSetup({ WEBHOOKS_PORT: '0' });
+    setup = testSetup({ WEBHOOKS_PORT: '0', ...storeVars() });
     const hub = new MemoryHub();
     kept = keptLogger('console');
     const busFor = (app: string): Bus<Catalogue> => {
@@ -63,7 +82,8 @@ describe('console in-process, on the in-memory bus', () => {
       return { action_id, state: 'pending' as const };
     });
     await signer.serve();
-    const signerStore = new SqliteSignerStore(join(setup.config.DATA_DIR, 'signer.sqlite'));
+    // Every store is filled through its app's own store class (SQLite or PostgreSQL, as configured).
+    const signerStore = await openSignerStore(setup.config);
     const op = (memo: string) => ['transfer', { from: 'alice', to: 'bob', amount: '1.000 STEEM', memo }] as never;
     const a = await signerStore.record(
       { key: 'tipper:1000004000001:0', kind: 'transfer', account: 'alice', role: 'active', op: op('a'), tid: 'tid-unit-sign1' },
@@ -78,7 +98,7 @@ describe('console in-process, on the in-memory bus', () => {
     await signerStore.close();
     failed = { retryable: a.id, final: b.id };
     // A disabled webhook endpoint with one logged try, enabled later through the real webhooks app.
-    const hooks = new SqliteWebhookStore(storeFile(setup.config.DATA_DIR));
+    const hooks = await openWebhookStore(setup.config);
     await addClient(hooks, 'shop');
     const spec = { url: 'https://example.com/hook?token=secret', events: ['transfer'], filter: {}, description: '', disabled: false };
     const { row } = await hooks.upsertEndpoint('shop', 'orders', spec, 'whsec_x', 1);
@@ -96,9 +116,9 @@ describe('console in-process, on the in-memory bus', () => {
     await hooks.close();
     webhooks = await startWebhooks({ config: setup.config, logger: kept.logger, bus: busFor('webhooks') });
     // A message sent 2.5 s after it was queued: the send latency histogram.
-    const mail = new MailStore(join(setup.config.DATA_DIR, 'mailer.sqlite'));
+    const mail = await openMailerStore(setup.config, 'cli');
     const queued = Date.now() - 10_000;
-    mail.enqueue({
+    await mail.enqueue({
       client: 'bus',
       key: 'watcher:1000004000001:0',
       request: { to: ['ops@example.com'], subject: 's', text: 't' } as never,
@@ -106,12 +126,10 @@ describe('console in-process, on the in-memory bus', () => {
       now: queued,
       domain: 'example.com',
     });
-    const [claimed] = mail.claimDue('unit', queued + 2_000, 60_000, 1);
-    mail.finish(claimed!.seq, 'unit', 'sent', { status: 'sent', now: queued + 2_500, durationMs: 400, countsAsAttempt: true });
-    mail.close();
-    const store = new BotStore(join(setup.config.DATA_DIR, 'bot-watcher.sqlite'));
-    store.saveCheckpoint(1_000_005_000_002);
-    store.addDeadLetter({
+    const [claimed] = await mail.claimDue('unit', queued + 2_000, 60_000, 1);
+    await mail.finish(claimed!.seq, 'unit', 'sent', { status: 'sent', now: queued + 2_500, durationMs: 400, countsAsAttempt: true });
+    await mail.close();
+    await fillBot(setup.config, 'watcher', 1_000_005_000_002, {
       position: 1_000_004_000_001,
       name: 'transfer',
       payload: { to: 'x' },
@@ -119,10 +137,10 @@ describe('console in-process, on the in-memory bus', () => {
       error: 'E: boom',
       attempts: 3,
     });
-    store.close();
-    const clock = new SqliteClockStore(clockStoreFile(setup.config.DATA_DIR));
+    const clock = await openClockStore(setup.config);
     await clock.claim('daily-digest', Date.parse('2026-11-30T08:00:00Z'), 'clock-1', 'tid-unit-tick1');
     await clock.close();
+    readers = openReaders(setup.config);
     running = await startConsole({
       config: { ...setup.config, CONSOLE_HOST: '127.0.0.1', CONSOLE_PORT: 0, CONSOLE_TOKEN: TOKEN, CONSOLE_REFRESH_MS: 200 },
       logger: kept.logger,
@@ -136,8 +154,32 @@ describe('console in-process, on the in-memory bus', () => {
   afterAll(async () => {
     await running?.stop();
     await webhooks?.stop();
+    await readers?.close();
     for (const bus of buses) await bus.close();
-    setup.cleanup();
+    await dropSchema(setup?.config);
+    setup?.cleanup();
+  });
+
+  test('the stores are read as configured, and never written: a write through a reader is refused', async () => {
+    expect(readers.kind).toBe(kind);
+    await expect(readers.read('mailer', (r) => r.all(`DELETE FROM ${r.t('messages')} RETURNING id`))).rejects.toThrow(/read-only|readonly/);
+    expect((await readers.read('mailer', (r) => r.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${r.t('messages')}`)))?.n).toBe(1);
+  });
+
+  test('/metrics and /api/trace answer from the stores', async () => {
+    const metrics = await (await fetch(`${running.url}/metrics`)).text();
+    expect(metrics).toContain('steembot_mailer_messages{status="sent"} 1');
+    expect(metrics).toContain('steembot_signer_actions{account="alice",state="failed"} 2');
+    expect(metrics).toContain('steembot_bot_checkpoint_block{bot="watcher"} 1000005');
+    expect(metrics).toContain('steembot_clock_ticks_total{schedule="daily-digest",state="claimed"} 1');
+    expect(metrics).toContain('steembot_webhooks_endpoint_failed_attempts{client="shop",endpoint="orders"} 0');
+    const trace = (await (await fetch(`${running.url}/api/trace?tid=tid-unit-sign2`)).json()) as {
+      records: Array<{ app: string; summary: string }>;
+    };
+    expect(trace.records).toEqual([
+      expect.objectContaining({ app: 'tipper', summary: expect.stringContaining('key tipper:1000004000002:0') }),
+      expect.objectContaining({ app: 'signer', summary: 'transfer by alice: failed (missing active authority)' }),
+    ]);
   });
 
   const post = (body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
@@ -203,7 +245,7 @@ describe('console in-process, on the in-memory bus', () => {
     expect(await res.json()).toEqual({ ok: true, reply: { client: 'shop', endpoint: 'orders', disabled: false } });
     const line = kept.lines.find((l) => l.msg === 'console action: enable webhook endpoint shop/orders');
     expect(line).toMatchObject({ tid: expect.any(String), action: { action: 'enable', client: 'shop', endpoint: 'orders' } });
-    const store = new SqliteWebhookStore(storeFile(setup.config.DATA_DIR));
+    const store = await openWebhookStore(setup.config);
     try {
       expect(await store.endpoint('shop', 'orders')).toMatchObject({ disabled: 0, disabled_reason: null });
     } finally {
@@ -244,21 +286,21 @@ describe('console in-process, on the in-memory bus', () => {
     expect(res.status).toBe(400);
   });
 
-  test("the TID trace shows a bot's email as the bot's handling of the op, then the email and its attempt, in time order", () => {
-    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-mail1').map((r) => [r.app, r.kind, r.summary])).toEqual([
+  test("the TID trace shows a bot's email as the bot's handling of the op, then the email and its attempt, in time order", async () => {
+    expect((await traceTid(readers, 'tid-unit-mail1')).map((r) => [r.app, r.kind, r.summary])).toEqual([
       ['watcher', 'bot', expect.stringMatching(/^handled the op at 1000004000001: sent email \S+ #0 \(key watcher:1000004000001:0\)$/)],
       ['mailer', 'email', expect.stringContaining('now sent, 1 attempts')],
       ['mailer-worker', 'email-attempt', expect.stringContaining(': sent')],
     ]);
-    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-sign1').map((r) => [r.app, r.kind])).toEqual([
+    expect((await traceTid(readers, 'tid-unit-sign1')).map((r) => [r.app, r.kind])).toEqual([
       ['tipper', 'bot'],
       ['signer', 'action'],
     ]);
   });
 
-  test('the TID trace finds the dead letter, and the clock tick', () => {
-    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-tick1')).toEqual([expect.objectContaining({ app: 'clock', kind: 'tick' })]);
-    expect(traceTid(setup.config.DATA_DIR, 'tid-unit-00001')).toEqual([
+  test('the TID trace finds the dead letter, and the clock tick', async () => {
+    expect(await traceTid(readers, 'tid-unit-tick1')).toEqual([expect.objectContaining({ app: 'clock', kind: 'tick' })]);
+    expect(await traceTid(readers, 'tid-unit-00001')).toEqual([
       expect.objectContaining({ app: 'watcher', kind: 'dead-letter', summary: expect.stringContaining('transfer at 1000004000001') }),
     ]);
   });
@@ -346,24 +388,100 @@ test('clock figures: fires, overlap skips, and ticks no clock claimed (within a 
     const [every] = parseSchedules(
       JSON.stringify({ schedules: [{ id: 'every-minute', cron: '0 * * * * *', task: 'digest.report.send' }] }),
     );
-    const file = clockStoreFile(config.DATA_DIR);
-    const store = new SqliteClockStore(file);
+    const store = new SqliteClockStore(clockStoreFile(config.DATA_DIR));
+    const stores = openReaders(config);
     const at = (hhmm: string): number => Date.parse(`2026-11-30T${hhmm}:00Z`);
     for (const t of ['10:00', '10:01', '10:04']) await store.claim('every-minute', at(t), 'clock-1', `tid-${t}`);
     await store.claim('every-minute', at('10:05'), 'clock-1', 'tid-skip', 'skipped');
     // 10:02 and 10:03 missed; 10:06 and 10:07 too, by 10:08:30 (10:08 is within its grace minute).
     const now = at('10:08') + 30_000;
-    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
-    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
+    expect(await readClockFigures(stores, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
+    expect(await readClockFigures(stores, [every!], now)).toEqual({ 'every-minute': { fires: 3, skipped: 1, missed: 4 } });
     // A late catch-up fire of 10:07 claims it: no longer missed.
     await store.claim('every-minute', at('10:07'), 'clock-2', 'tid-late');
-    expect(readClockFigures(file, [every!], now)).toEqual({ 'every-minute': { fires: 4, skipped: 1, missed: 3 } });
+    expect(await readClockFigures(stores, [every!], now)).toEqual({ 'every-minute': { fires: 4, skipped: 1, missed: 3 } });
     // An irregular pattern (minutes 0 and 20: gaps of 20 and 40 min) is walked tick by tick.
     const [twice] = parseSchedules(JSON.stringify({ schedules: [{ id: 'twice', cron: '0 0,20 * * * *', task: 'digest.report.send' }] }));
     for (const t of ['09:00', '09:20', '10:00', '11:00']) await store.claim('twice', at(t), 'clock-1', `tid-twice-${t}`);
     // 10:20 missed; 11:20 too by 11:30; a 40-minute gap (09:20 -> 10:00) misses nothing.
-    expect(readClockFigures(file, [twice!], at('11:30'))).toEqual({ twice: { fires: 4, skipped: 0, missed: 2 } });
+    expect(await readClockFigures(stores, [twice!], at('11:30'))).toEqual({ twice: { fires: 4, skipped: 0, missed: 2 } });
     await store.close();
+  } finally {
+    cleanup();
+  }
+});
+
+const pgTest = databaseUrl ? test : test.skip;
+
+pgTest(
+  'on PostgreSQL: an app without tables shows empty, bots without bot tables are read from their SQLite files, then from PostgreSQL; npm run status reads the same',
+  async () => {
+    const schema = `sbt_console_${process.pid}_${randomBytes(3).toString('hex')}`;
+    const { env, config, cleanup } = testSetup({ STORE: 'postgres', DATABASE_URL: databaseUrl as string, DATABASE_SCHEMA: schema });
+    const pm2Home = join(env.DATA_DIR as string, '..', 'pm2');
+    const noBroadcaster = { call: () => Promise.reject(new Error('broadcaster.status.get: no answer from broadcaster within 2000 ms')) };
+    try {
+      // Only the signer has run; the digest bot keeps its SQLite file (bots not moved to PostgreSQL).
+      const signer = await openSignerStore(config);
+      await signer.record(
+        { key: 'k-1', kind: 'vote', account: 'alice', role: 'posting', op: ['vote', {}] as never, tid: 'tid-pg-0001' },
+        1,
+      );
+      await signer.close();
+      const file = new BotStore(join(config.DATA_DIR, 'bot-digest.sqlite'));
+      file.saveCheckpoint(2_000_001_000_000);
+      file.close();
+      const before = await collectStatus({ config, bus: noBroadcaster, apps: [] });
+      expect(before.signer?.actions).toEqual({ alice: { pending: 1 } });
+      expect([before.mailer, before.webhooks, before.ticks]).toEqual([null, null, null]);
+      expect(before.bots).toEqual([expect.objectContaining({ name: 'digest', checkpoint: 2_000_001_000_000 })]);
+      // npm run status, with the same settings, prints the same object.
+      const printed = JSON.parse(
+        execFileSync(process.execPath, [join(projectRoot, 'scripts/status.js'), '--json'], {
+          env: { ...process.env, ...env, PM2_HOME: pm2Home, LOG_LEVEL: 'silent' },
+          encoding: 'utf8',
+        }),
+      ) as Record<string, unknown>;
+      expect([printed.signer, printed.bots]).toEqual(JSON.parse(JSON.stringify([before.signer, before.bots])));
+      // Once the bots' tables exist, the bots are read from PostgreSQL only.
+      await fillBot(config, 'tipper', 2_000_002_000_000, {
+        position: 7,
+        name: 'comment',
+        payload: {},
+        tid: 'tid-pg-0002',
+        error: 'E',
+        attempts: 2,
+      });
+      const after = await collectStatus({ config, bus: noBroadcaster, apps: [] });
+      expect(after.bots).toEqual([
+        expect.objectContaining({ name: 'tipper', checkpoint: 2_000_002_000_000, dead_letters: 1, dead_letters_total: 1 }),
+      ]);
+    } finally {
+      try {
+        execFileSync(process.execPath, [join(projectRoot, 'node_modules/pm2/bin/pm2'), 'kill'], {
+          env: { ...process.env, PM2_HOME: pm2Home },
+          stdio: 'ignore',
+        });
+      } finally {
+        await dropSchema(config);
+        cleanup();
+      }
+    }
+  },
+);
+
+test('the console on STORE=postgres without DATABASE_URL refuses to start (exit 78), and says why', async () => {
+  const { env, cleanup } = testSetup();
+  try {
+    const proc = await spawnProcess(join(projectRoot, 'packages/console/dist/main.js'), {
+      env: { ...env, CONSOLE_PORT: '0', STORE: 'postgres', DATABASE_URL: '' },
+      ready: false,
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    proc.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    expect(await proc.exited).toBe(78);
+    expect(stderr).toMatch(/STORE=postgres needs DATABASE_URL/);
   } finally {
     cleanup();
   }
