@@ -11,7 +11,17 @@ async function main() {
   const apps = await listPm2Apps().catch(() => []);
   const appEnv = apps.find((a) => a.name === 'broadcaster')?.env ?? {};
   const env = { ...process.env };
-  for (const k of ['SOCKET_DIR', 'DATA_DIR', 'CLOCK_SCHEDULES']) if (typeof appEnv[k] === 'string') env[k] = appEnv[k];
+  for (const k of [
+    'SOCKET_DIR',
+    'DATA_DIR',
+    'CLOCK_SCHEDULES',
+    'STORE',
+    'DATABASE_URL',
+    'DATABASE_SCHEMA',
+    'BUS_TRANSPORT',
+    'BUS_AMQP_URLS',
+  ])
+    if (typeof appEnv[k] === 'string') env[k] = appEnv[k];
   const config = loadConfig({ env });
   const bus = createIpcBus('status', catalogue, config, createLogger({ app: 'status', level: 'silent' }));
   let status;

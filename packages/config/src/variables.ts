@@ -289,7 +289,7 @@ const webhooks = {
 /** Where apps keep their state: read by the apps whose stores have a PostgreSQL implementation (the clock, the mailer, webhooks, the signer, the bots, the broadcaster's lock). */
 const store = {
   STORE: variable(
-    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the signer and the bots (their stores and single-active-instance locks) and the broadcaster (its lock).',
+    '`sqlite` (one file per app under DATA_DIR) or `postgres` (DATABASE_URL; apps on several machines). Read by the clock, the mailer (mailer-api, mailer-worker), the webhooks app, the signer and the bots (their stores and single-active-instance locks), the broadcaster (its lock) and the console (read-only).',
     'sqlite',
     z.enum(['sqlite', 'postgres'], { error: 'sqlite or postgres' }),
   ),
@@ -299,7 +299,7 @@ const store = {
     z.union([z.literal(''), z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// URL' })]),
   ),
   DATABASE_SCHEMA: variable(
-    'PostgreSQL schema of the tables (created if missing).',
+    'PostgreSQL schema of the tables (created if missing by the apps that write; the console only reads).',
     'steembot',
     z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL name'),
   ),
