@@ -1,5 +1,6 @@
 import { createBot, type OpContext, type OpHandlers, type OpName } from '@steem-bot/bot';
 import { chainOpNames, emailAddress, variable } from '@steem-bot/config';
+import { z } from 'zod';
 
 const TOP_AUTHORS = 10;
 
@@ -29,9 +30,19 @@ function count(op: Record<string, unknown>, { db, name, position }: OpContext<Op
   })();
 }
 
+/** The digest's own task, declared here (not in `config`); the clock sends it by name. */
+export const digestTasks = {
+  /** Send the digest of the ops counted since the last one (fired by the clock). */
+  'digest.report.send': {
+    payload: z.object({ period: z.string().default('day') }),
+    reply: z.object({ ops: z.number().int() }),
+  },
+};
+
 export const digest = createBot({
   name: 'digest',
   variables: digestVariables,
+  catalogue: { tasks: digestTasks },
   setup({ db, vars }): DigestState {
     db.exec(`
       CREATE TABLE IF NOT EXISTS digest_state (id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, since INTEGER NOT NULL);

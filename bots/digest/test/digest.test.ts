@@ -27,7 +27,7 @@ describe('digest', () => {
     await bot.publish('comment', post('bob'), { block: 1, index: 2 });
     await bot.publish('vote', { voter: 'x', author: 'alice', permlink: 'p', weight: 1 }, { block: 1, index: 3 });
 
-    const reply = await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' });
+    const reply = await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' });
     expect(reply).toEqual({ ops: 4 });
     expect(bot.mails).toHaveLength(1);
     const text = String(bot.mails[0]?.payload.text);
@@ -38,9 +38,9 @@ describe('digest', () => {
 
     // The same tick again (a retry after a lost ack): the same report and the same mail key.
     await bot.publish('vote', { voter: 'x', author: 'alice', permlink: 'p', weight: 1 }, { block: 2, index: 0 });
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' })).toEqual({ ops: 4 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' })).toEqual({ ops: 4 });
     // The next tick reports only what came since.
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-24' })).toEqual({ ops: 1 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-24' })).toEqual({ ops: 1 });
     expect(bot.mails.map((m) => m.key)).toEqual(['digest:task:daily:2026-11-23:0', 'digest:task:daily:2026-11-24:0']);
   });
 

@@ -1,9 +1,11 @@
 export type {
   Bot,
+  BotCatalogue,
   BotDefinition,
   BotSetupContext,
   BotTaskContext,
   BotTaskHandlers,
+  BotTasks,
   OpContext,
   OpHandlers,
   OpName,
@@ -11,6 +13,8 @@ export type {
 } from './bot';
 export { createBot } from './bot';
 export type { AccountNeed, ActionOutcome, Chain, CommentInput, CustomJsonInput, KeyRole, TransferInput, VoteInput } from './chain';
+export type { DeadLetterTasks } from './dead-letters';
+export { deadLetterTasks } from './dead-letters';
 export { Dispatcher } from './dispatcher';
 export type { Mail } from './mail';
 export type { DeadLetter } from './store';

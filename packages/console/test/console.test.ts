@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 
-import { BotStore } from '@steem-bot/bot';
+import { BotStore, deadLetterTasks } from '@steem-bot/bot';
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
 import { clockStoreFile, SqliteClockStore } from '@steem-bot/clock';
-import { type Catalogue, catalogue, loadConfig, projectRoot } from '@steem-bot/config';
+import { type Catalogue, catalogue, type CatalogueShape, extendCatalogue, loadConfig, projectRoot } from '@steem-bot/config';
 import { keptLogger, spawnProcess, testSetup } from '@steem-bot/testkit';
 
 import { StatusMetrics } from '../src/metrics';
@@ -36,14 +36,17 @@ describe('console in-process, on the in-memory bus', () => {
     setup = testSetup();
     const hub = new MemoryHub();
     kept = keptLogger('console');
-    const busFor = (app: string): Bus<Catalogue> => {
-      const bus = new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: kept.logger, taskTimeoutMs: 1_000 });
-      buses.push(bus);
+    const busFor = <C extends CatalogueShape = Catalogue>(app: string, own?: C): Bus<C> => {
+      const cat = own ?? (catalogue as CatalogueShape as C);
+      const bus = new Bus({ app, catalogue: cat, transport: new MemoryTransport(hub), logger: kept.logger, taskTimeoutMs: 1_000 });
+      buses.push(bus as unknown as Bus<Catalogue>);
       return bus;
     };
     const broadcaster = busFor('broadcaster').handle('broadcaster.status.get', () => BROADCASTER);
     await broadcaster.serve();
-    const watcher = busFor('watcher').handle('watcher.deadletter.replay', ({ id }) => {
+    // A bot's dead-letter tasks are declared by the bot SDK, not in the project's catalogue.
+    const watcher = busFor('watcher', extendCatalogue(catalogue, 'watcher', { tasks: deadLetterTasks('watcher') }));
+    watcher.handle('watcher.deadletter.replay', ({ id }) => {
       replays.push(id);
       return { id, state: 'replay' as const };
     });
@@ -116,7 +119,8 @@ describe('console in-process, on the in-memory bus', () => {
       ['{"action":', {}, 400, /not JSON/],
       [{ action: 'explode', id: 1 }, {}, 400, /not an action/],
       [{ action: 'replay', bot: 'watcher', id: -1 }, {}, 400, /id/],
-      [{ action: 'replay', bot: 'nobot', id: 1 }, {}, 400, /nobot has no replay task/],
+      // Sent by name (a bot declares its own tasks): no such app answers.
+      [{ action: 'replay', bot: 'nobot', id: 1 }, {}, 504, /no answer from nobot/],
       [JSON.stringify({ action: 'retry', id: 'x'.repeat(5_000) }), {}, 400, /larger than/],
       // The mailer is not running here: the answer says so.
       [{ action: 'retry', id: 'm-1' }, {}, 504, /mailer/],
