@@ -90,7 +90,7 @@ export const ${camel}Variables = {
 };
 
 /**
- * ${name}'s own tasks, declared here (names start with \`${name}.\`): the clock, the webhooks intake
+ * ${name}'s own tasks, declared here (names start with \`${name}.\`): the clock
  * or any app sends them by name, and ${name} checks their payload against these schemas.
  */
 export const ${camel}Tasks = {

@@ -134,7 +134,7 @@ export interface BotDefinition<
    * The bot's own entries of the catalogue, declared here, not in `config`: `tasks` maps each
    * name (`<name>.<model>.<verb>`; another prefix is refused) to its payload and reply schemas,
    * each with a TSDoc line. The bot's bus validates what arrives against them; senders that do
-   * not import the bot (the clock, the webhooks intake, the console) send them by name.
+   * not import the bot (the clock, the console) send them by name.
    */
   catalogue?: { readonly tasks: T };
   /** One handler per task of `catalogue.tasks` (e.g. sent by the clock). */

@@ -44,7 +44,7 @@ describe("a bot's own tasks, declared by its package", () => {
       'counter.total.add',
     ]);
     running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('counter', bot.catalogue) });
-    // The clock, the console, the webhooks intake: buses with the project's catalogue only.
+    // The clock, the console: buses with the project's catalogue only.
     const clock = env.busFor('clock');
     await expect(clock.sendByName('counter.total.add', { n: 2 })).resolves.toEqual({ total: 2 });
     await expect(clock.sendByName('counter.total.add', { n: 3 })).resolves.toEqual({ total: 5 });
