@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run docs:config`: rewrites the README's configuration tables from the config package's
-// sections, and its error-code table from the error table (run `npm run build` first).
-// packages/config/test/docs.test.ts checks they agree.
+// sections, the bots' own variables from each bot package's `createBot`, and its error-code table
+// from the error table (run `npm run build` first); with --check, only says whether README.md is
+// up to date. packages/config/test/docs.test.ts and e2e/test/bot-docs.test.ts check they agree.
 const { execFileSync } = require('node:child_process');
-const { readFileSync, writeFileSync } = require('node:fs');
+const { existsSync, readdirSync, readFileSync, writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 
 const { errorCodes, sections } = require('@steem-bot/config');
@@ -23,10 +24,11 @@ const TITLES = {
 };
 
 const cell = (text) => text.replace(/\|/g, '\\|');
+/** A variable's default as the tables show it. */
+const shownDefault = (def) => (def.default === undefined ? 'required' : def.default === '' ? '(empty)' : `\`${def.default}\``);
+const variableRows = (vars) => Object.entries(vars).map(([name, def]) => `| \`${name}\` | ${shownDefault(def)} | ${cell(def.doc)} |`);
 const tables = Object.entries(sections).map(([section, vars]) => {
-  const rows = Object.entries(vars).map(
-    ([name, def]) => `| \`${name}\` | ${def.default === '' ? '(empty)' : `\`${def.default}\``} | ${cell(def.doc)} |`,
-  );
+  const rows = variableRows(vars);
   return [
     `#### ${TITLES[section] ?? section} (\`${section}\`)`,
     '',
@@ -43,6 +45,35 @@ const errors = [
 ].join('\n');
 
 const root = join(__dirname, '..');
+
+/** Every bot package's bots (`createBot` results among its exports), by package directory name. */
+function shippedBots() {
+  const dir = join(root, 'bots');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => existsSync(join(dir, name, 'package.json')))
+    .sort()
+    .flatMap((name) => {
+      if (!existsSync(join(dir, name, 'dist', 'index.js'))) throw new Error(`bots/${name} is not built: run npm run build first`);
+      const exports = require(join(dir, name));
+      return Object.values(exports).filter((v) => v && typeof v.run === 'function' && v.definition && v.catalogue);
+    });
+}
+
+// Per bot: its own tasks (sent by name, checked by the bot) and its own variables.
+const botSections = shippedBots()
+  .filter((bot) => Object.keys(bot.definition.variables ?? {}).length > 0 || Object.keys(bot.definition.catalogue?.tasks ?? {}).length > 0)
+  .map((bot) => {
+    const { name, variables = {}, catalogue: own } = bot.definition;
+    const tasks = Object.keys(own?.tasks ?? {});
+    return [
+      `### ${name}`,
+      ...(tasks.length > 0 ? ['', `Own tasks: ${tasks.map((t) => `\`${t}\``).join(', ')}.`] : []),
+      ...(Object.keys(variables).length > 0
+        ? ['', '| variable | default | meaning |', '| --- | --- | --- |', ...variableRows(variables)]
+        : ['', 'No variables of its own.']),
+    ].join('\n');
+  });
 const file = join(root, 'README.md');
 let readme = readFileSync(file, 'utf8');
 
@@ -57,6 +88,16 @@ function between(name, text) {
 }
 
 between('config-table', tables.join('\n\n'));
+between('bot-variables', botSections.join('\n\n'));
 between('error-table', errors);
-writeFileSync(file, readme);
-execFileSync(join(root, 'node_modules', '.bin', 'prettier'), ['--write', file], { stdio: 'ignore' });
+const formatted = execFileSync(join(root, 'node_modules', '.bin', 'prettier'), ['--stdin-filepath', file], {
+  input: readme,
+  encoding: 'utf8',
+});
+if (process.argv.includes('--check')) {
+  // For tests and CI: whether README.md is what this script would write.
+  if (formatted !== readFileSync(file, 'utf8')) {
+    process.stderr.write('README.md is out of date: run npm run docs:config\n');
+    process.exit(1);
+  }
+} else writeFileSync(file, formatted);

@@ -37,6 +37,8 @@ if (RESERVED.has(name)) fail(`"${name}" is the name of a project app or package`
 const dir = join(ROOT, 'bots', name);
 if (existsSync(dir)) fail(`bots/${name} already exists`);
 
+// The scaffold's task schemas use the project's zod.
+const ZOD = require(join(ROOT, 'packages/config/package.json')).dependencies.zod;
 const camel = name.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
 const upper = name.toUpperCase().replace(/-/g, '_');
 const files = {
@@ -52,7 +54,7 @@ const files = {
       exports: { '.': { types: './dist/index.d.ts', default: './dist/index.js' } },
       files: ['dist'],
       scripts: { build: 'tsc -b', test: 'tsc -b && jest' },
-      dependencies: { '@steem-bot/bot': '0.1.0', '@steem-bot/config': '0.1.0' },
+      dependencies: { '@steem-bot/bot': '0.1.0', '@steem-bot/config': '0.1.0', zod: ZOD },
     },
     null,
     2,
@@ -76,8 +78,9 @@ export default config;
 `,
   'src/index.ts': `import { createBot } from '@steem-bot/bot';
 import { variable, variableSchemas } from '@steem-bot/config';
+import { z } from 'zod';
 
-/** ${name}'s own variables (listed in the root README under "Bots' own variables"). */
+/** ${name}'s own variables (\`npm run docs:config\` lists them in the root README under "Bots' own variables"). */
 export const ${camel}Variables = {
   ${upper}_ACCOUNT: variable(
     'The account ${name} votes as; the signer must hold its posting key. Unset: the bot idles.',
@@ -87,12 +90,25 @@ export const ${camel}Variables = {
 };
 
 /**
+ * ${name}'s own tasks, declared here (names start with \`${name}.\`): the clock
+ * or any app sends them by name, and ${name} checks their payload against these schemas.
+ */
+export const ${camel}Tasks = {
+  /** Upvote a post now (e.g. from a clock schedule); replies with the signer's action id. */
+  '${name}.post.upvote': {
+    payload: z.object({ author: z.string().min(1), permlink: z.string().min(1) }),
+    reply: z.object({ action_id: z.string() }),
+  },
+};
+
+/**
  * ${name}: answers every downvote with a 1 % upvote of the same post, as ${upper}_ACCOUNT. Handle
  * any op type by adding its name under \`on\`.
  */
 export const ${camel} = createBot({
   name: '${name}',
   variables: ${camel}Variables,
+  catalogue: { tasks: ${camel}Tasks },
   // The accounts it acts for: checked with the signer (the only holder of keys) at start-up.
   accounts: (vars) => [vars.${upper}_ACCOUNT],
   // What setup returns is \`ctx.state\` in every handler (no module variables). What must outlive a
@@ -108,6 +124,12 @@ export const ${camel} = createBot({
       await chain.vote({ author: op.author, permlink: op.permlink, weight: state.weight });
     },
   },
+  // One handler per declared task; the payload is already checked and typed.
+  tasks: {
+    async '${name}.post.upvote'({ author, permlink }, { chain, state }) {
+      return { action_id: await chain.vote({ author, permlink, weight: state.weight }) };
+    },
+  },
 });
 `,
   'src/main.ts': `import { ${camel} } from './index';
@@ -121,6 +143,17 @@ import { ${camel} } from '../src';
 describe('${name}', () => {
   let bot: TestBot | undefined;
   afterEach(() => bot?.stop());
+
+  test('its own task: an upvote on request, keyed by the task key; a bad payload is refused by the bot', async () => {
+    bot = await startTestBot(${camel}, { ${upper}_ACCOUNT: 'mybot' });
+    // The clock stand-in knows only the project's catalogue: the task goes by name.
+    const reply = await bot.clock.sendByName('${name}.post.upvote', { author: 'bob', permlink: 'p' }, { idempotencyKey: 'k1' });
+    expect(reply).toEqual({ action_id: 'action-1' });
+    expect(bot.actions).toEqual([
+      { task: 'signer.vote.cast', key: '${name}:task:k1:0', payload: { account: 'mybot', author: 'bob', permlink: 'p', weight: 100 } },
+    ]);
+    await expect(bot.clock.sendByName('${name}.post.upvote', { author: 'bob' })).rejects.toMatchObject({ code: 'ERR_BUS_INVALID_PAYLOAD' });
+  });
 
   test('answers a downvote with an upvote through the signer, keyed by the op position; not an upvote', async () => {
     bot = await startTestBot(${camel}, { ${upper}_ACCOUNT: 'mybot' });

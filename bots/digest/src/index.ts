@@ -1,5 +1,6 @@
 import { createBot, type OpContext, type OpHandlers, type OpName } from '@steem-bot/bot';
 import { chainOpNames, emailAddress, variable } from '@steem-bot/config';
+import { z } from 'zod';
 
 const TOP_AUTHORS = 10;
 
@@ -80,9 +81,19 @@ function report(period: string, counts: Counts, authorCounts: Authors): Report {
   return { subject: `Steem ${period} digest: ${ops} ops`, body, ops };
 }
 
+/** The digest's own task, declared here (not in `config`); the clock sends it by name. */
+export const digestTasks = {
+  /** Send the digest of the ops counted since the last one (fired by the clock). */
+  'digest.report.send': {
+    payload: z.object({ period: z.string().default('day') }),
+    reply: z.object({ ops: z.number().int() }),
+  },
+};
+
 export const digest = createBot({
   name: 'digest',
   variables: digestVariables,
+  catalogue: { tasks: digestTasks },
   async setup({ kv, vars }): Promise<DigestState> {
     // Since when the first digest counts.
     await kv.update<Counts>(COUNTS, (current) => current ?? fresh());

@@ -29,7 +29,7 @@ describe('digest', () => {
     await bot.publish('comment', post('bob'), { block: 1, index: 2 });
     await bot.publish('vote', { voter: 'x', author: 'alice', permlink: 'p', weight: 1 }, { block: 1, index: 3 });
 
-    const reply = await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' });
+    const reply = await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' });
     expect(reply).toEqual({ ops: 4 });
     expect(bot.mails).toHaveLength(1);
     const text = String(bot.mails[0]?.payload.text);
@@ -40,9 +40,9 @@ describe('digest', () => {
 
     // The same tick again (a retry after a lost ack): the same report and the same mail key.
     await bot.publish('vote', { voter: 'x', author: 'alice', permlink: 'p', weight: 1 }, { block: 2, index: 0 });
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' })).toEqual({ ops: 4 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-23' })).toEqual({ ops: 4 });
     // The next tick reports only what came since.
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-24' })).toEqual({ ops: 1 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'daily:2026-11-24' })).toEqual({ ops: 1 });
     expect(bot.mails.map((m) => m.key)).toEqual(['digest:task:daily:2026-11-23:0', 'digest:task:daily:2026-11-24:0']);
   });
 
@@ -57,10 +57,10 @@ describe('digest', () => {
   test('many authors: each counted once, the top ones reported, all reset after the report', async () => {
     bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com' });
     for (let i = 0; i < 120; i++) await bot.publish('comment', post(`a${i % 40}`), { block: 4, index: i });
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k1' })).toEqual({ ops: 120 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'k1' })).toEqual({ ops: 120 });
     expect(String(bot.mails[0]?.payload.text).match(/@a\d+ +3$/gm)).toHaveLength(10);
     await bot.publish('comment', post('a1'), { block: 5, index: 0 });
-    expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k2' })).toEqual({ ops: 1 });
+    expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'k2' })).toEqual({ ops: 1 });
     expect(String(bot.mails[1]?.payload.text)).toMatch(/Top authors \(posts and comments\):\n +@a1 +1$/);
   });
 
@@ -85,7 +85,7 @@ describe('digest', () => {
       bot = await startTestBot(digest, { DIGEST_EMAIL: 'me@example.com', DATA_DIR: dataDir });
       await bot.publish('comment', post('alice'), { block: 2, index: 5 }); // counted before the upgrade
       await bot.publish('comment', post('alice'), { block: 2, index: 6 });
-      expect(await bot.clock.send('digest.report.send', { period: 'day' }, { idempotencyKey: 'k' })).toEqual({ ops: 11 });
+      expect(await bot.clock.sendByName('digest.report.send', { period: 'day' }, { idempotencyKey: 'k' })).toEqual({ ops: 11 });
       const text = String(bot.mails[0]?.payload.text);
       expect(text).toMatch(/^Steem ops since 2023-11-14T22:13:20.000Z: 11$/m);
       expect(text).toMatch(/vote +7\n +comment +4/);

@@ -2,24 +2,27 @@ import { type AppContext, type Bus, runApp, type RunningApp, type TransportSubsc
 import {
   AppError,
   type Catalogue,
+  catalogue,
+  type CatalogueShape,
   type ChainOpName,
   checkVariables,
   type Config,
   configError,
   type EventPayload,
+  extendCatalogue,
+  type ExtendedCatalogue,
   type Logger,
   readEnvironment,
-  type TaskName,
-  type TaskPayload,
-  type TaskReply,
+  type TaskDef,
   type VariableDefs,
   type VariableValues,
 } from '@steem-bot/config';
 import { becomeActive } from '@steem-bot/store';
+import type { z } from 'zod';
 
 import { type AccountNeed, accountRoles, type Chain, SignerLink } from './chain';
 import { CheckpointWriter } from './checkpoint';
-import { DeadLetterReplayer, registerDeadLetterTasks } from './dead-letters';
+import { DeadLetterReplayer, type DeadLetterTasks, deadLetterTasks, registerDeadLetterTasks } from './dead-letters';
 import { type Mail, mailFor } from './mail';
 import { OpRunner, Stopped } from './op-runner';
 import { openBotStore } from './open-store';
@@ -69,12 +72,26 @@ export interface BotTaskContext<S = undefined> {
   kv: BotState;
   state: S;
 }
-export type BotTaskHandlers<S = undefined> = {
-  [N in TaskName<Catalogue>]?: (
-    payload: TaskPayload<Catalogue, N>,
+/** A bot's own tasks: name (`<bot>.<model>.<verb>`) -> payload and reply schemas, as in the catalogue. */
+export type BotTasks = Readonly<Record<string, TaskDef>>;
+
+/** One handler per task the bot declares: its payload parsed by the task's schema, its reply typed. */
+export type BotTaskHandlers<S = undefined, T extends BotTasks = BotTasks> = {
+  [N in keyof T & string]?: (
+    payload: z.output<T[N]['payload']>,
     ctx: BotTaskContext<S>,
-  ) => TaskReply<Catalogue, N> | Promise<TaskReply<Catalogue, N>>;
+  ) => z.output<T[N]['reply']> | Promise<z.output<T[N]['reply']>>;
 };
+
+/**
+ * The catalogue a bot's bus uses: the project's, plus the bot's own tasks and the SDK's
+ * `<bot>.deadletter.replay|discard` (`bot.catalogue`).
+ */
+export type BotCatalogue<N extends string = string, T extends BotTasks = BotTasks> = ExtendedCatalogue<
+  Catalogue,
+  N,
+  { tasks: DeadLetterTasks<N> & T }
+>;
 
 /** What a bot's `setup` gets. */
 export interface BotSetupContext<V extends VariableDefs = VariableDefs> {
@@ -86,12 +103,17 @@ export interface BotSetupContext<V extends VariableDefs = VariableDefs> {
   vars: VariableValues<V>;
 }
 
-export interface BotDefinition<V extends VariableDefs = VariableDefs, S = undefined> {
+export interface BotDefinition<
+  V extends VariableDefs = VariableDefs,
+  S = undefined,
+  T extends BotTasks = Record<never, TaskDef>,
+  N extends string = string,
+> {
   /**
    * App name: the PM2 app, the log prefix, its store (`DATA_DIR/bot-<name>.sqlite`, or its rows in
    * PostgreSQL), its single-active-instance lock, and its tasks' first segment.
    */
-  name: string;
+  name: N;
   /**
    * The bot's own environment variables, declared with `variable(doc, default, schema)` from
    * `@steem-bot/config` and read (from `.env` and the environment) at start. An invalid value
@@ -114,8 +136,15 @@ export interface BotDefinition<V extends VariableDefs = VariableDefs, S = undefi
   setup?(ctx: BotSetupContext<V>): S | Promise<S>;
   /** One handler per op type; the bot subscribes to exactly these. */
   on: OpHandlers<S>;
-  /** Tasks addressed to this bot (`<name>.<model>.<verb>`), e.g. sent by the clock. */
-  tasks?: BotTaskHandlers<S>;
+  /**
+   * The bot's own entries of the catalogue, declared here, not in `config`: `tasks` maps each
+   * name (`<name>.<model>.<verb>`; another prefix is refused) to its payload and reply schemas,
+   * each with a TSDoc line. The bot's bus validates what arrives against them; senders that do
+   * not import the bot (the clock, the console) send them by name.
+   */
+  catalogue?: { readonly tasks: T };
+  /** One handler per task of `catalogue.tasks` (e.g. sent by the clock). */
+  tasks?: NoInfer<[keyof T] extends [never] ? Record<string, never> : BotTaskHandlers<S, T>>;
   /**
    * Ops for which this returns false are skipped without calling a handler. If it (or
    * `concurrency.key`) throws, the op fails like a throwing handler: retried, then dead-lettered.
@@ -142,13 +171,16 @@ export interface RunningBot extends RunningApp {
   readonly idle: boolean;
 }
 
-export interface Bot {
-  readonly definition: BotDefinition<VariableDefs, unknown>;
+export interface Bot<C extends CatalogueShape = CatalogueShape> {
+  readonly definition: BotDefinition<VariableDefs, unknown, BotTasks>;
+  /** The bot's catalogue (see `BotCatalogue`): what its bus is created with. */
+  readonly catalogue: C;
   /**
-   * Start with a given config, logger and bus (tests; `run` uses the real ones). `env` holds the
-   * bot's own variables; by default they are read from `.env` and `process.env`.
+   * Start with a given config, logger and bus (tests; `run` uses the real ones); the bus is
+   * created with `catalogue`. `env` holds the bot's own variables; by default they are read
+   * from `.env` and `process.env`.
    */
-  start(ctx: AppContext<'chain' | 'bot' | 'store'>, env?: Record<string, string | undefined>): Promise<RunningBot>;
+  start(ctx: AppContext<'chain' | 'bot' | 'store', C>, env?: Record<string, string | undefined>): Promise<RunningBot>;
   /** The whole of a bot's `main.ts`: run it as a PM2 app. */
   run(): void;
 }
@@ -157,36 +189,77 @@ const REPLAY_POLL_MS = 1_000;
 const SOURCE = 'broadcaster';
 
 /** Define a bot: typed handlers per op type; see the package README for the guarantees. */
-export function createBot<V extends VariableDefs = VariableDefs, S = undefined>(definition: BotDefinition<V, S>): Bot {
-  if (!/^[a-z][a-z0-9-]{0,31}$/.test(definition.name)) {
-    throw new AppError('ERR_BOT_INVALID', `bot name "${definition.name}" must be lower-case letters, digits and dashes`);
-  }
-  for (const task of Object.keys(definition.tasks ?? {})) {
-    if (!task.startsWith(`${definition.name}.`))
-      throw new AppError('ERR_BOT_INVALID', `task ${task} is not addressed to ${definition.name}`);
-  }
+export function createBot<
+  V extends VariableDefs = VariableDefs,
+  S = undefined,
+  T extends BotTasks = Record<never, TaskDef>,
+  N extends string = string,
+>(definition: BotDefinition<V, S, T, N>): Bot<BotCatalogue<N, T>> {
+  const own = botCatalogue(definition);
   return {
-    definition: definition as unknown as BotDefinition<VariableDefs, unknown>,
-    start: (ctx, env) => startBot(definition, ctx, env ?? readEnvironment({ app: definition.name })),
+    definition: definition as unknown as BotDefinition<VariableDefs, unknown, BotTasks>,
+    catalogue: own,
+    start: (ctx, env) => startBot(definition, own, ctx as unknown as AnyContext, env ?? readEnvironment({ app: definition.name })),
     run: () =>
       void runApp({
         app: definition.name,
         sections: ['chain', 'bot', 'store'],
+        catalogue: own,
         drainMs: 8_000,
-        start: (ctx) => startBot(definition, ctx, readEnvironment({ app: definition.name })),
+        start: (ctx) => startBot(definition, own, ctx as unknown as AnyContext, readEnvironment({ app: definition.name })),
       }),
   };
+}
+
+// Inside, the bot's bus is used for the project's catalogue (ops, signer, mailer) and by name for its own tasks.
+type AnyContext = AppContext<'chain' | 'bot' | 'store'>;
+
+/** Check a bot's name and tasks (ERR_BOT_INVALID, naming each problem) and build its catalogue. */
+function botCatalogue<N extends string, T extends BotTasks>(definition: {
+  name: N;
+  catalogue?: { tasks: T };
+  tasks?: object;
+}): BotCatalogue<N, T> {
+  const { name } = definition;
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) {
+    throw new AppError('ERR_BOT_INVALID', `bot name "${name}" must be lower-case letters, digits and dashes`);
+  }
+  const declared: BotTasks = definition.catalogue?.tasks ?? {};
+  const sdk = deadLetterTasks(name);
+  const problems = [
+    ...Object.keys(declared)
+      .filter((task) => task in sdk)
+      .map((task) => `task ${task} is declared by the SDK for every bot`),
+    ...Object.keys(definition.tasks ?? {})
+      .filter((task) => !(task in declared))
+      .map((task) => `task ${task} has a handler but is not in the bot's catalogue.tasks`),
+    ...Object.keys(declared)
+      .filter((task) => !(task in sdk) && !(definition.tasks && task in definition.tasks))
+      .map((task) => `task ${task} is declared but has no handler in tasks`),
+  ];
+  if (problems.length > 0) throw new AppError('ERR_BOT_INVALID', `bot ${name}: ${problems.join('; ')}`);
+  try {
+    return extendCatalogue(catalogue, name, { tasks: { ...sdk, ...declared } }) as unknown as BotCatalogue<N, T>;
+  } catch (err) {
+    throw new AppError('ERR_BOT_INVALID', `bot ${name}: ${(err as Error).message}`);
+  }
 }
 
 /**
  * Assemble a bot from its parts: variables, the single-active-instance lock, store, signer link,
  * setup, op runner, tasks, dead letters.
  */
-async function startBot<V extends VariableDefs, S>(
-  def: BotDefinition<V, S>,
+async function startBot<V extends VariableDefs, S, T extends BotTasks, N extends string>(
+  def: BotDefinition<V, S, T, N>,
+  own: CatalogueShape,
   { config, logger, bus }: AppContext<'chain' | 'bot' | 'store'>,
   env: Record<string, string | undefined>,
 ): Promise<RunningBot> {
+  // A bus made with another catalogue (a test's) would refuse the bot's tasks: say so plainly.
+  const lacking = Object.keys(own.tasks).filter((task) => !(task in bus.catalogue.tasks));
+  if (lacking.length > 0) {
+    throw new AppError('ERR_BOT_INVALID', `the bus of bot ${def.name} lacks its tasks ${lacking.join(', ')}: create it with bot.catalogue`);
+  }
   const { values: vars, problems, missing } = checkVariables(def.variables ?? ({} as V), env);
   if (problems.length > 0) throw configError(problems);
   if (missing.length > 0) return idleBot(def, await openBotStore(config, def.name, logger), logger, missing);
@@ -251,10 +324,8 @@ async function startBot<V extends VariableDefs, S>(
   });
 
   if (def.tasks) {
-    const typedBus = bus as Bus<Catalogue>;
-    for (const [task, handler] of Object.entries(def.tasks) as Array<
-      [TaskName<Catalogue>, (p: unknown, c: BotTaskContext<S>) => unknown]
-    >) {
+    const typedBus = bus as unknown as Bus<{ events: Record<never, z.ZodType>; tasks: BotTasks }>;
+    for (const [task, handler] of Object.entries(def.tasks) as Array<[string, (p: unknown, c: BotTaskContext<S>) => unknown]>) {
       typedBus.handle(task, (payload, ctx) => {
         const prefix = `${def.name}:task:${ctx.key ?? ctx.tid}`;
         const context = { tid: ctx.tid, key: ctx.key, log: logger.child({ task }), kv, state };
@@ -262,10 +333,10 @@ async function startBot<V extends VariableDefs, S>(
       });
     }
   }
-  // The operator's Replay and Discard (the console) arrive as tasks, for bots the catalogue lists them for.
+  // The operator's Replay and Discard (the console) arrive as tasks, which every bot handles.
   const replayer = new DeadLetterReplayer(store, runner.run, logger, (err) => err instanceof Stopped, REPLAY_POLL_MS);
-  const deadLetterTasks = registerDeadLetterTasks(def.name, bus as Bus<Catalogue>, store, logger, () => replayer.replayNow());
-  if (def.tasks || deadLetterTasks) await bus.serve();
+  registerDeadLetterTasks(def.name, bus as unknown as Bus<CatalogueShape>, store, logger, () => replayer.replayNow());
+  await bus.serve();
 
   // block.applied is always subscribed: it moves the checkpoint on in blocks without wanted ops,
   // so a restart resumes close to the head.
@@ -302,8 +373,8 @@ type OpRunnerHandlers = ConstructorParameters<typeof OpRunner>[0]['handlers'];
  * A bot whose required variables are unset: online (PM2 sees it ready, not errored), handling
  * nothing, having said once what to set.
  */
-async function idleBot<V extends VariableDefs, S>(
-  def: BotDefinition<V, S>,
+async function idleBot<V extends VariableDefs, S, T extends BotTasks, N extends string>(
+  def: BotDefinition<V, S, T, N>,
   store: BotStore,
   logger: Logger,
   missing: string[],

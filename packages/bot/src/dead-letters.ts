@@ -1,5 +1,6 @@
 import type { Bus } from '@steem-bot/bus';
-import { AppError, type Catalogue, catalogue, type Logger, withTid } from '@steem-bot/config';
+import { AppError, type CatalogueShape, type Logger, type TaskDef, withTid } from '@steem-bot/config';
+import { z } from 'zod';
 
 import { describe } from './describe';
 import type { BotStore } from './store';
@@ -61,12 +62,39 @@ export class DeadLetterReplayer {
   }
 }
 
-export /** Handle `<bot>.deadletter.replay` and `.discard` when the catalogue has them; false when it does not. */
-function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotStore, logger: Logger, replayNow: () => void): boolean {
-  const replay = `${name}.deadletter.replay` as 'watcher.deadletter.replay';
-  const discard = `${name}.deadletter.discard` as 'watcher.deadletter.discard';
-  if (!(replay in catalogue.tasks) || !(discard in catalogue.tasks)) return false;
-  bus.handle(replay, async ({ id }) => {
+const deadLetterId = z.object({ id: z.number().int().positive() });
+const deadLetterReply = z.object({ id: z.number().int(), state: z.enum(['replay', 'replayed', 'dead', 'discarded']) });
+
+/** The two tasks every bot handles, whatever its name (the console's Replay and Discard). */
+export type DeadLetterTasks<N extends string> = {
+  readonly [K in `${N}.deadletter.replay` | `${N}.deadletter.discard`]: TaskDef<typeof deadLetterId, typeof deadLetterReply>;
+};
+
+/**
+ * The catalogue entries of bot `name`'s dead-letter tasks: `<name>.deadletter.replay` runs a dead
+ * letter again, `<name>.deadletter.discard` drops it after logging its op at warn level; both
+ * `{ id }`, replying `{ id, state }`. Declared by the SDK for every bot, not by `config`.
+ */
+export function deadLetterTasks<N extends string>(name: N): DeadLetterTasks<N> {
+  const def = { payload: deadLetterId, reply: deadLetterReply };
+  return { [`${name}.deadletter.replay`]: def, [`${name}.deadletter.discard`]: def } as DeadLetterTasks<N>;
+}
+
+type DeadLetterBus = Bus<CatalogueShape & { readonly tasks: DeadLetterTasks<'bot'> }>;
+
+/** Handle `<bot>.deadletter.replay` and `.discard` (the bus's catalogue has them: see `deadLetterTasks`). */
+export function registerDeadLetterTasks(
+  name: string,
+  bus: Bus<CatalogueShape>,
+  store: BotStore,
+  logger: Logger,
+  replayNow: () => void,
+): void {
+  // The names are the bot's; their types are those of any bot's.
+  const typed = bus as unknown as DeadLetterBus;
+  const replay = `${name}.deadletter.replay` as 'bot.deadletter.replay';
+  const discard = `${name}.deadletter.discard` as 'bot.deadletter.discard';
+  typed.handle(replay, async ({ id }) => {
     const letter = await store.deadLetter(id);
     if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id}`);
     if (!(await store.requestReplay(id))) return { id, state: letter.state };
@@ -74,7 +102,7 @@ function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotSt
     replayNow();
     return { id, state: 'replay' as const };
   });
-  bus.handle(discard, async ({ id }) => {
+  typed.handle(discard, async ({ id }) => {
     const letter = await store.discardDeadLetter(id);
     if (!letter) throw new AppError('ERR_BOT_NOT_FOUND', `bot ${name} has no dead letter #${id} waiting (dead)`);
     withTid(letter.tid, () =>
@@ -85,5 +113,4 @@ function registerDeadLetterTasks(name: string, bus: Bus<Catalogue>, store: BotSt
     );
     return { id, state: 'discarded' as const };
   });
-  return true;
 }

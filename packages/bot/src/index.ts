@@ -3,10 +3,12 @@ import { SqliteBotFile } from './store-sqlite';
 
 export type {
   Bot,
+  BotCatalogue,
   BotDefinition,
   BotSetupContext,
   BotTaskContext,
   BotTaskHandlers,
+  BotTasks,
   OpContext,
   OpHandlers,
   OpName,
@@ -14,6 +16,8 @@ export type {
 } from './bot';
 export { createBot } from './bot';
 export type { AccountNeed, ActionOutcome, Chain, CommentInput, CustomJsonInput, KeyRole, TransferInput, VoteInput } from './chain';
+export type { DeadLetterTasks } from './dead-letters';
+export { deadLetterTasks } from './dead-letters';
 export { Dispatcher } from './dispatcher';
 export type { Mail } from './mail';
 export { migrateBotStore } from './migrate';

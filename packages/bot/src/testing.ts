@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { AppError, type Catalogue, catalogue, checkVariables, createLogger, loadConfig, positionOf } from '@steem-bot/config';
+import {
+  AppError,
+  type Catalogue,
+  catalogue,
+  type CatalogueShape,
+  checkVariables,
+  createLogger,
+  loadConfig,
+  positionOf,
+} from '@steem-bot/config';
 
 import type { Bot, OpName, RunningBot } from './bot';
 
@@ -18,7 +27,10 @@ export interface TestBot {
   actions: Array<{ task: string; key: string | undefined; payload: Record<string, unknown> }>;
   /** The broadcaster stand-in: publish events as it would. */
   source: Bus<Catalogue>;
-  /** A bus to send the bot tasks with, as the clock would. */
+  /**
+   * A bus to send the bot tasks with, as the clock would: with the project's catalogue, so the
+   * bot's own tasks go by name (`clock.sendByName('my-bot.report.send', {})`) and the bot checks them.
+   */
   clock: Bus<Catalogue>;
   /** Publish an op at (block, index) with its chain metadata and wait until the bot has handled it. */
   publish(name: OpName, fields: Record<string, unknown>, at: { block: number; index: number }): Promise<void>;
@@ -36,7 +48,11 @@ export interface TestBotOptions {
  * records the chain actions: for bot unit tests. `vars` are the environment: config variables and
  * the bot's own.
  */
-export async function startTestBot(bot: Bot, vars: Record<string, string> = {}, options: TestBotOptions = {}): Promise<TestBot> {
+export async function startTestBot<C extends CatalogueShape>(
+  bot: Bot<C>,
+  vars: Record<string, string> = {},
+  options: TestBotOptions = {},
+): Promise<TestBot> {
   const dir = mkdtempSync(join(tmpdir(), `bot-${bot.definition.name}-`));
   const config = loadConfig({
     dotenvPath: false,
@@ -65,8 +81,10 @@ export async function startTestBot(bot: Bot, vars: Record<string, string> = {}, 
   const actions: TestBot['actions'] = [];
   const signer = startSignerStandIn(busFor('signer'), actions, options.signerKeys ?? allKeysOf(bot, vars));
   await signer.serve();
+  const ownBus = (app: string): Bus<C> =>
+    new Bus({ app, catalogue: bot.catalogue, transport: new MemoryTransport(hub), logger, taskTimeoutMs: 500 });
   const clock = busFor('clock');
-  const botBus = busFor(bot.definition.name);
+  const botBus = ownBus(bot.definition.name);
   // The bot's own variables come from `vars` only, never from the developer's .env.
   let running: RunningBot;
   try {
@@ -160,7 +178,7 @@ function startSignerStandIn(
 }
 
 /** Both keys of every account the bot declares (with its variables from `vars`). */
-function allKeysOf(bot: Bot, vars: Record<string, string>): Record<string, Array<'posting' | 'active'>> {
+function allKeysOf(bot: Pick<Bot, 'definition'>, vars: Record<string, string>): Record<string, Array<'posting' | 'active'>> {
   const { accounts, variables } = bot.definition;
   const needs = typeof accounts === 'function' ? accounts(checkVariables(variables ?? {}, vars).values) : (accounts ?? []);
   return Object.fromEntries(needs.map((n) => [typeof n === 'string' ? n : n.account, ['posting', 'active']]));

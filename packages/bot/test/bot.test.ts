@@ -29,7 +29,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('flaky') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('flaky', bot.catalogue) });
     await running.subscription.ready;
     for (let i = 0; i < 3; i++) await env.publishVote(10, i);
     await waitFor(() => handled.length === 2, 5_000, 'the later ops');
@@ -76,13 +76,15 @@ describe('bot SDK (in-memory bus)', () => {
     cleanup = env.cleanup;
     const seen: number[] = [];
     const bot = createBot({ name: 'resumer', on: { vote: (_op, { position }) => void seen.push(position) } });
-    const first = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('resumer') });
+    const firstBus = env.busFor('resumer', bot.catalogue);
+    const first = await bot.start({ config: env.config, logger: env.logger, bus: firstBus });
     await first.subscription.ready;
     for (let i = 0; i < 5; i++) await env.publishVote(20, i);
     await waitFor(() => first.checkpoint() === positionOf(20, 4));
     await first.stop();
+    await firstBus.close(); // as its process would on exit: the restarted bot serves the same socket
     for (let i = 5; i < 10; i++) await env.publishVote(20, i);
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('resumer2') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('resumer', bot.catalogue) });
     await waitFor(() => seen.length === 10, 5_000, 'the resumed ops');
     expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => positionOf(20, i)));
   });
@@ -110,7 +112,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('mailing') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('mailing', bot.catalogue) });
     await running.subscription.ready;
     await env.publishVote(30, 7);
     await waitFor(() => running?.checkpoint() === positionOf(30, 7));
@@ -139,7 +141,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('parallel') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('parallel', bot.catalogue) });
     await running.subscription.ready;
     for (let i = 0; i < 12; i++) await env.publishVote(50, i, i === 7 ? { weight: 0 } : {});
     await waitFor(() => running?.checkpoint() === positionOf(50, 11), 5_000, 'the last op');
@@ -172,7 +174,7 @@ describe('bot SDK (in-memory bus)', () => {
       },
       on: { vote: (op) => void handled.push(op.permlink) },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('picky') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('picky', bot.catalogue) });
     await running.subscription.ready;
     for (let i = 0; i < 5; i++) await env.publishVote(60, i);
     await waitFor(() => running?.checkpoint() === positionOf(60, 4), 5_000, 'the last op');
@@ -207,7 +209,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('hung') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('hung', bot.catalogue) });
     await running.subscription.ready;
     for (let i = 0; i < 6; i++) await env.publishVote(70, i);
     await waitFor(() => running?.checkpoint() === positionOf(70, 5), 5_000, 'the checkpoint past the hung op');
@@ -235,7 +237,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('slow') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('slow', bot.catalogue) });
     await running.subscription.ready;
     await env.publishVote(80, 0);
     await waitFor(() => running?.checkpoint() === positionOf(80, 0), 5_000, 'the op');
@@ -266,8 +268,10 @@ describe('bot SDK (in-memory bus)', () => {
         setup: ({ vars }) => void (got = { limit: vars.MY_LIMIT + 1, target: vars.MY_TARGET }),
         on: { vote: () => undefined },
       });
-    const start = (vars: Record<string, string>) =>
-      define().start({ config: env.config, logger: env.logger, bus: env.busFor('configured') }, vars);
+    const start = (vars: Record<string, string>) => {
+      const bot = define();
+      return bot.start({ config: env.config, logger: env.logger, bus: env.busFor('configured', bot.catalogue) }, vars);
+    };
     await expect(start({ MY_LIMIT: 'many', MY_TARGET: 'x' })).rejects.toMatchObject({
       code: 'ERR_CONFIG_INVALID',
       message: 'invalid configuration:\n  MY_LIMIT: expected a whole number; got "many"',
@@ -335,7 +339,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer', bot.catalogue) });
     await running.subscription.ready;
     await env.publishVote(50, 2);
     const pos = positionOf(50, 2);
@@ -368,7 +372,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('payer', bot.catalogue) });
     await running.subscription.ready;
     await env.publishVote(60, 0);
     await waitFor(() => signer.sent.length === 1, 5_000, 'the transfer');
@@ -392,7 +396,7 @@ describe('bot SDK (in-memory bus)', () => {
     cleanup = env.cleanup;
     await fakeSigner(env, { tipper: ['posting'] });
     const bot = createBot({ name: 'keyed', accounts: ['tipper', { account: 'tipper', roles: ['active'] }, 'other'], on: {} });
-    await expect(bot.start({ config: env.config, logger: env.logger, bus: env.busFor('keyed') })).rejects.toMatchObject({
+    await expect(bot.start({ config: env.config, logger: env.logger, bus: env.busFor('keyed', bot.catalogue) })).rejects.toMatchObject({
       code: 'ERR_BOT_KEY_MISSING',
       message: expect.stringMatching(/^the signer holds no key for @tipper \(active\), @other \(posting\), which this bot declares/),
     });
@@ -401,22 +405,18 @@ describe('bot SDK (in-memory bus)', () => {
   test('a signer that is not up yet is waited for (up to signerWaitMs), then the check runs; none at all is a clear error', async () => {
     const env = await memorySetup();
     cleanup = env.cleanup;
-    const define = (signerWaitMs: number) => createBot({ name: 'early', accounts: ['tipper'], signerWaitMs, on: {} });
-    await expect(define(300).start({ config: env.config, logger: env.logger, bus: env.busFor('early') })).rejects.toMatchObject({
+    const start = (signerWaitMs: number) => {
+      const bot = createBot({ name: 'early', accounts: ['tipper'], signerWaitMs, on: {} });
+      return bot.start({ config: env.config, logger: env.logger, bus: env.busFor('early', bot.catalogue) });
+    };
+    await expect(start(300)).rejects.toMatchObject({
       code: 'ERR_BUS_TIMEOUT',
       message: 'the signer did not answer signer.key.list within 0.3 s: is the signer app running?',
     });
-    const starting = define(10_000).start({ config: env.config, logger: env.logger, bus: env.busFor('early') });
+    const starting = start(10_000);
     await waitFor(() => env.lines.some((l) => String(l.msg).startsWith('waiting for the signer')), 5_000, 'the waiting line');
     await fakeSigner(env, { tipper: ['posting'] });
     running = await starting;
     expect(running.idle).toBe(false);
-  });
-
-  test('bot definitions are checked: names, and tasks addressed to the bot', () => {
-    expect(() => createBot({ name: 'Bad Name', on: {} })).toThrow(AppError);
-    expect(() => createBot({ name: 'digest2', on: {}, tasks: { 'digest.report.send': () => ({ ops: 0 }) } })).toThrow(
-      /not addressed to digest2/,
-    );
   });
 });

@@ -1,5 +1,5 @@
 import { Bus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { type Catalogue, catalogue, type Config, type Logger, positionOf } from '@steem-bot/config';
+import { type Catalogue, catalogue, type CatalogueShape, type Config, type Logger, positionOf } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 
 /** A vote op at `block`/`index`, with its chain metadata. */
@@ -29,15 +29,22 @@ export async function memorySetup(vars: Record<string, string> = {}): Promise<{
   config: Config;
   logger: Logger;
   lines: Array<Record<string, unknown>>;
-  busFor(app: string): Bus<Catalogue>;
+  /** A bus on the hub; a bot's with its catalogue (`bot.catalogue`). */
+  busFor<C extends CatalogueShape = Catalogue>(app: string, own?: C): Bus<C>;
   publishVote(block: number, index: number, fields?: Partial<Record<string, unknown>>): Promise<void>;
   cleanup(): void;
 }> {
   const hub = new MemoryHub();
   const { config, cleanup } = testSetup({ BOT_RETRY_BASE_MS: '10', BOT_RETRY_MAX_MS: '40', ...vars });
   const { logger, lines } = keptLogger('test');
-  const busFor = (app: string): Bus<Catalogue> =>
-    new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: logger.child({ app }), taskTimeoutMs: 300 });
+  const busFor = <C extends CatalogueShape = Catalogue>(app: string, own?: C): Bus<C> =>
+    new Bus({
+      app,
+      catalogue: own ?? (catalogue as CatalogueShape as C),
+      transport: new MemoryTransport(hub),
+      logger: logger.child({ app }),
+      taskTimeoutMs: 300,
+    });
   const source = busFor('broadcaster');
   await source.serve({ floor: 0 });
   return {

@@ -8,6 +8,7 @@ import {
   type EventName,
   type EventPayload,
   type EventsOf,
+  isTaskName,
   type Logger,
   newTid,
   taskApp,
@@ -102,7 +103,8 @@ export const MAX_KEY_LENGTH = 256;
  */
 export class Bus<C extends CatalogueShape> {
   readonly app: string;
-  private readonly catalogue: C;
+  /** The names and schemas this app sends, handles and validates against. */
+  readonly catalogue: C;
   private readonly transport: Transport;
   private readonly log: Logger;
   private readonly taskTimeoutMs: number;
@@ -251,7 +253,22 @@ export class Bus<C extends CatalogueShape> {
   }
 
   /** Send a task to the app its name starts with; resolves with its reply once that app acknowledged it. */
-  async send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<TaskReply<C, N>> {
+  send<N extends TaskName<C>>(name: N, payload: TaskPayload<C, N>, options: SendOptions = {}): Promise<TaskReply<C, N>> {
+    return this.sendTask(name, payload, options, false) as Promise<TaskReply<C, N>>;
+  }
+
+  /**
+   * Send a task known only by its name at run time (a clock schedule, the console's Replay), as
+   * `send` does. A task of this bus's catalogue is checked here as by `send`; another one (a
+   * bot's own task, declared in the bot's package) only for its name's shape, and its receiver
+   * checks it against its own declaration: an unknown name or a bad payload comes back as
+   * ERR_BUS_UNKNOWN_NAME or ERR_BUS_INVALID_PAYLOAD.
+   */
+  sendByName(name: string, payload: Record<string, unknown>, options: SendOptions = {}): Promise<unknown> {
+    return this.sendTask(name, payload, options, true);
+  }
+
+  private async sendTask(name: string, payload: unknown, options: SendOptions, byName: boolean): Promise<unknown> {
     const key = options.idempotencyKey ?? randomUUID();
     if (key.length > MAX_KEY_LENGTH) {
       throw new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: idempotency key longer than ${MAX_KEY_LENGTH} characters`);
@@ -259,7 +276,7 @@ export class Bus<C extends CatalogueShape> {
     const attempts = options.attempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.request(name, payload, key, options.timeoutMs)) as TaskReply<C, N>;
+        return await this.request(name, payload, key, options.timeoutMs, byName);
       } catch (err) {
         const retryable = err instanceof AppError && err.retryable;
         if (!retryable || attempt >= attempts) throw err;
@@ -283,12 +300,25 @@ export class Bus<C extends CatalogueShape> {
     await this.transport.close();
   }
 
-  private request(name: string, payload: unknown, key: string | undefined, timeoutMs: number | undefined): Promise<unknown> {
+  private request(
+    name: string,
+    payload: unknown,
+    key: string | undefined,
+    timeoutMs: number | undefined,
+    byName = false,
+  ): Promise<unknown> {
     const def = this.catalogue.tasks[name];
-    if (!def) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${name}"`));
-    const result = def.payload.safeParse(payload);
-    if (!result.success) {
-      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+    if (def) {
+      const result = def.payload.safeParse(payload);
+      if (!result.success) {
+        return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: ${result.error.message}`, { data: result.error.issues }));
+      }
+    } else if (!byName) {
+      return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${name}"`));
+    } else if (!isTaskName(name)) {
+      return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `"${name}" is not a task name (<app>.<model>.<verb>)`));
+    } else if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
+      return Promise.reject(new AppError('ERR_BUS_INVALID_PAYLOAD', `${name}: the payload must be an object`));
     }
     const task: WireTask = { name, payload, tid: currentTid() ?? newTid(), ...(key === undefined ? {} : { key }) };
     return this.transport.request(taskApp(name), task, timeoutMs ?? this.taskTimeoutMs);
@@ -296,10 +326,15 @@ export class Bus<C extends CatalogueShape> {
 
   /** A task arrived: check it, dedupe by key, run its handler with the sender's TID. */
   private runTask(task: WireTask): Promise<unknown> {
-    const def = this.catalogue.tasks[task.name];
-    if (!def) return Promise.reject(new AppError('ERR_BUS_UNKNOWN_NAME', `unknown task "${task.name}"`));
     if (taskApp(task.name) !== this.app) {
       return Promise.reject(new AppError('ERR_BUS_WRONG_APP', `${task.name} is not addressed to ${this.app}`));
+    }
+    const def = this.catalogue.tasks[task.name];
+    if (!def) {
+      this.log.warn({ tid: task.tid, task: task.name }, `rejected ${task.name}: not a task of ${this.app}`);
+      return Promise.reject(
+        new AppError('ERR_BUS_UNKNOWN_NAME', `${this.app} has no task "${task.name}" (it is not in ${this.app}'s catalogue)`),
+      );
     }
     const handler = this.handlers.get(task.name);
     if (!handler) return Promise.reject(new AppError('ERR_BUS_NO_HANDLER', `${this.app} has no handler for ${task.name}`));

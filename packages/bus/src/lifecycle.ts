@@ -2,6 +2,7 @@ import {
   AppError,
   type Catalogue,
   catalogue,
+  type CatalogueShape,
   type Config,
   createLogger,
   type ErrorCode,
@@ -11,7 +12,7 @@ import {
 } from '@steem-bot/config';
 
 import type { Bus } from './bus';
-import { createIpcBus } from './create';
+import { createBus } from './create';
 
 const CONFIG_ERRORS = new Set<ErrorCode>([
   'ERR_CONFIG_INVALID',
@@ -22,10 +23,10 @@ const CONFIG_ERRORS = new Set<ErrorCode>([
 ]);
 
 /** What an app's `start` gets: the frozen config (its own sections), the root logger and its bus. */
-export interface AppContext<S extends Section = Section> {
+export interface AppContext<S extends Section = Section, C extends CatalogueShape = Catalogue> {
   config: Config<S>;
   logger: Logger;
-  bus: Bus<Catalogue>;
+  bus: Bus<C>;
 }
 
 /** A running app: `stop` stops intake and finishes in-flight work. */
@@ -33,11 +34,16 @@ export interface RunningApp {
   stop(): Promise<void>;
 }
 
-export interface RunAppOptions<S extends Section> {
+export interface RunAppOptions<S extends Section, C extends CatalogueShape = Catalogue> {
   app: string;
   /** The configuration sections the app reads besides `shared` and `bus`; only those are validated. */
   sections: readonly S[];
-  start(ctx: AppContext<S>): Promise<RunningApp>;
+  /**
+   * The app's catalogue, when it declares tasks or events of its own (`extendCatalogue` of the
+   * project's): its bus validates what it handles and sends against it. Default: the project's.
+   */
+  catalogue?: C;
+  start(ctx: AppContext<S, C>): Promise<RunningApp>;
   /** Upper bound of a graceful stop; keep it below PM2's kill_timeout. Default 5000 ms. */
   drainMs?: number;
 }
@@ -46,10 +52,10 @@ export interface RunAppOptions<S extends Section> {
  * The whole of a `main.ts`: load config, create logger and bus, start the app, tell PM2 it is
  * ready; on the first SIGINT/SIGTERM drain within `drainMs` and exit 0, on the second exit 1.
  */
-export async function runApp<S extends Section>(options: RunAppOptions<S>): Promise<void> {
+export async function runApp<S extends Section, C extends CatalogueShape = Catalogue>(options: RunAppOptions<S, C>): Promise<void> {
   const config = loadConfigOrExit({ sections: options.sections, app: options.app });
   const logger = createLogger({ app: options.app, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
-  const bus = createIpcBus(options.app, catalogue, config, logger);
+  const bus = createBus(options.app, options.catalogue ?? (catalogue as CatalogueShape as C), config, logger);
   const drainMs = options.drainMs ?? 5_000;
   let stopping = false;
 

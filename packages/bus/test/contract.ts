@@ -1,4 +1,5 @@
-import { AppError, currentTid } from '@steem-bot/config';
+import { AppError, currentTid, extendCatalogue } from '@steem-bot/config';
+import { z } from 'zod';
 
 import { Bus, type Transport } from '../src';
 import { memoryLogger, type TestCatalogue, testCatalogue, waitFor } from './helpers';
@@ -131,6 +132,46 @@ export function transportContract(setup: () => ContractSetup): void {
     await expect(code(client.call('beta.job.run', { n: 1 }, { timeoutMs: 300 }))).resolves.toBe(s.unserved);
     expect(() => client.handle('alpha.job.run', () => ({ doubled: 0 }))).toThrow(/cannot handle/);
     expect(() => client.subscribe('alpha', { ['tick.vanished' as 'comment']: () => undefined })).toThrow(/unknown event/);
+  });
+
+  test("a task sent by name, outside the sender's catalogue, is checked by the receiver against its own", async () => {
+    // gamma declares its own task (as a bot does in its package); the client's catalogue lacks it.
+    const own = extendCatalogue(testCatalogue, 'gamma', {
+      tasks: { 'gamma.sum.get': { payload: z.object({ a: z.number(), b: z.number() }), reply: z.object({ sum: z.number() }) } },
+    });
+    const gamma = new Bus({ app: 'gamma', catalogue: own, transport: s.transport('gamma'), logger: memoryLogger('gamma').logger });
+    buses.push(gamma as unknown as Bus<TestCatalogue>);
+    gamma.handle('gamma.sum.get', ({ a, b }) => ({ sum: a + b }));
+    await gamma.serve();
+    const client = bus('client');
+    const failure = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => 'resolved',
+        (e: AppError) => [e.code, e.message],
+      );
+    await expect(client.sendByName('gamma.sum.get', { a: 1, b: 2 }, { idempotencyKey: 'k1' })).resolves.toEqual({ sum: 3 });
+    await expect(failure(client.sendByName('gamma.sum.get', { a: 'one', b: 2 }))).resolves.toEqual([
+      'ERR_BUS_INVALID_PAYLOAD',
+      expect.stringMatching(/^gamma\.sum\.get: .*"a"/s),
+    ]);
+    await expect(failure(client.sendByName('gamma.nope.get', {}))).resolves.toEqual([
+      'ERR_BUS_UNKNOWN_NAME',
+      `gamma has no task "gamma.nope.get" (it is not in gamma's catalogue)`,
+    ]);
+    // Not a task name, or a catalogue task with a bad payload: refused before it leaves.
+    await expect(failure(client.sendByName('gamma', {}))).resolves.toEqual([
+      'ERR_BUS_UNKNOWN_NAME',
+      expect.stringMatching(/not a task name/),
+    ]);
+    await expect(failure(client.sendByName('alpha.job.run', { n: 'x' }))).resolves.toEqual([
+      'ERR_BUS_INVALID_PAYLOAD',
+      expect.stringMatching(/^alpha\.job\.run: /),
+    ]);
+    // @ts-expect-error `send` takes only the catalogue's names
+    await expect(failure(client.send('gamma.sum.get', { a: 1, b: 2 }))).resolves.toEqual([
+      'ERR_BUS_UNKNOWN_NAME',
+      'unknown task "gamma.sum.get"',
+    ]);
   });
 
   test('send retries a task that timed out, with the same key, and the receiver runs it once', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { backoffDelay, type Bus } from '@steem-bot/bus';
-import { type Catalogue, type Logger, newTid, type TaskPayload, withTid } from '@steem-bot/config';
+import { AppError, type Catalogue, type Logger, newTid, withTid } from '@steem-bot/config';
 
 import { type Schedule, targetOf } from './schedules';
 import type { ClockStore, TickRow } from './store';
@@ -25,6 +25,9 @@ export interface ClockOptions {
 
 // Heartbeats, takeovers and late ticks are looked at at least this often.
 const MAX_SLEEP_MS = 1_000;
+
+// What the receiving app answers to a task it will never accept as sent.
+const REFUSALS = new Set<string>(['ERR_BUS_UNKNOWN_NAME', 'ERR_BUS_INVALID_PAYLOAD', 'ERR_BUS_WRONG_APP']);
 
 /** A UTC instant as the tick's name in keys and logs. */
 const iso = (t: number): string => new Date(t).toISOString();
@@ -176,7 +179,8 @@ export class Clock {
     const { store, bus, logger } = this.options;
     for (let attempt = 1; this.running; attempt++) {
       try {
-        await bus.send(s.task, s.payload as TaskPayload<Catalogue, typeof s.task>, {
+        // By name: a schedule may name a bot's own task, which the bot checks (see parseSchedules).
+        await bus.sendByName(s.task, s.payload, {
           idempotencyKey: `${s.id}@${iso(t)}`,
           timeoutMs: this.options.ackTimeoutMs,
           attempts: 1,
@@ -187,6 +191,12 @@ export class Clock {
       } catch (err) {
         const now = this.now();
         const message = err instanceof Error ? err.message : String(err);
+        if (err instanceof AppError && REFUSALS.has(err.code)) {
+          // The receiver refused the task (unknown name, bad payload): no retry will change that.
+          await store.update(s.id, t, this.owner, { state: 'expired', error: message, attempt: true });
+          logger.error(`${s.id} tick ${iso(t)} refused by ${targetOf(s)}, not retried (fix the schedule): ${message}`);
+          return;
+        }
         if (now >= t + s.expiry_ms) {
           await store.update(s.id, t, this.owner, { state: 'expired', error: message, attempt: true });
           logger.error(`${s.id} tick ${iso(t)} expired unacknowledged after ${attempt} tries: ${message}`);

@@ -4,7 +4,7 @@ import type { AppContext, RunningApp } from '@steem-bot/bus';
 import { AppError, type Config } from '@steem-bot/config';
 
 import { Clock } from './clock';
-import { loadSchedules } from './schedules';
+import { loadSchedules, targetOf } from './schedules';
 import { type ClockStore, SqliteClockStore } from './store';
 import { PostgresClockStore } from './store-postgres';
 
@@ -33,6 +33,8 @@ export async function startClock({ config, logger, bus }: AppContext<'clock' | '
   });
   await clock.start();
   for (const n of clock.next()) logger.info(`schedule ${n.id}: ${n.task}, next at ${n.times[0] ?? 'never'}`);
+  for (const s of schedules.filter((x) => !x.catalogued))
+    logger.info(`schedule ${s.id}: ${s.task} is ${targetOf(s)}'s own task: ${targetOf(s)} checks its payload when a tick arrives`);
   return {
     clock,
     async stop() {

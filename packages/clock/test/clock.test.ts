@@ -3,6 +3,7 @@ import { type Catalogue, catalogue } from '@steem-bot/config';
 import { keptLogger, testSetup, waitFor } from '@steem-bot/testkit';
 
 import { Clock, clockStoreFile, parseSchedules, SqliteClockStore } from '../src';
+import { digestCatalogue } from './fixtures/digest-catalogue';
 
 const file = (schedules: unknown[]): string => JSON.stringify({ schedules });
 const daily = { id: 'daily', cron: '0 0 8 * * *', task: 'digest.report.send', payload: { period: 'day' } };
@@ -17,8 +18,8 @@ describe('schedule file', () => {
     const bad = [
       { ...daily, cron: '61 * * * *' },
       { ...daily, id: 'tz', timezone: 'Mars/Base' },
-      { ...daily, id: 'task', task: 'nobody.thing.do' },
-      { ...daily, id: 'payload', payload: { period: 7 } },
+      { ...daily, id: 'task', task: 'nobody' },
+      { ...daily, id: 'payload', task: 'mailer.email.cancel', payload: { id: 7 } },
       { ...daily, id: 'extra', every: 'day' },
       { ...daily },
       { id: 'Bad Id' },
@@ -34,8 +35,8 @@ describe('schedule file', () => {
     for (const part of [
       /schedules\[0\] \(daily\)\.cron: .*minute/,
       /schedules\[1\] \(tz\)\.timezone: "Mars\/Base" is not an IANA time zone/,
-      /schedules\[2\] \(task\)\.task: "nobody.thing.do" is not a task/,
-      /schedules\[3\] \(payload\)\.payload\.period/,
+      /schedules\[2\] \(task\)\.task: "nobody" is not a task name/,
+      /schedules\[3\] \(payload\)\.payload\.id/,
       /schedules\[4\] \(extra\)\.: Unrecognized key: "every"/,
       /schedules\[5\] \(daily\)\.id: "daily" is used twice/,
       /schedules\[6\] \(Bad Id\)\.id: lower-case/,
@@ -55,9 +56,10 @@ async function setup(schedules: unknown[], options: { receiver?: boolean } = {})
     new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger, taskTimeoutMs: 100 });
   let now = Date.parse('2027-03-27T00:00:00Z');
   const received: string[] = [];
-  let receiver: Bus<Catalogue> | undefined;
+  let receiver: Bus<typeof digestCatalogue> | undefined;
   const startReceiver = async (ack: () => Promise<void> = () => Promise.resolve()): Promise<void> => {
-    receiver = busFor('digest');
+    // The digest declares its own task; the clocks' buses (the project's catalogue) send it by name.
+    receiver = new Bus({ app: 'digest', catalogue: digestCatalogue, transport: new MemoryTransport(hub), logger, taskTimeoutMs: 100 });
     receiver.handle('digest.report.send', async (_p, ctx) => {
       received.push(ctx.key as string);
       await ack();
@@ -186,6 +188,27 @@ describe('clock', () => {
     env.advance(2_000); // past the expiry
     await clock.settled();
     expect((await env.store.history('minutely', 1))[0]).toMatchObject({ state: 'expired', error: expect.any(String) });
+  });
+
+  test("a bot's own task (not in the project's catalogue) is fired by name; a payload the bot refuses ends the tick at once", async () => {
+    const bad = { ...daily, id: 'bad', cron: '0 * * * * *', payload: { period: 7 } };
+    env = await setup([{ ...daily, id: 'good', cron: '0 * * * * *' }, bad]);
+    const clock = env.makeClock('a');
+    await clock.start(false);
+    env.advance(60_000);
+    await clock.poll();
+    await clock.settled();
+    expect(env.received).toEqual(['good@2027-03-27T00:01:00.000Z']);
+    expect((await env.store.history('good', 1))[0]?.state).toBe('acked');
+    // Checked by the digest, which declares the task: refused, not retried until the expiry.
+    expect((await env.store.history('bad', 1))[0]).toMatchObject({
+      state: 'expired',
+      attempts: 1,
+      error: expect.stringMatching(/^digest\.report\.send: .*period/s),
+    });
+    expect(env.lines.map((l) => String(l.msg))).toContainEqual(
+      expect.stringMatching(/^bad tick 2027-03-27T00:01:00.000Z refused by digest, not retried \(fix the schedule\): /),
+    );
   });
 
   test('overlap skip: a tick is skipped while the previous run is not acknowledged', async () => {

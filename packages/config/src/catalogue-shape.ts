@@ -75,6 +75,68 @@ export function defineCatalogue<C extends CatalogueShape>(catalogue: C): C {
   return catalogue;
 }
 
+/** Whether `name` is a well-formed task name, `<app>.<model>.<verb>` (a task sent by name is checked by its receiver). */
+export function isTaskName(name: string): boolean {
+  return TASK_NAME.test(name) && !name.startsWith('bus.');
+}
+
+/**
+ * What a package adds to a catalogue: its own tasks, and the events it publishes, every name
+ * starting with the package's app name (`digest.report.send`). See `extendCatalogue`.
+ */
+export interface CatalogueExtension {
+  readonly events?: Readonly<Record<string, z.ZodType>>;
+  readonly tasks?: Readonly<Record<string, TaskDef>>;
+}
+
+type Entries<T> = T extends object ? T : unknown;
+
+/** `C` with the tasks and events of `E`, the events published by `A`. */
+export type ExtendedCatalogue<C extends CatalogueShape, A extends string, E extends CatalogueExtension> = {
+  readonly events: C['events'] & Entries<E['events']>;
+  readonly tasks: C['tasks'] & Entries<E['tasks']>;
+} & (C extends { readonly publishers: infer P }
+  ? { readonly publishers: P & { readonly [K in A]: ReadonlyArray<keyof Entries<E['events']> & string> } }
+  : unknown);
+
+const APP_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * The catalogue `base` plus the tasks and events `app` declares in its own package (a bot's own
+ * tasks), typed: the app's bus narrows `handle`/`send` by the result, and validates what arrives
+ * against it. Every name must start with `<app>.` and be new; a name that breaks this or the
+ * naming rules throws a TypeError listing every problem.
+ */
+export function extendCatalogue<C extends CatalogueShape, const A extends string, const E extends CatalogueExtension>(
+  base: C,
+  app: A,
+  extension: E,
+): ExtendedCatalogue<C, A, E> {
+  if (!APP_NAME.test(app)) throw new TypeError(`"${app}" is not an app name (lower-case letters, digits and dashes)`);
+  const bad: string[] = [];
+  const check = (kind: 'task' | 'event', names: string[], existing: object): void => {
+    for (const name of names) {
+      if (!name.startsWith(`${app}.`)) bad.push(`${kind} "${name}" does not start with "${app}." (an app declares only its own names)`);
+      else if (name in existing) bad.push(`${kind} "${name}" is already in the catalogue`);
+    }
+  };
+  const events = extension.events ?? {};
+  const tasks = extension.tasks ?? {};
+  check('event', Object.keys(events), base.events);
+  check('task', Object.keys(tasks), base.tasks);
+  if (bad.length > 0) throw new TypeError(`the catalogue entries of ${app} are refused: ${bad.join(', ')}`);
+  const eventNames = Object.keys(events);
+  const publishers =
+    base.publishers && eventNames.length > 0
+      ? { ...base.publishers, [app]: [...(base.publishers[app] ?? []), ...eventNames] }
+      : base.publishers;
+  return defineCatalogue({
+    events: { ...base.events, ...events },
+    tasks: { ...base.tasks, ...tasks },
+    ...(publishers ? { publishers } : {}),
+  }) as unknown as ExtendedCatalogue<C, A, E>;
+}
+
 /** The app a task is addressed to: its first segment. */
 export function taskApp(name: string): string {
   return name.slice(0, name.indexOf('.'));

@@ -13,8 +13,6 @@ const nodeHealth = z.object({
   lastError: z.string().nullable(),
 });
 
-const deadLetterId = z.object({ id: z.number().int().positive() });
-const deadLetterReply = z.object({ id: z.number().int(), state: z.enum(['replay', 'replayed', 'dead', 'discarded']) });
 const messageId = z.object({ id: z.string().min(1).max(100) });
 const messageReply = z.object({ id: z.string(), status: z.enum(emailStatuses) });
 
@@ -26,7 +24,9 @@ const emailEvent = z.object({
 
 /**
  * The project's catalogue of events and tasks. Processes talk only through these names; the bus
- * rejects anything else at compile time and at run time.
+ * rejects anything else at compile time and at run time. A bot's own tasks are declared by its
+ * package (`extendCatalogue`; the bot SDK adds `<bot>.deadletter.replay|discard` to every bot's),
+ * and senders that do not import it send them by name (`Bus.sendByName`).
  */
 export const catalogue = defineCatalogue({
   events: {
@@ -93,27 +93,6 @@ export const catalogue = defineCatalogue({
     'mailer.email.retry': { payload: messageId, reply: messageReply },
     /** Cancel a scheduled or retrying message, whichever client queued it (the console's Cancel). */
     'mailer.email.cancel': { payload: messageId, reply: messageReply },
-    /** Run a dead letter of the new-posts bot again (the console's Replay). */
-    'new-posts.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
-    /** Drop a dead letter of the new-posts bot; its op is logged at warn level first (the console's Discard). */
-    'new-posts.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
-    /** Run a dead letter of the watcher bot again. */
-    'watcher.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
-    /** Drop a dead letter of the watcher bot; its op is logged first. */
-    'watcher.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
-    /** Run a dead letter of the digest bot again. */
-    'digest.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
-    /** Drop a dead letter of the digest bot; its op is logged first. */
-    'digest.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
-    /** Run a dead letter of the tipper bot again. */
-    'tipper.deadletter.replay': { payload: deadLetterId, reply: deadLetterReply },
-    /** Drop a dead letter of the tipper bot; its op is logged first. */
-    'tipper.deadletter.discard': { payload: deadLetterId, reply: deadLetterReply },
-    /** Send the digest of the ops counted since the last one (fired by the clock). */
-    'digest.report.send': {
-      payload: z.object({ period: z.string().default('day') }),
-      reply: z.object({ ops: z.number().int() }),
-    },
     /** Vote (posting key of `account`); acknowledged once recorded: `{action_id, state}`. */
     'signer.vote.cast': { payload: voteAction, reply: actionReply },
     /** Post or reply (posting key); root posts 5 min apart, replies 3 s apart per account. */

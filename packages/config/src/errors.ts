@@ -11,11 +11,15 @@ export const errorCodes = {
     retryable: false,
     doc: 'The environment or .env has invalid values, or SOCKET_DIR/DATA_DIR is unsafe (every problem is listed in `data`).',
   },
-  ERR_BUS_UNKNOWN_NAME: { http: 400, retryable: false, doc: 'An event or task name is not in the catalogue.' },
+  ERR_BUS_UNKNOWN_NAME: {
+    http: 400,
+    retryable: false,
+    doc: "An event or task name is not in the catalogue (for a task sent by name, the receiving app's), or is not a name at all.",
+  },
   ERR_BUS_INVALID_PAYLOAD: {
     http: 400,
     retryable: false,
-    doc: 'A payload does not match its catalogue schema, or carries a forbidden key.',
+    doc: "A payload does not match its catalogue schema (for a task sent by name, the receiving app's), or carries a forbidden key.",
   },
   ERR_BUS_WRONG_APP: { http: 400, retryable: false, doc: 'A task reached an app its first segment does not name.' },
   ERR_BUS_NO_HANDLER: { http: 503, retryable: true, doc: 'The app is up but has no handler for the task (yet).' },
@@ -122,7 +126,11 @@ export const errorCodes = {
   },
   ERR_SIGNER_NO_KEY: { http: 400, retryable: false, doc: 'The signer has no key (of the needed role) for the account of an action.' },
   ERR_SIGNER_CONFLICT: { http: 409, retryable: false, doc: 'An idempotency key was reused for another chain action.' },
-  ERR_SIGNER_NOT_FOUND: { http: 404, retryable: false, doc: 'No chain action has this idempotency key (or, for `signer.action.retry`, this id).' },
+  ERR_SIGNER_NOT_FOUND: {
+    http: 404,
+    retryable: false,
+    doc: 'No chain action has this idempotency key (or, for `signer.action.retry`, this id).',
+  },
   ERR_SIGNER_NOT_RETRYABLE: {
     http: 409,
     retryable: false,

@@ -1,17 +1,19 @@
 export type { Catalogue } from './catalogue';
 export { catalogue } from './catalogue';
 export type {
+  CatalogueExtension,
   CatalogueShape,
   EventInput,
   EventName,
   EventPayload,
   EventsOf,
+  ExtendedCatalogue,
   TaskDef,
   TaskName,
   TaskPayload,
   TaskReply,
 } from './catalogue-shape';
-export { defineCatalogue, publisherOf, taskApp } from './catalogue-shape';
+export { defineCatalogue, extendCatalogue, isTaskName, publisherOf, taskApp } from './catalogue-shape';
 export type { ChainOpName, OtherOpName } from './chain-ops';
 export { chainOpMeta, chainOpNames, commonOps } from './chain-ops';
 export type { VariableCheck, VariableDefs, VariableValues } from './check-variables';

@@ -450,7 +450,11 @@
               'td',
               {},
               state(e.disabled ? 'disabled' : e.attempts > 0 ? 'retrying' : 'enabled'),
-              e.disabled_reason ? ` (${e.disabled_reason})` : e.attempts > 0 ? ` (${e.attempts} failed tries since ${e.failing_since})` : '',
+              e.disabled_reason
+                ? ` (${e.disabled_reason})`
+                : e.attempts > 0
+                  ? ` (${e.attempts} failed tries since ${e.failing_since})`
+                  : '',
             ),
             h(
               'td',

@@ -39,7 +39,7 @@ export interface ConsoleOptions {
     | 'CONSOLE_REFRESH_MS'
   >;
   logger: Logger;
-  bus: Pick<Bus<Catalogue>, 'call' | 'send'>;
+  bus: Pick<Bus<Catalogue>, 'call' | 'send' | 'sendByName'>;
   listApps: () => Promise<Pm2App[]>;
   /** Directory of the page's assets (default: the package's `public/`). */
   publicDir?: string;

@@ -25,7 +25,11 @@ const insert = (table: string, columns: readonly string[]): string =>
  * same SQLite transaction: a signer started on it afterwards refuses to run (nothing signed twice
  * from two records). Refuses a target that already holds actions (ERR_SIGNER_CONFLICT).
  */
-export async function migrateToPostgres(source: SqliteSignerStore, target: PostgresSignerStore, movedTo: string): Promise<SignerMigrationCounts> {
+export async function migrateToPostgres(
+  source: SqliteSignerStore,
+  target: PostgresSignerStore,
+  movedTo: string,
+): Promise<SignerMigrationCounts> {
   const db = source.db;
   // Taken first: a signer still running on the file cannot change it during the copy.
   db.exec('BEGIN IMMEDIATE');
@@ -47,7 +51,11 @@ export async function migrateToPostgres(source: SqliteSignerStore, target: Postg
       }
       // New actions number on from the last one copied.
       await c.query("SELECT setval(pg_get_serial_sequence('signer_actions', 'seq'), GREATEST((SELECT MAX(seq) FROM signer_actions), 1))");
-      for (const r of transactions) await c.query(insert('signer_transactions', TRANSACTION_COLUMNS), TRANSACTION_COLUMNS.map((k) => r[k]));
+      for (const r of transactions)
+        await c.query(
+          insert('signer_transactions', TRANSACTION_COLUMNS),
+          TRANSACTION_COLUMNS.map((k) => r[k]),
+        );
     });
     source.markMoved(movedTo, Date.now());
     db.exec('COMMIT');

@@ -149,13 +149,19 @@ export class Signer {
       const signedFor = await this.options.store.transactions(actionId);
       const latest = Math.max(0, ...signedFor.map((t) => t.expiration));
       // The head's time now (not the cached TaPoS: at devnode's speed a second is 30 s of chain time).
-      const props = await this.options.client.call<{ time: string }>('condenser_api.get_dynamic_global_properties', []).catch((err: unknown) => {
-        throw new AppError('ERR_SIGNER_NOT_RETRYABLE', `action ${actionId}: no node answered to check its transactions have expired; try again`, {
-          data: { action_id: actionId, state: before.state },
-          retryable: true,
-          cause: err,
+      const props = await this.options.client
+        .call<{ time: string }>('condenser_api.get_dynamic_global_properties', [])
+        .catch((err: unknown) => {
+          throw new AppError(
+            'ERR_SIGNER_NOT_RETRYABLE',
+            `action ${actionId}: no node answered to check its transactions have expired; try again`,
+            {
+              data: { action_id: actionId, state: before.state },
+              retryable: true,
+              cause: err,
+            },
+          );
         });
-      });
       const chainTime = Date.parse(`${props.time}Z`);
       if (latest >= chainTime)
         throw new AppError(

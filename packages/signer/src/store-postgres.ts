@@ -157,7 +157,12 @@ export class PostgresSignerStore implements SignerStore {
     return lastOf(rows, root);
   }
 
-  async signedSince(account: string, kind: ActionKind, exclude: string, since: number): Promise<{ count: number; earliest: number | null }> {
+  async signedSince(
+    account: string,
+    kind: ActionKind,
+    exclude: string,
+    since: number,
+  ): Promise<{ count: number; earliest: number | null }> {
     const [row] = await this.db.query<{ count: number; earliest: number | null }>(
       `SELECT COUNT(*) AS count, MIN(signed_at) AS earliest FROM signer_actions
        WHERE account = $1 AND kind = $2 AND id <> $3 AND signed_at >= $4`,

@@ -234,7 +234,10 @@ export class SqliteSignerStore implements SignerStore {
 
   counts(): Promise<Partial<Record<ActionState, number>>> {
     return this.run(() => {
-      const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM actions GROUP BY state').all() as Array<{ state: ActionState; n: number }>;
+      const rows = this.db.prepare('SELECT state, COUNT(*) AS n FROM actions GROUP BY state').all() as Array<{
+        state: ActionState;
+        n: number;
+      }>;
       return Object.fromEntries(rows.map((r) => [r.state, r.n]));
     });
   }
@@ -245,7 +248,9 @@ export class SqliteSignerStore implements SignerStore {
 
   /** Rows of a table, for `migrate-store`. */
   rows(table: 'actions' | 'transactions'): Array<Record<string, unknown>> {
-    return this.db.prepare(`SELECT * FROM ${table} ORDER BY ${table === 'actions' ? 'seq' : 'rowid'}`).all() as Array<Record<string, unknown>>;
+    return this.db.prepare(`SELECT * FROM ${table} ORDER BY ${table === 'actions' ? 'seq' : 'rowid'}`).all() as Array<
+      Record<string, unknown>
+    >;
   }
 
   private one(sql: string, value: string): Promise<Action | undefined> {

@@ -179,9 +179,13 @@ export function checkRetry(row: ActionRow | undefined, id: string): void {
       data: { action_id: id, state: row.state },
     });
   if (!row.retryable)
-    throw new AppError('ERR_SIGNER_NOT_RETRYABLE', `action ${id} failed for good (${row.reason ?? 'no reason'}): signing it again would fail again`, {
-      data: { action_id: id, state: row.state },
-    });
+    throw new AppError(
+      'ERR_SIGNER_NOT_RETRYABLE',
+      `action ${id} failed for good (${row.reason ?? 'no reason'}): signing it again would fail again`,
+      {
+        data: { action_id: id, state: row.state },
+      },
+    );
 }
 
 /** The most recent signing time among `rows` (newest first) of a root post or a reply, or of any. */

@@ -109,7 +109,7 @@ describe.each(impls)('signer engine against devnode (real HTTP), store %s', (_na
     expect(transfersWithMemo(node, 'gone')).toHaveLength(0);
   });
 
-  test("Retry: a failed, retryable action is signed again with a fresh budget once the drop is over; one on chain; failed then confirmed", async () => {
+  test('Retry: a failed, retryable action is signed again with a fresh budget once the drop is over; one on chain; failed then confirmed', async () => {
     const { node, h } = await setup([{ kind: 'drop' }], { expirationS: 9, maxSigns: 2 });
     const { action_id } = await h.signer.accept('transfer', transfer('again'), ctx('again'));
     await h.until('again', ['failed'], 30_000);
@@ -143,11 +143,27 @@ describe.each(impls)('signer engine against devnode (real HTTP), store %s', (_na
     await h.signer.stop();
     const store = h.store;
     const now = Date.now();
-    const open = await store.record({ key: 'direct', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' }, now);
-    await expect(h.signer.retry(open.id)).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_RETRYABLE', message: expect.stringMatching(/is pending, not failed/) });
+    const open = await store.record(
+      { key: 'direct', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' },
+      now,
+    );
+    await expect(h.signer.retry(open.id)).rejects.toMatchObject({
+      code: 'ERR_SIGNER_NOT_RETRYABLE',
+      message: expect.stringMatching(/is pending, not failed/),
+    });
     // A failed, retryable action whose transaction expires only in 2099: it could still land.
-    const trx = { ref_block_num: 1, ref_block_prefix: 2, expiration: '2099-01-01T00:00:00', operations: [], extensions: [], signatures: [] };
-    const late = await store.record({ key: 'late', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'y' }], tid: 't' }, now);
+    const trx = {
+      ref_block_num: 1,
+      ref_block_prefix: 2,
+      expiration: '2099-01-01T00:00:00',
+      operations: [],
+      extensions: [],
+      signatures: [],
+    };
+    const late = await store.record(
+      { key: 'late', kind: 'transfer', account: 'bob', role: 'active', op: ['transfer', { memo: 'y' }], tid: 't' },
+      now,
+    );
     expect(await store.signed(late.id, trx, 'trx-late', Date.parse('2099-01-01T00:00:00Z'), now)).toBe(true);
     expect(await store.finish(late.id, { state: 'failed', reason: 'test', retryable: true }, now)).toBe(true);
     await expect(h.signer.retry(late.id)).rejects.toMatchObject({
@@ -181,14 +197,19 @@ describe.each(impls)('signer engine against devnode (real HTTP), store %s', (_na
 
   test('refused before recording: no key for the account, a transaction over 64 KiB', async () => {
     const { h } = await setup();
-    await expect(h.signer.accept('vote', { account: 'nobody', author: 'a', permlink: 'b', weight: 1 }, ctx('x'))).rejects.toMatchObject({ code: 'ERR_SIGNER_NO_KEY' });
-    await expect(h.signer.accept(
+    await expect(h.signer.accept('vote', { account: 'nobody', author: 'a', permlink: 'b', weight: 1 }, ctx('x'))).rejects.toMatchObject({
+      code: 'ERR_SIGNER_NO_KEY',
+    });
+    await expect(
+      h.signer.accept(
         'comment',
         { account: 'alice', parent_author: '', parent_permlink: 'steem', permlink: 'p', body: 'x'.repeat(70_000) },
         ctx('y'),
       ),
     ).rejects.toMatchObject({ code: 'ERR_SIGNER_INPUT' });
-    await expect(h.signer.accept('transfer', transfer('z'), { key: undefined, tid: 't' })).rejects.toMatchObject({ code: 'ERR_SIGNER_INPUT' });
+    await expect(h.signer.accept('transfer', transfer('z'), { key: undefined, tid: 't' })).rejects.toMatchObject({
+      code: 'ERR_SIGNER_INPUT',
+    });
     expect(await h.store.all()).toEqual([]);
   });
 
@@ -231,7 +252,8 @@ describe.each(impls)('signer engine against devnode (real HTTP), store %s', (_na
   test('custom_json: at most 5 per account per block; the sixth is delayed (not failed) until the first is a block old', async () => {
     const { node, h } = await setup();
     const keys = Array.from({ length: 12 }, (_, i) => `cj${i}`);
-    for (const key of keys) await h.signer.accept('custom_json', { account: 'alice', id: 'follow', json: JSON.stringify({ key }) }, ctx(key));
+    for (const key of keys)
+      await h.signer.accept('custom_json', { account: 'alice', id: 'follow', json: JSON.stringify({ key }) }, ctx(key));
     await h.signer.accept('custom_json', { account: 'bob', id: 'follow', json: '{"k":"bob"}' }, ctx('bob-cj'));
     for (const key of [...keys, 'bob-cj']) await h.until(key, ['confirmed']);
     const byKey = new Map((await h.store.all()).map((a) => [a.key, a]));

@@ -67,7 +67,12 @@ testPg(
 
     // 2. The move.
     const moved = await run(w.env);
-    expect(moved).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^copied ${TRANSFERS} actions \\(\\d+ open\\) with the ${transactionsBefore.length} transactions`)) });
+    expect(moved).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(
+        new RegExp(`^copied ${TRANSFERS} actions \\(\\d+ open\\) with the ${transactionsBefore.length} transactions`),
+      ),
+    });
     expect(moved.stdout).not.toContain('postgres@'); // the URL's credentials are masked (none here, but the user is)
     const pg = await w.store();
     expect(await pg.all()).toEqual(actionsBefore);
@@ -103,7 +108,10 @@ testPg(
         `${signed} signed in all after the move\n`,
     );
     // The new seq numbers follow the copied ones.
-    const next = await pg.record({ key: 'after', kind: 'transfer', account: 'alice', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' }, 1);
+    const next = await pg.record(
+      { key: 'after', kind: 'transfer', account: 'alice', role: 'active', op: ['transfer', { memo: 'x' }], tid: 't' },
+      1,
+    );
     expect(next.seq).toBeGreaterThan(Math.max(...actionsBefore.map((a) => a.seq)));
   },
   120_000,

@@ -23,7 +23,7 @@ test('SIGKILL at random points of 200 transfers while devnode resets 20% of broa
   const keys = Array.from({ length: TRANSFERS }, (_, i) => `crash-${i}`);
   const sending = sendTransfers(w.bus, keys);
   let kills = 0;
-  const confirmed = async (): Promise<number> => ((await (await w.store()).counts()).confirmed ?? 0);
+  const confirmed = async (): Promise<number> => (await (await w.store()).counts()).confirmed ?? 0;
   // Kill at random moments (random points of intake, signing, broadcasting, confirming) until done.
   while (kills < 12 && (kills < 3 || sending.sent < keys.length || (await confirmed()) < keys.length)) {
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 1_200));

@@ -143,7 +143,10 @@ describe.each(impls)('SignerStore conformance: %s', (_name, harness) => {
       kind: 'comment',
       account: 'alice',
       role: 'posting',
-      op: ['comment', { parent_author: parent, parent_permlink: 'p', author: 'alice', permlink: key, title: '', body: 'b', json_metadata: '' }],
+      op: [
+        'comment',
+        { parent_author: parent, parent_permlink: 'p', author: 'alice', permlink: key, title: '', body: 'b', json_metadata: '' },
+      ],
       tid: 't',
     });
     const root = await store.record(post('root', ''), T);
@@ -164,13 +167,19 @@ describe.each(impls)('SignerStore conformance: %s', (_name, harness) => {
   test('Retry: a failed, retryable action back to pending with a fresh budget; anything else refused with a clear code; one of two racing wins', async () => {
     const [a, b] = await Promise.all([open(), open()]);
     const { id } = await a!.record(transfer('k'), T);
-    await expect(a!.retry(id, 'r', T)).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_RETRYABLE', message: expect.stringMatching(/is pending, not failed/) });
+    await expect(a!.retry(id, 'r', T)).rejects.toMatchObject({
+      code: 'ERR_SIGNER_NOT_RETRYABLE',
+      message: expect.stringMatching(/is pending, not failed/),
+    });
     await expect(a!.retry('no-such-id', 'r', T)).rejects.toMatchObject({ code: 'ERR_SIGNER_NOT_FOUND' });
     await a!.signed(id, trxOf(1), 'trx-1', T, T);
     await a!.update(id, { trx: null, state: 'pending' }, T);
     await a!.signed(id, trxOf(2), 'trx-2', T, T);
     await a!.finish(id, { state: 'failed', reason: 'expired: none of the 2 transactions signed for it was included', retryable: true }, T);
-    const results = await Promise.allSettled([a!.retry(id, 'retried by the operator', T + 1), b!.retry(id, 'retried by the operator', T + 1)]);
+    const results = await Promise.allSettled([
+      a!.retry(id, 'retried by the operator', T + 1),
+      b!.retry(id, 'retried by the operator', T + 1),
+    ]);
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
     const lost = results.find((r) => r.status === 'rejected');
     expect(lost?.reason).toMatchObject({ code: 'ERR_SIGNER_NOT_RETRYABLE' });

@@ -14,7 +14,7 @@ const USAGE = `usage: npm run webhooks -- <command>
   clients add NAME [--events a.b,c.d]   create a REST client; prints its token (once); --events: types it owns and may post
   clients list                          list clients, their posted types and granted tasks
   clients revoke NAME                   revoke a client's token (its name is never reused)
-  clients grant NAME TASK               let a client send a catalogue task (POST /v1/tasks/TASK)
+  clients grant NAME TASK               let a client send a task, the catalogue's or a bot's own (POST /v1/tasks/TASK)
   clients own NAME TYPE                 let a client post events of TYPE (POST /v1/events/TYPE)
   migrate-store                         copy DATA_DIR/webhooks.sqlite into the empty PostgreSQL store (STORE=postgres)`;
 

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
-import { catalogue } from '@steem-bot/config';
+import { catalogue, isTaskName } from '@steem-bot/config';
 
 import { postableType } from './publishers';
 import { type ClientRow, sha256, type WebhookStore } from './store';
@@ -47,10 +47,13 @@ async function activeClient(store: WebhookStore, name: string): Promise<ClientRo
   return client;
 }
 
-/** Let a client send a catalogue task through `POST /v1/tasks/{name}`. */
+/** Let a client send a task through `POST /v1/tasks/{name}`: a catalogue task, or a bot's own (checked by the bot). */
 export async function grantTask(store: WebhookStore, name: string, task: string): Promise<void> {
   const client = await activeClient(store, name);
-  if (!(task in catalogue.tasks)) throw new ClientError(`${task} is not a catalogue task (${Object.keys(catalogue.tasks).join(', ')})`);
+  if (!(task in catalogue.tasks) && !isTaskName(task))
+    throw new ClientError(
+      `${task} is not a task name (<app>.<model>.<verb>): a catalogue task or a bot's own (such as digest.report.send)`,
+    );
   const { owned, granted } = lists(client);
   if (!granted.includes(task)) await store.setClientLists(name, owned, [...granted, task]);
 }

@@ -113,7 +113,7 @@ export const openApiDocument = {
     },
     '/v1/tasks/{name}': {
       post: {
-        summary: 'Send a catalogue task granted to this client',
+        summary: 'Send a task granted to this client (a catalogue task, or a bot task that the bot checks)',
         parameters: [
           { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
           { name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', maxLength: 200 } },

@@ -23,8 +23,8 @@ describe('npm run webhooks -- clients', () => {
       expect(token).toMatch(/^shop\.[A-Za-z0-9_-]{43}$/);
       expect(run('clients', 'grant', 'shop', 'digest.report.send').status).toBe(0);
       expect(run('clients', 'own', 'shop', 'shop.refunded').status).toBe(0);
-      const badTask = run('clients', 'grant', 'shop', 'no.such.task');
-      expect([badTask.status, badTask.stderr]).toEqual([1, expect.stringContaining('not a catalogue task')]);
+      const badTask = run('clients', 'grant', 'shop', 'no-such-task');
+      expect([badTask.status, badTask.stderr]).toEqual([1, expect.stringContaining('not a task name')]);
       expect(run('clients', 'own', 'shop', 'transfer').status).toBe(1);
       expect(run('clients', 'add', 'other', '--events', 'shop.order_paid').status).toBe(0);
       expect(run('clients', 'own', 'other', 'shop.refunded').stderr).toContain('owned by another client');

@@ -292,7 +292,10 @@ describe('deliveries', () => {
     cleanups.push(() => operator.close());
     await operator.serve();
     const send = (endpoint: string) => operator.send('webhooks.endpoint.enable', { client: 'shop', endpoint }, { attempts: 1 });
-    await expect(send('nope')).rejects.toMatchObject({ code: 'ERR_BUS_INVALID_PAYLOAD', message: expect.stringMatching(/no endpoint shop\/nope/) });
+    await expect(send('nope')).rejects.toMatchObject({
+      code: 'ERR_BUS_INVALID_PAYLOAD',
+      message: expect.stringMatching(/no endpoint shop\/nope/),
+    });
     up = true;
     expect(await send('main')).toEqual({ client: 'shop', endpoint: 'main', disabled: false });
     await waitFor(() => r.got.length === 2, 3_000, 'both delivered after the Enable');

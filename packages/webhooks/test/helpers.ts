@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 import { Bus, createIpcBus, MemoryHub, MemoryTransport } from '@steem-bot/bus';
-import { type Catalogue, catalogue, type Config } from '@steem-bot/config';
+import { type Catalogue, catalogue, type CatalogueShape, type Config } from '@steem-bot/config';
 import { keptLogger, testSetup } from '@steem-bot/testkit';
 import { Webhook } from 'standardwebhooks';
 
@@ -13,7 +13,8 @@ export interface WebhooksEnv {
   env: Record<string, string>;
   dir: string;
   hub: MemoryHub;
-  busFor(app: string): Bus<Catalogue>;
+  /** A bus on the test's transport; an app with tasks of its own (a bot) passes its catalogue. */
+  busFor<C extends CatalogueShape = Catalogue>(app: string, own?: C): Bus<C>;
   /** A store handle for the test (the app opens its own). */
   store: SqliteWebhookStore;
   cleanup(): Promise<void>;
@@ -46,10 +47,12 @@ export function webhooksEnv(
     env: t.env,
     dir: t.dir,
     hub,
-    busFor: (app) =>
-      ipc
-        ? createIpcBus(app, catalogue, t.config, keptLogger(app).logger)
-        : new Bus({ app, catalogue, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 }),
+    busFor: <C extends CatalogueShape = Catalogue>(app: string, own?: C): Bus<C> => {
+      const cat = own ?? (catalogue as CatalogueShape as C);
+      return ipc
+        ? createIpcBus(app, cat, t.config, keptLogger(app).logger)
+        : new Bus({ app, catalogue: cat, transport: new MemoryTransport(hub), logger: keptLogger(app).logger, taskTimeoutMs: 2_000 });
+    },
     store,
     cleanup: async () => {
       await store.close();

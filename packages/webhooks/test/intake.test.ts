@@ -1,9 +1,18 @@
+import { catalogue, extendCatalogue } from '@steem-bot/config';
 import { openDatabase } from '@steem-bot/store';
 import { keptLogger } from '@steem-bot/testkit';
+import { z } from 'zod';
 
 import { ownRelayer } from '../src/relay';
 import { MIGRATIONS } from '../src/store-sqlite';
 import { call, client, Receiver, startApp, waitFor, webhooksEnv } from './helpers';
+
+// The digest bot's own task, declared by its package (not in the project's catalogue).
+const digestCatalogue = extendCatalogue(catalogue, 'digest', {
+  tasks: {
+    'digest.report.send': { payload: z.object({ period: z.string().default('day') }), reply: z.object({ ops: z.number().int() }) },
+  },
+});
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -147,7 +156,7 @@ describe('events and tasks posted in by outside apps', () => {
     const { w, app } = await setup();
     const ops = await client(w, 'ops', [], ['digest.report.send']);
     const plain = await client(w, 'plain');
-    const digest = w.busFor('digest');
+    const digest = w.busFor('digest', digestCatalogue);
     cleanups.push(() => digest.close());
     const got: Array<{ period: string; key: string | undefined }> = [];
     digest.handle('digest.report.send', (p, ctx) => {
@@ -181,7 +190,7 @@ describe('events and tasks posted in by outside apps', () => {
     const res = await call(app.url, ops, 'POST', '/v1/tasks/digest.report.send', {}, { 'idempotency-key': 'k1' });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
-    const digest = w.busFor('digest');
+    const digest = w.busFor('digest', digestCatalogue);
     cleanups.push(() => digest.close());
     digest.handle('digest.report.send', () => ({ ops: 1 }));
     await digest.serve();
