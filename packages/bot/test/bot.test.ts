@@ -63,7 +63,7 @@ describe('bot SDK (in-memory bus)', () => {
         },
       },
     });
-    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('outage') });
+    running = await bot.start({ config: env.config, logger: env.logger, bus: env.busFor('outage', bot.catalogue) });
     await running.subscription.ready;
     await env.publishVote(15, 0);
     await waitFor(() => running?.checkpoint() === positionOf(15, 0), 5_000, 'the checkpoint');
