@@ -107,6 +107,14 @@ testPg(
       `mailer/postgres-workers: ${MESSAGES} messages by 4 workers in ${seconds.toFixed(1)} s; ${inFlight.size} in flight at the SIGKILL, ` +
         `${twice.length} of them sent twice; ${terminated?.n ?? 0} connections terminated\n`,
     );
+    // A repeat the kill does not explain: its attempts say how it came about.
+    for (const id of twice.filter((i) => !inFlight.has(i))) {
+      const attempts = await admin.query(
+        `SELECT a.at, a.outcome, a.error, a.duration_ms FROM ${schema}.attempts a JOIN ${schema}.messages m ON m.seq = a.message_seq WHERE m.id = $1 ORDER BY a.id`,
+        [id],
+      );
+      process.stdout.write(`mailer/postgres-workers: ${id} sent twice, not in flight at the kill; attempts ${JSON.stringify(attempts)}\n`);
+    }
     expect([...counts.keys()].sort()).toEqual([...ids].sort()); // every message, nothing else
     expect([...counts.values()].every((n) => n <= 2)).toBe(true);
     expect(twice.every((id) => inFlight.has(id))).toBe(true); // only the killed worker's in-flight ones repeat
