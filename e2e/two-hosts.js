@@ -256,7 +256,7 @@ async function main() {
   hosts.a.pm2('stop', 'clock-1');
   hosts.b.pm2('stop', 'clock-2');
   // The rest of the digest's counts, in one last report (no op comes after `settled`).
-  const final = await emailEvents.bus.send('digest.report.send', { period: 'final' }, { idempotencyKey: `two-hosts-final-${SEED}` });
+  const final = await emailEvents.bus.sendByName('digest.report.send', { period: 'final' }, { idempotencyKey: `two-hosts-final-${SEED}` });
   await until('every queued email to be sent', 120_000, async () => {
     const rows = await sql("SELECT COUNT(*)::int AS n FROM messages WHERE status NOT IN ('sent', 'dead', 'skipped', 'cancelled')");
     return rows[0].n === 0;
