@@ -17,6 +17,18 @@ const FIRST = 1_000_000;
 const WATCHED = new Set(['alice', 'bob']);
 const PM2 = join(ROOT, 'node_modules', 'pm2', 'bin', 'pm2');
 
+/** The crash tests' settings for every app: short retries, leases and claims, so that kills heal within the run. */
+const CHAOS_ENV = {
+  LOG_FORMAT: 'json',
+  MAILER_RETRY_BASE_MS: '500',
+  MAILER_RETRY_MAX_MS: '5000',
+  MAILER_LEASE_MS: '4000',
+  MAILER_MAX_ATTEMPTS: '50',
+  CLOCK_CLAIM_STALE_MS: '3000',
+  BUS_TASK_TIMEOUT_MS: '2000',
+  BOT_RETRY_BASE_MS: '200',
+};
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const say = (text) => process.stdout.write(`${text}\n`);
 
@@ -210,6 +222,7 @@ function digestDuplicates(mails) {
 }
 
 module.exports = {
+  CHAOS_ENV,
   FIRST,
   compareEmailEvents,
   digestDuplicates,

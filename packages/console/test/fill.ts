@@ -1,19 +1,9 @@
-import { BotStore, PostgresBotStore } from '@steem-bot/bot';
+import { BotStore, type NewDeadLetter, PostgresBotStore } from '@steem-bot/bot';
 import type { Config } from '@steem-bot/config';
 import { Postgres } from '@steem-bot/store';
 
-/** A dead letter as a bot stores it. */
-interface Letter {
-  position: number;
-  name: string;
-  payload: Record<string, unknown>;
-  tid: string;
-  error: string;
-  attempts: number;
-}
-
 /** Give bot `bot` a checkpoint and a dead letter in the configured store. */
-export async function fillBot(config: Config, bot: string, checkpoint: number, letter: Letter): Promise<void> {
+export async function fillBot(config: Config, bot: string, checkpoint: number, letter: NewDeadLetter): Promise<void> {
   if (config.STORE === 'sqlite') {
     const store = new BotStore(`${config.DATA_DIR}/bot-${bot}.sqlite`);
     store.saveCheckpoint(checkpoint);
